@@ -1,0 +1,72 @@
+"""layerscope: the inside of image CNNs, the same numbers in every framework.
+
+>>> import layerscope as ls
+>>> feats = ls.extract("cat.jpg", "vgg16", layers=["block1_conv1", "block5_pool"])
+>>> feats["block1_conv1"].shape
+(1, 224, 224, 64)
+
+``import layerscope`` imports no framework: torch or keras load inside their backend the
+first time a model is built.
+"""
+
+from __future__ import annotations
+
+from layerscope.api import (
+    BackendInfo,
+    backends,
+    clear_cache,
+    extract,
+    get_backend,
+    list_layers,
+    load,
+)
+from layerscope.backend import Backend, LayerInfo, ModelHandle
+from layerscope.data import sample
+from layerscope.errors import (
+    BackendUnavailableError,
+    ImageError,
+    InputError,
+    LayerscopeError,
+    PluginError,
+    UnknownBackendError,
+    UnknownLayerError,
+    UnknownModelError,
+    WeightsError,
+    WeightsUnavailableError,
+)
+from layerscope.hookspecs import hookimpl
+from layerscope.layers import LayerTable
+from layerscope.model import LoadedModel
+from layerscope.preprocess import RECIPES, Recipe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RECIPES",
+    "Backend",
+    "BackendInfo",
+    "BackendUnavailableError",
+    "ImageError",
+    "InputError",
+    "LayerInfo",
+    "LayerTable",
+    "LayerscopeError",
+    "LoadedModel",
+    "ModelHandle",
+    "PluginError",
+    "Recipe",
+    "UnknownBackendError",
+    "UnknownLayerError",
+    "UnknownModelError",
+    "WeightsError",
+    "WeightsUnavailableError",
+    "__version__",
+    "backends",
+    "clear_cache",
+    "extract",
+    "get_backend",
+    "hookimpl",
+    "list_layers",
+    "load",
+    "sample",
+]

@@ -1,0 +1,214 @@
+"""The top-level functions: pick a backend, load (and cache) a model, extract, list layers."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from layerscope.backend import Backend
+from layerscope.errors import (
+    BackendUnavailableError,
+    InputError,
+    UnknownBackendError,
+    UnknownModelError,
+    suggest,
+)
+from layerscope.layers import LayerTable
+from layerscope.model import LoadedModel, Preprocess
+from layerscope.plugins import get_registry
+
+__all__ = [
+    "BackendInfo",
+    "backends",
+    "clear_cache",
+    "extract",
+    "get_backend",
+    "list_layers",
+    "load",
+]
+
+MAX_CACHED_MODELS = 4
+"""How many loaded models stay in memory (least recently used ones are dropped)."""
+
+_cache: OrderedDict[tuple[Any, ...], LoadedModel] = OrderedDict()
+_instances: dict[str, Backend] = {}
+_lock = threading.RLock()
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One registered backend: whether it can run here and which plugin provides it."""
+
+    name: str
+    available: bool
+    reason: str
+    plugin: str
+    package: str
+    version: str
+
+
+def backends() -> list[BackendInfo]:
+    """Every registered backend, available or not, in the order ``backend=None`` tries them."""
+    registry = get_registry()
+    out = []
+    for name, cls in registry.backends.items():
+        status = cls.is_available()
+        owner = registry.owner[name]
+        out.append(BackendInfo(name, status.ok, status.reason, owner.name, owner.package, owner.version))
+    return out
+
+
+def get_backend(name: str) -> Backend:
+    """The backend instance of that name; raises if unknown or its framework is missing."""
+    registry = get_registry()
+    if name not in registry.backends:
+        raise UnknownBackendError(
+            f"Unknown backend {name!r}. Expected one of {sorted(registry.backends)}. "
+            f"{suggest(name, registry.backends)} Third-party backends are installed as "
+            "plugins (see `layerscope backends`)."
+        )
+    cls = registry.backends[name]
+    status = cls.is_available()
+    if not status.ok:
+        raise BackendUnavailableError(f"The {name} backend is not available: {status.reason}")
+    with _lock:
+        if name not in _instances:
+            _instances[name] = cls()
+        return _instances[name]
+
+
+def _choose(model: Any, backend: str | None) -> Backend:
+    if backend is not None:
+        return get_backend(backend)
+    registry = get_registry()
+    available = [n for n, cls in registry.backends.items() if cls.is_available().ok]
+    if not isinstance(model, str):
+        for name in available:
+            if get_backend(name).owns(model):
+                return get_backend(name)
+        raise UnknownModelError(
+            f"Cannot tell which backend runs a {type(model).__module__}.{type(model).__name__}. "
+            f"Expected a model name, a torch.nn.Module or a keras.Model. Available backends: {available}."
+        )
+    if not available:
+        hints = "; ".join(f"{b.name}: {b.reason}" for b in backends())
+        raise BackendUnavailableError(f"No backend is available. {hints}")
+    for name in available:
+        if _knows(get_backend(name), model):
+            return get_backend(name)
+    names = sorted({m for n in available for m in get_backend(n).models()})
+    raise UnknownModelError(
+        f"Unknown model {model!r}: no available backend ({', '.join(available)}) has it. "
+        f"{suggest(model.lower(), names)}"
+    )
+
+
+def _knows(backend: Backend, model: str) -> bool:
+    key = model.lower().replace("_", "")
+    return any(m.replace("_", "") == key for m in backend.models())
+
+
+def _weights_key(weights: Any) -> Any:
+    if isinstance(weights, (str, os.PathLike)):
+        path = Path(weights)
+        if path.is_file():
+            st = path.stat()
+            return (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    return weights if isinstance(weights, (str, int, type(None))) else id(weights)
+
+
+def load(
+    model: Any,
+    *,
+    backend: str | None = None,
+    weights: Any = "imagenet",
+    seed: int | None = None,
+) -> LoadedModel:
+    """Build ``model`` (a zoo name such as ``"vgg16"``, or a framework model object).
+
+    ``backend=None`` picks the first available backend that has the model (torch, then
+    keras, then plugins). ``weights``: ``"imagenet"`` (the framework's download and cache),
+    ``"random"`` (reproducible with ``seed``), or a weights file path. Loaded models are
+    cached in-process (the last :data:`MAX_CACHED_MODELS`), so loading again is free.
+    """
+    if isinstance(model, LoadedModel):
+        return model
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InputError(f"Invalid `seed`. Expected an int or None. Received: seed={seed!r}.")
+    chosen = _choose(model, backend)
+    if isinstance(model, str):
+        key: tuple[Any, ...] = (chosen.name, model.lower().replace("_", ""), _weights_key(weights), seed)
+    else:
+        key = (chosen.name, "object", id(model))
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None and (isinstance(model, str) or cached.model is model):
+            _cache.move_to_end(key)
+            return cached
+    loaded = LoadedModel(chosen, chosen.load(model, weights, seed))
+    with _lock:
+        _cache[key] = loaded
+        while len(_cache) > MAX_CACHED_MODELS:
+            _cache.popitem(last=False)
+    return loaded
+
+
+def clear_cache() -> None:
+    """Drop every cached model (frees their memory once nothing else holds them)."""
+    with _lock:
+        _cache.clear()
+
+
+def extract(
+    images: Any,
+    model: Any,
+    layers: Sequence[str | int] | str | int,
+    *,
+    backend: str | None = None,
+    weights: Any = "imagenet",
+    seed: int | None = None,
+    preprocess: Preprocess = "native",
+    resize: str | None = None,
+    input_size: int | None | str = "native",
+    batch_size: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Intermediate outputs of a CNN: ``{layer: NHWC float32 array}`` in the requested order.
+
+    ``images``: a path, ``PIL.Image``, numpy array (HW, HWC or NHWC; uint8 0-255 or float
+    on the 0-255 scale) or a list of those. ``layers``: canonical names (``block1_conv1``),
+    native names (``features.1``) or Keras-style indices. ``preprocess``: ``"native"`` (the
+    recipe the model's weights were trained with on that backend), a recipe name
+    (``"caffe"``, ``"torch"``, ``"tf"``, ``"raw"``), ``None`` (use the values as given) or a
+    callable on the NHWC batch. ``resize``: ``"stretch"``, ``"crop"`` or ``"none"`` to
+    override the recipe's geometry. ``input_size``: the square side images are brought to
+    (``"native"``: the model's own, 224 for VGG/ResNet; ``None``: each image's own size,
+    for convolutional layers). Arrays are copies: later calls never overwrite them.
+    """
+    loaded = load(model, backend=backend, weights=weights, seed=seed)
+    return loaded.extract(
+        images, layers, preprocess=preprocess, resize=resize, input_size=input_size, batch_size=batch_size
+    )
+
+
+def list_layers(
+    model: Any,
+    *,
+    backend: str | None = None,
+    input_size: int | tuple[int, int] | None | str = "native",
+    weights: Any = "random",
+    seed: int | None = 0,
+) -> LayerTable:
+    """Every layer of ``model``: canonical name, native name, kind, NHWC shape, parameters.
+
+    Shapes do not depend on weights, so a name is built with random weights by default
+    (no download). ``print(table)`` shows a per-layer size table; ``table.total_params``
+    is the model's parameter count as its framework reports it.
+    """
+    return load(model, backend=backend, weights=weights, seed=seed).list_layers(input_size)

@@ -1,0 +1,10 @@
+"""The built-in backends. Each is a plugin like any third-party one (see ``plugins.py``).
+
+``torch/`` and ``keras/`` are mirror images with the same modules:
+
+- ``__init__.py``  the plugin: a ``layerscope_register_backends`` hook (imports no framework)
+- ``backend.py``   the :class:`~layerscope.backend.Backend` class (imports the framework lazily)
+- ``build.py``     model zoo, building models, weights (imagenet / random / file)
+- ``capture.py``   running a batch and capturing the requested layers
+- ``layers.py``    describing every layer: name, kind, NHWC shape, parameters
+"""

@@ -1,0 +1,192 @@
+"""Building keras.applications models with the requested weights.
+
+``weights``: ``"imagenet"`` (Keras' own download into ``$KERAS_HOME/models``, default
+``~/.keras/models``), ``"random"`` (Keras' initialisers, reproducible with ``seed``; this
+calls ``keras.utils.set_random_seed``, which also seeds TensorFlow's global generator), or a
+path to a ``.weights.h5``/``.h5``/``.keras`` file. Zoo names are the torchvision-style
+spelling of the Keras function names: ``VGG16`` -> ``vgg16``, ``MobileNetV2`` ->
+``mobilenet_v2``, ``ConvNeXtTiny`` -> ``convnext_tiny``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from layerscope import catalog
+from layerscope.backend import ModelHandle
+from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
+from layerscope.preprocess import RECIPES, Recipe
+
+__all__ = ["app", "headless", "load", "zoo"]
+
+# keras.applications module family -> the preprocess_input mode that module uses
+_FAMILY_RECIPE = {
+    "vgg16": "caffe", "vgg19": "caffe", "resnet": "caffe",
+    "resnet_v2": "tf", "mobilenet": "tf", "mobilenet_v2": "tf", "inception_v3": "tf",
+    "inception_resnet_v2": "tf", "xception": "tf", "nasnet": "tf",
+    "densenet": "torch",
+    "efficientnet": "raw", "efficientnet_v2": "raw", "convnext": "raw", "mobilenet_v3": "raw",
+}  # fmt: skip
+
+
+def _snake(function_name: str) -> str:
+    s = function_name.lower()
+    s = re.sub(r"(?<=[a-z\d])(v\d)", r"_\1", s)
+    s = re.sub(r"(?<=[a-z\d])(b\d)$", r"_\1", s)
+    return re.sub(r"(?<=[a-z\d])(tiny|small|base|large|xlarge|mobile|[sml])$", r"_\1", s)
+
+
+def _apps() -> dict[str, Callable[..., Any]]:
+    found = {}
+    for attr in dir(keras.applications):
+        fn = getattr(keras.applications, attr)
+        if attr[:1].isupper() and callable(fn):
+            found[_snake(attr)] = fn
+    return found
+
+
+def zoo() -> list[str]:
+    """Every model function of ``keras.applications``, in torchvision-style spelling."""
+    return sorted(_apps())
+
+
+def app(name: str) -> Callable[..., Any] | None:
+    """The ``keras.applications`` function for a name (``_`` and case ignored), or ``None``."""
+    key = name.lower().replace("_", "")
+    for snake, fn in _apps().items():
+        if snake.replace("_", "") == key:
+            return fn
+    return None
+
+
+def load(model: Any, weights: Any, seed: int | None) -> ModelHandle:
+    """A handle on ``model`` (a zoo name or a ``keras.Model``) with weights loaded."""
+    if isinstance(model, keras.Model):
+        side = model.input_shape[1] if model.input_shape[1] == model.input_shape[2] else None
+        return _wrap(model, model.name, "user model", None, RECIPES["caffe"].at(side), None)
+    fn = app(str(model))
+    if fn is None:
+        raise UnknownModelError(
+            f"Unknown model {model!r} for the keras backend. Expected a keras.applications "
+            f"model. {suggest(str(model).lower(), zoo())}"
+        )
+    name = _snake(fn.__name__)
+    net, label = _build(fn, name, weights, seed)
+    cat = catalog.get(name)
+    family = fn.__module__.rsplit(".", 1)[-1]
+    recipe_name = cat.recipes["keras"] if cat else _FAMILY_RECIPE.get(family, "raw")
+    recipe = RECIPES[recipe_name].at(int(net.input_shape[1]))
+    variant = cat.variants.get("keras") if cat else None
+    return _wrap(net, name, label, variant, recipe, fn)
+
+
+def _wrap(
+    net: Any, arch: str, label: str, variant: str | None, recipe: Recipe, fn: Any
+) -> ModelHandle:
+    return ModelHandle(
+        backend="keras",
+        architecture=arch,
+        model=net,
+        weights=label,
+        input_size=recipe.geometry.size,
+        recipe=recipe,
+        total_params=int(net.count_params()),
+        variant=variant,
+        state={"app": fn, "submodels": {}},
+    )
+
+
+def _build(fn: Callable[..., Any], name: str, weights: Any, seed: int | None) -> tuple[Any, str]:
+    if isinstance(weights, os.PathLike) or (
+        isinstance(weights, str) and weights not in ("imagenet", "random")
+    ):
+        net = _random(fn, 0)
+        load_file(net, Path(weights))
+        return net, f"file {Path(weights).name}"
+    if weights == "random":
+        return _random(fn, seed), f"random (seed={seed})"
+    if weights == "imagenet":
+        return _imagenet(fn, name), "imagenet"
+    raise WeightsError(
+        "Invalid `weights`. Expected 'imagenet', 'random' or a path to a weights file. "
+        f"Received: weights={weights!r}."
+    )
+
+
+def _random(fn: Callable[..., Any], seed: int | None) -> Any:
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        return fn(weights=None)
+    finally:  # do not leave the caller's Python and numpy generators reseeded
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def _imagenet(fn: Callable[..., Any], name: str) -> Any:
+    try:
+        return fn(weights="imagenet")
+    except Exception as exc:
+        found = re.search(r"URL fetch failure on (\S+?):", str(exc))
+        if found is None:
+            raise
+        url = found.group(1)
+        filename = url.rsplit("/", 1)[-1]
+        folder = os.path.join(_keras_home(), "models")
+        raise WeightsUnavailableError(
+            f"Cannot get the {name} imagenet weights: the file {filename!r} is not in Keras' "
+            f"cache folder {folder!r} and downloading {url} failed ({exc}). Download it on a "
+            f"machine with internet access and place it at {os.path.join(folder, filename)!r} "
+            "(or set KERAS_HOME), or use weights='random'."
+        ) from exc
+
+
+def _keras_home() -> str:
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return home if os.access(home, os.W_OK) or not os.path.exists(home) else "/tmp/.keras"
+
+
+def load_file(net: Any, path: Path) -> None:
+    """Load a Keras weights file into ``net``."""
+    if not path.is_file():
+        raise WeightsError(f"Cannot load weights from {str(path)!r}: no such file.")
+    if path.suffix.lower() not in (".h5", ".keras", ".hdf5"):
+        raise WeightsError(
+            f"Cannot load weights from {str(path)!r} with the keras backend. Expected a "
+            f".weights.h5, .h5 or .keras file. Received: a {path.suffix or 'suffix-less'} file."
+        )
+    try:
+        net.load_weights(str(path))
+    except Exception as exc:
+        raise WeightsError(
+            f"Weights file {str(path)!r} does not fit {net.name}: {exc}. Is it for another "
+            "architecture?"
+        ) from exc
+
+
+def headless(handle: ModelHandle) -> Any:
+    """The model without its classifier, for any input size, sharing the handle's weights."""
+    cached = handle.state.get("headless")
+    if cached is not None:
+        return cached
+    fn = handle.state.get("app")
+    if fn is None:
+        raise WeightsError(
+            f"The user-built Keras model {handle.architecture!r} only runs at its own input "
+            f"size {handle.input_size}. Pass input_size={handle.input_size}."
+        )
+    body = fn(include_top=False, weights=None, input_shape=(None, None, 3))
+    for layer in body.layers:
+        if layer.weights:
+            layer.set_weights(handle.model.get_layer(layer.name).get_weights())
+    handle.state["headless"] = body
+    return body

@@ -1,0 +1,15 @@
+"""The built-in PyTorch/torchvision backend, registered as the ``torch`` plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from layerscope.hookspecs import hookimpl
+
+
+@hookimpl
+def layerscope_register_backends(register: Callable[[type[Any]], None]) -> None:
+    from layerscope.backends.torch.backend import TorchBackend
+
+    register(TorchBackend)

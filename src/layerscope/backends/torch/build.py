@@ -1,0 +1,169 @@
+"""Building torchvision models with the requested weights.
+
+``weights``: ``"imagenet"`` (torchvision's ``IMAGENET1K_V1`` weights, the classic ones the
+literature and Keras ports use, through torchvision's own download and cache), another
+weights-enum name such as ``"IMAGENET1K_V2"``, ``"random"`` (torchvision's initialisers,
+reproducible with ``seed``), or a path to a ``.pth``/``.pt``/``.safetensors`` state dict.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+import torchvision
+
+from layerscope import catalog
+from layerscope.backend import ModelHandle
+from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
+from layerscope.images import Geometry
+from layerscope.preprocess import RECIPES, Recipe
+
+__all__ = ["load", "zoo"]
+
+
+def zoo() -> list[str]:
+    """Classification models of ``torchvision.models`` (the ones with ImageNet heads)."""
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def load(model: Any, weights: Any, seed: int | None) -> ModelHandle:
+    """A handle on ``model`` (a zoo name or an ``nn.Module``), in eval mode, weights loaded."""
+    if isinstance(model, torch.nn.Module):
+        return _wrap(model, type(model).__name__.lower(), "user model", None, RECIPES["torch"])
+    name = str(model).lower()
+    if name not in zoo():
+        raise UnknownModelError(
+            f"Unknown model {model!r} for the torch backend. Expected a torchvision.models "
+            f"classification model. {suggest(name, zoo())}"
+        )
+    net, label = _build(name, weights, seed)
+    cat = catalog.get(name)
+    variant = cat.variants.get("torch") if cat else None
+    return _wrap(net, name, label, variant, _recipe(name, cat))
+
+
+def _wrap(net: Any, arch: str, label: str, variant: str | None, recipe: Recipe) -> ModelHandle:
+    net.eval()
+    return ModelHandle(
+        backend="torch",
+        architecture=arch,
+        model=net,
+        weights=label,
+        input_size=recipe.geometry.size,
+        recipe=recipe,
+        total_params=sum(p.numel() for p in net.parameters()),
+        variant=variant,
+    )
+
+
+def _recipe(name: str, cat: catalog.Catalog | None) -> Recipe:
+    if cat is not None:
+        return RECIPES[cat.recipes["torch"]]
+    try:  # the recipe torchvision ships with the default weights (read, not downloaded)
+        preset = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    except Exception:
+        return RECIPES["torch"]
+    if not hasattr(preset, "crop_size"):
+        return RECIPES["torch"]
+    geometry = Geometry(
+        "crop", int(preset.crop_size[0]), int(preset.resize_size[0]), preset.interpolation.value
+    )
+    return Recipe("torch", "torch", geometry, tuple(preset.mean), tuple(preset.std))
+
+
+def _build(name: str, weights: Any, seed: int | None) -> tuple[Any, str]:
+    if isinstance(weights, (str, os.PathLike)) and _is_path(weights):
+        net = _random(name, 0)
+        load_file(net, Path(weights))
+        return net, f"file {Path(weights).name}"
+    if weights == "random":
+        return _random(name, seed), f"random (seed={seed})"
+    if isinstance(weights, str):
+        return _pretrained(name, "IMAGENET1K_V1" if weights == "imagenet" else weights), weights
+    raise WeightsError(
+        "Invalid `weights`. Expected 'imagenet', 'random', a torchvision weights name such as "
+        f"'IMAGENET1K_V2', or a path to a weights file. Received: weights={weights!r}."
+    )
+
+
+def _is_path(weights: Any) -> bool:
+    text = str(weights)
+    return isinstance(weights, os.PathLike) or os.sep in text or Path(text).suffix != ""
+
+
+def _random(name: str, seed: int | None) -> Any:
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # googlenet/inception warn about their init scheme
+        if seed is not None:
+            torch.manual_seed(seed)
+        kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
+        return torchvision.models.get_model(name, weights=None, **kwargs)
+
+
+def _pretrained(name: str, enum_name: str) -> Any:
+    enum = torchvision.models.get_model_weights(name)
+    if enum_name not in enum.__members__:
+        choices = ["imagenet", "random", *enum.__members__]
+        raise WeightsError(
+            f"Invalid `weights` for torch {name}. Expected one of {', '.join(map(repr, choices))} "
+            f"or a file path. Received: weights={enum_name!r}."
+        )
+    member = enum[enum_name]
+    filename = os.path.basename(urlparse(member.url).path)
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    try:
+        return torchvision.models.get_model(name, weights=member)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+        raise WeightsUnavailableError(
+            f"Cannot get the {name} {enum_name} weights: the file {filename!r} is not in "
+            f"torch's cache folder {folder!r} and downloading {member.url} failed ({exc}). "
+            f"Download it on a machine with internet access and place it at "
+            f"{os.path.join(folder, filename)!r} (or set TORCH_HOME), or use weights='random'."
+        ) from exc
+
+
+def load_file(net: Any, path: Path) -> None:
+    """Load a ``.pth``/``.pt``/``.safetensors`` state dict into ``net`` (strictly)."""
+    if not path.is_file():
+        raise WeightsError(f"Cannot load weights from {str(path)!r}: no such file.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file as st_load
+
+            state: Any = st_load(str(path))
+        elif suffix in (".pth", ".pt", ".bin"):
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        else:
+            raise WeightsError(
+                f"Cannot load weights from {str(path)!r} with the torch backend. Expected a "
+                f".pth, .pt or .safetensors file. Received: a {suffix or 'suffix-less'} file."
+            )
+    except WeightsError:
+        raise
+    except Exception as exc:
+        raise WeightsError(f"Cannot read weights file {str(path)!r}: {exc}") from exc
+    if isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
+        state = state.get("state_dict", state.get("model", state))
+    if not isinstance(state, dict):
+        raise WeightsError(
+            f"Weights file {str(path)!r} holds a {type(state).__name__}, not a state dict. "
+            "Save weights with torch.save(model.state_dict(), path)."
+        )
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        expected = net.state_dict()
+        missing = [k for k in expected if k not in state]
+        unexpected = [k for k in state if k not in expected]
+        raise WeightsError(
+            f"Weights file {str(path)!r} does not fit {type(net).__name__}: "
+            f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+            f"keys (e.g. {unexpected[:3]}). Is it for another architecture?"
+        ) from exc

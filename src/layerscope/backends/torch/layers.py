@@ -1,0 +1,82 @@
+"""Describing a torch model's layers by tracing one forward pass on zeros.
+
+Every module that runs is listed, in the order its forward pass finishes (a container
+after its children), with the NHWC shape of its output for the given input size. A module
+that runs k > 1 times per pass is listed once per call as ``name:0`` ... ``name:k-1``.
+``params`` counts the module's parameters including its children's (torch counts
+parameters only, not BatchNorm running statistics).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from layerscope.backend import LayerInfo, ModelHandle, Shape
+
+__all__ = ["describe"]
+
+
+def describe(handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
+    """Trace ``handle.model`` on a zero batch of one image and list what ran."""
+    model = handle.model
+    size = input_size if input_size is not None else (handle.input_size or 224)
+    h, w = (size, size) if isinstance(size, int) else size
+    calls: list[tuple[str, Any, Shape]] = []
+    counts: dict[str, int] = {}
+
+    def make_hook(name: str) -> Any:
+        def hook(mod: Any, _inp: Any, out: Any) -> None:
+            counts[name] = counts.get(name, 0) + 1
+            calls.append((name, mod, _shape(out)))
+
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in model.named_modules() if n]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(torch.zeros(1, 3, h, w))
+    finally:
+        for hd in handles:
+            hd.remove()
+        model.train(was_training)
+
+    rows: list[LayerInfo] = []
+    seen: dict[str, int] = {}
+    for name, mod, shape in calls:
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        native = f"{name}:{k}" if counts[name] > 1 else name
+        params = sum(p.numel() for p in mod.parameters()) if k == 0 else 0
+        rows.append(
+            LayerInfo(
+                index=len(rows),
+                native=native,
+                kind=type(mod).__name__,
+                shape=shape,
+                params=params,
+                kernel=_kernel(mod),
+            )
+        )
+    return rows
+
+
+def _shape(out: Any) -> Shape:
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        return ()
+    dims = list(out.shape)
+    if len(dims) == 4:
+        dims = [dims[0], dims[2], dims[3], dims[1]]
+    return (None, *dims[1:])
+
+
+def _kernel(mod: Any) -> tuple[int, ...] | None:
+    if isinstance(mod, torch.nn.Conv2d):
+        o, i, kh, kw = mod.weight.shape
+        return (int(kh), int(kw), int(i), int(o))
+    return None

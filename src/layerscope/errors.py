@@ -1,0 +1,90 @@
+"""The exceptions layerscope raises.
+
+Every error is a :class:`LayerscopeError` and also the builtin a caller would naturally
+catch (``KeyError`` for an unknown name, ``ValueError`` for a bad value, ``ImportError``
+for a missing framework), so ``except ValueError`` keeps working in code that does not know
+layerscope. Messages say what was wrong, what was expected, what was received and how to
+fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "BackendUnavailableError",
+    "ImageError",
+    "InputError",
+    "LayerscopeError",
+    "PluginError",
+    "UnknownBackendError",
+    "UnknownLayerError",
+    "UnknownModelError",
+    "WeightsError",
+    "WeightsUnavailableError",
+    "closest",
+]
+
+
+class LayerscopeError(Exception):
+    """Base class of every error layerscope raises on purpose."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginError(LayerscopeError, RuntimeError):
+    """A plugin could not be loaded or registered a backend badly (e.g. a duplicate name)."""
+
+
+class UnknownBackendError(LayerscopeError, KeyError):
+    """No registered backend has the requested name."""
+
+
+class BackendUnavailableError(LayerscopeError, ImportError):
+    """The backend is registered but its framework is not installed."""
+
+
+class UnknownModelError(LayerscopeError, KeyError):
+    """The backend does not know a model of that name."""
+
+
+class UnknownLayerError(LayerscopeError, KeyError):
+    """A requested layer name or index does not exist in the model."""
+
+
+class InputError(LayerscopeError, ValueError):
+    """An argument has a value layerscope cannot use (array rank, dtype, size, batch size...)."""
+
+
+class ImageError(InputError):
+    """An image could not be read or decoded."""
+
+
+class WeightsError(LayerscopeError, ValueError):
+    """Weights could not be loaded: wrong file, wrong architecture, wrong layout."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """Pretrained weights are neither in the framework's cache nor downloadable."""
+
+
+def closest(name: str, choices: Iterable[str], n: int = 5) -> list[str]:
+    """Return up to ``n`` of ``choices`` that look most like ``name`` (for error messages)."""
+    pool = list(dict.fromkeys(choices))
+    found = difflib.get_close_matches(name, pool, n=n, cutoff=0.5)
+    if not found:
+        lowered = name.lower()
+        found = [c for c in pool if lowered in c.lower()][:n]
+    return found
+
+
+def suggest(name: str, choices: Iterable[str], n: int = 5) -> str:
+    """A ``Did you mean ...?`` phrase, or a sample of valid names when nothing is close."""
+    pool = list(dict.fromkeys(choices))
+    near = closest(name, pool, n)
+    if near:
+        return "Did you mean " + ", ".join(repr(c) for c in near) + "?"
+    sample = ", ".join(repr(c) for c in pool[:n])
+    return f"Valid names include {sample}." if pool else "There are no valid names."

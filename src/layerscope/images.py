@@ -1,0 +1,279 @@
+"""Images in, RGB pixel arrays out: reading, colour modes, and the resize policies.
+
+Everything a user may hand to :func:`layerscope.extract` (a path, a ``PIL.Image``, a numpy
+array HWC or NHWC, or a list of those) becomes a list of HWC RGB arrays here, ``uint8``
+(0-255) when the source is 8-bit, ``float32`` otherwise. :func:`resize` then applies a
+:class:`Geometry` (the resize-and-crop half of a preprocessing recipe) with PIL, exactly as
+``keras.utils.load_img`` and torchvision's ``transforms`` do.
+
+Colour: grayscale, palette and CMYK become RGB; an alpha channel is dropped (what both
+frameworks' loaders do). 16-bit images are scaled to 0-255 as float32. EXIF orientation is
+applied, so a phone photo is seen upright (neither framework's loader does this).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from layerscope.errors import ImageError, InputError
+
+__all__ = ["Geometry", "ImageInput", "as_batch", "read_images", "resize"]
+
+ImageInput = Any
+"""A path, ``PIL.Image.Image``, numpy array (HW, HWC or NHWC), or a list of those."""
+
+Policy = Literal["stretch", "crop", "none"]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How images reach the model's input size.
+
+    ``stretch``: straight to ``size`` x ``size``, aspect ratio not kept (``keras.utils.load_img``).
+    ``crop``: shorter side to ``resize_size``, then a centred ``size`` x ``size`` crop
+    (torchvision's ``Resize`` + ``CenterCrop``). ``none``: images are used as they are.
+    ``interpolation`` is a PIL filter name: ``nearest``, ``bilinear``, ``bicubic``, ``lanczos``.
+    """
+
+    policy: Policy
+    size: int | None
+    resize_size: int | None = None
+    interpolation: str = "bilinear"
+
+    def at(self, size: int | None) -> Geometry:
+        """The same policy for another input side (``None``: keep each image's own size)."""
+        if size is None:
+            return replace(self, policy="none", size=None, resize_size=None)
+        if self.size is None or size == self.size:
+            return replace(self, size=size)
+        ratio = (self.resize_size or self.size) / self.size
+        return replace(self, size=size, resize_size=int(round(size * ratio)))
+
+    def with_policy(self, policy: str) -> Geometry:
+        """This geometry with another policy (``stretch``, ``crop`` or ``none``)."""
+        if policy not in ("stretch", "crop", "none"):
+            raise InputError(
+                f"Invalid `resize`. Expected 'stretch', 'crop' or 'none'. Received: resize={policy!r}"
+            )
+        if policy == "crop" and self.resize_size is None and self.size is not None:
+            return replace(self, policy="crop", resize_size=int(round(self.size * 256 / 224)))
+        return replace(self, policy=policy)  # type: ignore[arg-type]
+
+
+_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+
+
+def read_images(images: ImageInput) -> list[np.ndarray]:
+    """Turn any accepted image input into a list of HWC RGB arrays (uint8 or float32)."""
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise InputError("Invalid `images`. Expected at least one image. Received: an empty list.")
+        out: list[np.ndarray] = []
+        for i, item in enumerate(images):
+            if isinstance(item, (list, tuple)):
+                raise InputError(
+                    f"Invalid `images[{i}]`. Expected a path, PIL image or array. "
+                    f"Received: a nested {type(item).__name__}."
+                )
+            out.extend(read_images(item))
+        return out
+    if isinstance(images, (str, os.PathLike)):
+        return [_read_path(Path(images))]
+    if isinstance(images, np.ndarray):
+        return _from_array(images)
+    if _is_pil(images):
+        return [_from_pil(images, str(getattr(images, "filename", "") or "PIL image"))]
+    if hasattr(images, "__array__"):
+        return _from_array(np.asarray(images))
+    raise InputError(
+        "Invalid `images`. Expected a path, PIL.Image, numpy array (HW, HWC or NHWC) or a "
+        f"list of those. Received: {type(images).__name__}."
+    )
+
+
+def _is_pil(obj: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        return False
+    return isinstance(obj, Image.Image)
+
+
+def _read_path(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        raise ImageError(f"Cannot read image {str(path)!r}: no such file. Check the path.")
+    if path.is_dir():
+        raise ImageError(
+            f"Cannot read image {str(path)!r}: it is a directory. Pass the image files inside "
+            "it (e.g. sorted(Path(folder).glob('*.jpg'))) or use extract_dataset for folders."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return _from_pil(img, str(path))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(
+            f"Cannot read image {str(path)!r}: it would decode to more pixels than "
+            f"PIL.Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS} allows (a decompression bomb "
+            "guard). Raise that limit if you trust the file."
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(
+            f"Cannot read image {str(path)!r}: not an image format PIL recognises "
+            f"({path.stat().st_size} bytes). Expected a JPEG, PNG, BMP, TIFF, WebP or GIF file."
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(
+            f"Cannot read image {str(path)!r}: the file is damaged or truncated ({exc})."
+        ) from exc
+
+
+def _from_pil(img: Any, label: str) -> np.ndarray:
+    from PIL import ImageOps
+
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # a broken EXIF block must not make a readable image unreadable
+        pass
+    if img.width < 1 or img.height < 1:
+        raise ImageError(f"Cannot use image {label!r}: it has no pixels ({img.width}x{img.height}).")
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 257.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 1.0
+        gray = (arr / scale).astype(np.float32)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    if mode == "F":
+        gray = np.asarray(img, dtype=np.float32)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _from_array(arr: np.ndarray) -> list[np.ndarray]:
+    if arr.size == 0:
+        raise InputError(f"Invalid `images`. Expected a non-empty array. Received: shape {arr.shape}.")
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "uif":
+        raise InputError(
+            "Invalid `images` dtype. Expected uint8 (0-255) or float (already on the 0-255 "
+            f"scale, or preprocessed when preprocess=None). Received: dtype={arr.dtype}. "
+            "Convert with arr.astype(np.uint8) or arr.astype(np.float32)."
+        )
+    if arr.dtype.kind in "iu" and arr.dtype != np.uint8:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise InputError(
+                f"Invalid `images` values. Integer arrays must hold 0-255. Received: dtype="
+                f"{arr.dtype} with values {lo}..{hi}. Scale to 0-255 (16-bit: arr / 257) first."
+            )
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise InputError(
+                "Invalid `images` values. Expected finite numbers. Received: an array with "
+                f"{int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} infinite values."
+            )
+        arr = arr.astype(np.float32, copy=False)
+    if arr.ndim == 2:
+        return [_to_rgb(arr[..., None])]
+    if arr.ndim == 3:
+        return [_to_rgb(arr)]
+    if arr.ndim == 4:
+        return [_to_rgb(a) for a in arr]
+    raise InputError(
+        f"Invalid `images` rank. Expected HW, HWC or NHWC (2, 3 or 4 axes). Received: shape "
+        f"{arr.shape} ({arr.ndim} axes)."
+    )
+
+
+def _to_rgb(hwc: np.ndarray) -> np.ndarray:
+    c = hwc.shape[-1]
+    if hwc.shape[0] < 1 or hwc.shape[1] < 1:
+        raise InputError(f"Invalid image shape {hwc.shape}: it has no pixels.")
+    if c == 3:
+        return np.ascontiguousarray(hwc)
+    if c in (1, 2):  # gray, gray + alpha
+        return np.ascontiguousarray(np.repeat(hwc[..., :1], 3, axis=2))
+    if c == 4:  # RGBA: alpha dropped, as PIL's convert("RGB") does
+        return np.ascontiguousarray(hwc[..., :3])
+    hint = ""
+    if hwc.shape[0] in (1, 3, 4):
+        hint = " It looks channels-first (CHW): transpose it with arr.transpose(1, 2, 0)."
+    raise InputError(
+        f"Invalid image channels. Expected 1 (gray), 3 (RGB) or 4 (RGBA) channels on the last "
+        f"axis (HWC). Received: shape {hwc.shape}.{hint}"
+    )
+
+
+def resize(img: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Apply ``geometry`` to one HWC RGB image; returns float32 HWC on the same value scale."""
+    if geometry.policy == "none" or geometry.size is None:
+        return img.astype(np.float32, copy=False)
+    if geometry.interpolation not in _FILTERS:
+        raise InputError(
+            f"Invalid interpolation. Expected one of {', '.join(_FILTERS)}. "
+            f"Received: {geometry.interpolation!r}."
+        )
+    h, w = img.shape[:2]
+    size = geometry.size
+    if geometry.policy == "stretch":
+        out = _pil_resize(img, size, size, geometry.interpolation)
+        return out.astype(np.float32, copy=False)
+    # crop: torchvision's Resize([short]) then CenterCrop([size])
+    short_target = geometry.resize_size or size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = short_target, int(short_target * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    out = img if (new_w, new_h) == (w, h) else _pil_resize(img, new_w, new_h, geometry.interpolation)
+    return _center_crop(out, size).astype(np.float32, copy=False)
+
+
+def _pil_resize(img: np.ndarray, width: int, height: int, interpolation: str) -> np.ndarray:
+    from PIL import Image
+
+    if (img.shape[1], img.shape[0]) == (width, height):
+        return img
+    resample = getattr(Image.Resampling, interpolation.upper())
+    if img.dtype == np.uint8:
+        return np.asarray(Image.fromarray(img, "RGB").resize((width, height), resample))
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c]), "F").resize((width, height), resample))
+        for c in range(img.shape[2])
+    ]
+    return np.stack(channels, axis=2)
+
+
+def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    if h < size or w < size:  # torchvision pads with zeros, then crops
+        ph, pw = max(size - h, 0), max(size - w, 0)
+        img = np.pad(img, ((ph // 2, (ph + 1) // 2), (pw // 2, (pw + 1) // 2), (0, 0)))
+        h, w = img.shape[:2]
+    top = int(round((h - size) / 2.0))
+    left = int(round((w - size) / 2.0))
+    return img[top : top + size, left : left + size]
+
+
+def as_batch(images: Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
+    """Resize every image with ``geometry`` and stack them: float32 NHWC, values unchanged."""
+    resized = [resize(img, geometry) for img in images]
+    shapes = sorted({r.shape for r in resized})
+    if len(shapes) > 1:
+        raise InputError(
+            "Images of different sizes cannot share a batch when resizing is off "
+            f"(input_size=None or resize='none'). Received sizes: {', '.join(str(s[:2]) for s in shapes)}. "
+            "Pass an input_size, or extract each size separately."
+        )
+    return np.ascontiguousarray(np.stack(resized, axis=0), dtype=np.float32)

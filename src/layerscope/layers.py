@@ -1,0 +1,193 @@
+"""Layer tables and name resolution: canonical names, native names and integer indices.
+
+A backend lists its native layers; this module attaches the catalogue's canonical names to
+them (:func:`annotate`), turns what a user asked for into what the backend must capture
+(:func:`resolve`), and renders the per-layer size table users print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import overload
+
+from layerscope.backend import LayerInfo
+from layerscope.catalog import Catalog
+from layerscope.errors import InputError, UnknownLayerError, suggest
+
+__all__ = ["LayerTable", "Target", "annotate", "resolve"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One requested layer: the key it is returned under and how to get it from the backend."""
+
+    key: str
+    native: str
+    post: str | None = None
+    head: bool = False
+
+
+class LayerTable(Sequence[LayerInfo]):
+    """The layers of one model, in order, with totals and a printable table."""
+
+    def __init__(
+        self,
+        rows: Sequence[LayerInfo],
+        *,
+        model: str,
+        backend: str,
+        input_size: int | tuple[int, int] | None,
+        total_params: int,
+    ) -> None:
+        self.rows = tuple(rows)
+        self.model = model
+        self.backend = backend
+        self.input_size = input_size
+        self.total_params = total_params
+        """Parameters of the whole model, as its framework counts them."""
+
+    @overload
+    def __getitem__(self, i: int) -> LayerInfo: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[LayerInfo]: ...
+    def __getitem__(self, i: int | slice) -> LayerInfo | Sequence[LayerInfo]:
+        return self.rows[i]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[LayerInfo]:
+        return iter(self.rows)
+
+    def names(self) -> list[str]:
+        """Canonical names where known, native otherwise, in order."""
+        return [r.name for r in self.rows]
+
+    def canonical(self) -> list[LayerInfo]:
+        """Only the rows that have a canonical name."""
+        return [r for r in self.rows if r.canonical]
+
+    def render(self, *, filters: bool = False, only_canonical: bool = False) -> str:
+        """A fixed-width table: name, native name, kind, NHWC shape, values, params.
+
+        ``filters=True`` adds each conv layer's kernel shape in HWIO order (height, width,
+        input channels, filters), whatever the backend's own layout.
+        """
+        rows = self.canonical() if only_canonical else list(self.rows)
+        head = ["#", "layer", "native", "kind", "output (NHWC)", "values", "params"]
+        if filters:
+            head.append("kernel (HWIO)")
+        body = []
+        for r in rows:
+            values = 1
+            for d in r.shape[1:]:
+                values *= d or 0
+            line = [
+                str(r.index),
+                r.canonical or "",
+                r.native,
+                r.kind + (f" +{r.post}" if r.post else ""),
+                _shape_text(r.shape),
+                f"{values:,}" if values else "",
+                f"{r.params:,}",
+            ]
+            if filters:
+                line.append(str(r.kernel) if r.kernel else "")
+            body.append(line)
+        widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+        right = {0, 5, 6}
+        fmt = [
+            "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            for cells in [head, *body]
+        ]
+        rule = "-" * len(fmt[0])
+        size = self.input_size if self.input_size is not None else "any"
+        title = f"{self.model} on {self.backend}, input {size} px: {len(rows)} layers"
+        return "\n".join(
+            [title, rule, fmt[0], rule, *fmt[1:], rule, f"Total params: {self.total_params:,}"]
+        )
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return f"<LayerTable {self.model} on {self.backend}: {len(self.rows)} layers, {self.total_params:,} params>"
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    if not shape:
+        return "(not a tensor)"
+    return "(" + ", ".join("N" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(shape)) + ")"
+
+
+def annotate(rows: Sequence[LayerInfo], cat: Catalog | None, key: str) -> list[LayerInfo]:
+    """Attach canonical names (and kernels of their weight layers) to a backend's rows."""
+    if cat is None:
+        return list(rows)
+    by_native = {r.native: r for r in rows}
+    first_call = {r.native.rsplit(":", 1)[0]: r for r in reversed(rows) if r.native.endswith(":0")}
+    out = {r.native: r for r in rows}
+    for entry in cat.entries:
+        native = entry.native_name(key)
+        row = by_native.get(native) or first_call.get(native)
+        if row is None or out[row.native].canonical:
+            continue
+        weight_row = by_native.get(entry.weights.get(key, native))
+        kernel = row.kernel or (weight_row.kernel if weight_row else None)
+        out[row.native] = replace(row, canonical=entry.name, post=entry.post_op(key), kernel=kernel)
+    return [out[r.native] for r in rows]
+
+
+def resolve(
+    requested: Sequence[str | int],
+    rows: Sequence[LayerInfo],
+    cat: Catalog | None,
+    key: str,
+    model: str,
+) -> list[Target]:
+    """Turn requested names/indices into :class:`Target`s, or raise naming close matches."""
+    if isinstance(requested, (str, int)):
+        requested = [requested]
+    natives = {r.native for r in rows}
+    first_call = {r.native.rsplit(":", 1)[0]: r.native for r in reversed(rows) if r.native.endswith(":0")}
+    targets: list[Target] = []
+    for item in requested:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise UnknownLayerError(
+                f"Invalid layer {item!r} for {model}. Expected a layer name (str) or a Keras-"
+                f"style index (int). Received: {type(item).__name__}."
+            )
+        if isinstance(item, int):
+            if not -len(rows) <= item < len(rows):
+                raise UnknownLayerError(
+                    f"Layer index {item} is out of range for {model}, which has {len(rows)} "
+                    f"layers (valid: {-len(rows)} to {len(rows) - 1})."
+                )
+            row = rows[item]
+            targets.append(Target(key=row.name, native=row.native, post=None))
+            continue
+        entry = cat.entry(item) if cat else None
+        if entry is not None:
+            native = entry.native_name(key)
+            targets.append(Target(item, first_call.get(native, native), entry.post_op(key), entry.head))
+        elif item in natives:
+            targets.append(Target(item, item))
+        elif item in first_call:
+            targets.append(Target(item, first_call[item]))
+        else:
+            choices = (cat.names() if cat else []) + [r.native for r in rows]
+            raise UnknownLayerError(
+                f"Unknown layer {item!r} for {model}. Expected a canonical name, a native name "
+                f"or an index from list_layers(). {suggest(item, choices)}"
+            )
+    seen: dict[str, int] = {}
+    for t in targets:
+        seen[t.key] = seen.get(t.key, 0) + 1
+    dupes = [k for k, n in seen.items() if n > 1]
+    if dupes:
+        raise InputError(
+            f"Invalid `layers`: {dupes} requested more than once. Expected each layer once "
+            f"(results are a dict keyed by layer). Received: layers={list(requested)!r}."
+        )
+    return targets

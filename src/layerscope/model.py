@@ -1,0 +1,216 @@
+"""``LoadedModel``: a built model on one backend, ready to extract from.
+
+This is where the backend-independent pipeline lives: images -> resize -> normalise ->
+backend -> canonical post-processing -> NHWC float32 arrays keyed as requested. Calls on
+one model are serialised with a lock, because capturing (forward hooks on torch, cached
+sub-models on Keras) is not safe to interleave on one network.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from layerscope import catalog, images
+from layerscope.backend import Backend, ModelHandle
+from layerscope.catalog import POST_OPS
+from layerscope.errors import InputError
+from layerscope.layers import LayerTable, Target, annotate, resolve
+from layerscope.preprocess import Recipe, apply_callable, get_recipe, normalize
+
+__all__ = ["DEFAULT_BATCH_SIZE", "LoadedModel", "Preprocess"]
+
+DEFAULT_BATCH_SIZE = 16
+"""Images per forward pass when ``batch_size=None``."""
+
+Preprocess = str | Recipe | Callable[[np.ndarray], np.ndarray] | None
+_NATIVE = "native"
+
+
+class LoadedModel:
+    """A model loaded by a backend. Get one with :func:`layerscope.load`.
+
+    ``model`` is the framework's own object; ``backend`` the backend's name;
+    ``architecture`` the catalogue key or class name; ``weights`` a description of the
+    weights; ``variant`` the architecture variant (e.g. ResNet v1 vs v1.5); ``recipe`` the
+    native preprocessing; ``input_size`` the native square input side.
+    """
+
+    def __init__(self, backend: Backend, handle: ModelHandle) -> None:
+        self._backend = backend
+        self.handle = handle
+        self.catalog = catalog.get(handle.architecture)
+        self._rows: dict[Any, LayerTable] = {}
+        self._lock = threading.RLock()
+
+    # -- what it is ----------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        return self.handle.model
+
+    @property
+    def backend(self) -> str:
+        return self.handle.backend
+
+    @property
+    def architecture(self) -> str:
+        return self.handle.architecture
+
+    @property
+    def weights(self) -> str:
+        return self.handle.weights
+
+    @property
+    def variant(self) -> str | None:
+        return self.handle.variant
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.handle.recipe
+
+    @property
+    def input_size(self) -> int | None:
+        return self.handle.input_size
+
+    def __repr__(self) -> str:
+        return (
+            f"<LoadedModel {self.architecture} on {self.backend}, weights={self.weights}, "
+            f"input {self.input_size or 'any'} px>"
+        )
+
+    # -- layers --------------------------------------------------------------------------
+    def list_layers(self, input_size: int | tuple[int, int] | None | str = _NATIVE) -> LayerTable:
+        """Every layer with canonical name, native name, kind, NHWC shape and parameters."""
+        size = self.input_size if input_size == _NATIVE else input_size
+        if isinstance(size, str):
+            raise InputError(f"Invalid `input_size`. Expected an int, None or 'native'. Received: {size!r}.")
+        with self._lock:
+            if size not in self._rows:
+                rows = self._backend.list_layers(self.handle, size)
+                key = self._backend.catalog_key
+                self._rows[size] = LayerTable(
+                    annotate(rows, self.catalog, key),
+                    model=self.architecture,
+                    backend=self.backend,
+                    input_size=size,
+                    total_params=self.handle.total_params,
+                )
+            return self._rows[size]
+
+    def resolve(self, layers: Sequence[str | int] | str | int) -> list[Target]:
+        """What the backend must capture for the requested layer names or indices."""
+        if isinstance(layers, (str, int)):
+            layers = [layers]
+        if len(layers) == 0:
+            raise InputError("Invalid `layers`. Expected at least one layer name. Received: [].")
+        table = self.list_layers()
+        return resolve(layers, table.rows, self.catalog, self._backend.catalog_key, self.architecture)
+
+    # -- extraction ----------------------------------------------------------------------
+    def prepare(
+        self,
+        images_in: Any,
+        *,
+        preprocess: Preprocess = _NATIVE,
+        resize: str | None = None,
+        input_size: int | None | str = _NATIVE,
+    ) -> np.ndarray:
+        """Images -> the NHWC float32 batch this model's backend receives."""
+        recipe, fn = self._recipe(preprocess)
+        size = self.input_size if input_size == _NATIVE else input_size
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise InputError(
+                f"Invalid `input_size`. Expected a positive int, None (keep each image's size) "
+                f"or 'native'. Received: input_size={input_size!r}."
+            )
+        geometry = recipe.at(size).geometry
+        if resize is not None:
+            geometry = geometry.with_policy(resize)
+        batch = images.as_batch(images.read_images(images_in), geometry)
+        if fn is not None:
+            return apply_callable(batch, fn)
+        if preprocess is None:
+            return batch
+        return normalize(batch, recipe)
+
+    def _recipe(self, preprocess: Preprocess) -> tuple[Recipe, Callable[[np.ndarray], np.ndarray] | None]:
+        if preprocess == _NATIVE or preprocess is None:
+            return self.recipe, None
+        if isinstance(preprocess, Recipe):
+            return preprocess, None
+        if isinstance(preprocess, str):
+            return get_recipe(preprocess), None
+        if callable(preprocess):
+            return self.recipe, preprocess
+        raise InputError(
+            "Invalid `preprocess`. Expected 'native', a recipe name, a Recipe, None or a "
+            f"callable. Received: {type(preprocess).__name__}."
+        )
+
+    def extract(
+        self,
+        images_in: Any,
+        layers: Sequence[str | int] | str | int,
+        *,
+        preprocess: Preprocess = _NATIVE,
+        resize: str | None = None,
+        input_size: int | None | str = _NATIVE,
+        batch_size: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Feature maps of ``layers`` for ``images``: NHWC float32 arrays keyed as requested."""
+        targets = self.resolve(layers)
+        batch = self.prepare(images_in, preprocess=preprocess, resize=resize, input_size=input_size)
+        return self.extract_batch(batch, targets, batch_size=batch_size)
+
+    def extract_batch(
+        self,
+        batch: np.ndarray,
+        layers: Sequence[str | int] | Sequence[Target] | str | int,
+        *,
+        batch_size: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Like :meth:`extract` for an already preprocessed NHWC float32 batch."""
+        if isinstance(layers, (str, int)) or not all(isinstance(t, Target) for t in layers):
+            targets = self.resolve(layers)  # type: ignore[arg-type]
+        else:
+            targets = list(layers)  # type: ignore[arg-type]
+        step = _batch_size(batch_size)
+        self._check_head(targets, batch)
+        natives = list(dict.fromkeys(t.native for t in targets))
+        parts: dict[str, list[np.ndarray]] = {t.key: [] for t in targets}
+        for start in range(0, len(batch), step):
+            chunk = np.ascontiguousarray(batch[start : start + step], dtype=np.float32)
+            with self._lock:
+                raw = self._backend.extract(self.handle, chunk, natives)
+            for t in targets:
+                out = raw[t.native]
+                parts[t.key].append(POST_OPS[t.post](out) if t.post else out)
+        return {
+            key: chunks[0] if len(chunks) == 1 else np.ascontiguousarray(np.concatenate(chunks))
+            for key, chunks in parts.items()
+        }
+
+    def _check_head(self, targets: Sequence[Target], batch: np.ndarray) -> None:
+        native = self.input_size
+        side = tuple(batch.shape[1:3])
+        heads = [t.key for t in targets if t.head]
+        if heads and native is not None and side != (native, native):
+            raise InputError(
+                f"Layers {heads} belong to the classifier of {self.architecture}, which needs "
+                f"{native}x{native} inputs. Received: {side[0]}x{side[1]}. Pass "
+                f"input_size={native}, or request convolutional layers only."
+            )
+
+
+def _batch_size(batch_size: int | None) -> int:
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(
+            f"Invalid `batch_size`. Expected a positive int or None. Received: batch_size={batch_size!r}."
+        )
+    return batch_size
+
