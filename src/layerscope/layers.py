@@ -98,10 +98,12 @@ class LayerTable(Sequence[LayerInfo]):
         widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
         right = {0, 5, 6}
         fmt = [
-            "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            "  ".join(
+                c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            ).rstrip()
             for cells in [head, *body]
         ]
-        rule = "-" * len(fmt[0])
+        rule = "-" * max(len(line) for line in fmt)
         size = self.input_size if self.input_size is not None else "any"
         title = f"{self.model} on {self.backend}, input {size} px: {len(rows)} layers"
         return "\n".join(
@@ -165,7 +167,7 @@ def resolve(
                     f"layers (valid: {-len(rows)} to {len(rows) - 1})."
                 )
             row = rows[item]
-            targets.append(Target(key=row.name, native=row.native, post=None))
+            targets.append(Target(key=row.native, native=row.native, post=None))
             continue
         entry = cat.entry(item) if cat else None
         if entry is not None:

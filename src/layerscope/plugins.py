@@ -29,8 +29,8 @@ from layerscope.errors import PluginError
 __all__ = ["DEFAULT_PLUGINS", "PluginRecord", "Registry", "get_registry", "reset"]
 
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("torch", "layerscope.backends.torch"),
-    ("keras", "layerscope.backends.keras"),
+    ("torch", "layerscope.default_plugins.torch"),
+    ("keras", "layerscope.default_plugins.keras"),
 )
 """(plugin name, module) of the built-in plugins, in the order ``backend=None`` tries them."""
 

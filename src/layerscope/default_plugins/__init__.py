@@ -1,4 +1,7 @@
-"""The built-in backends. Each is a plugin like any third-party one (see ``plugins.py``).
+"""The built-in backends, as plugins like any third-party one (see ``layerscope.plugins``).
+
+Named after llm's ``default_plugins``: ``layerscope.backends()`` is the public function
+that lists backends, so this package cannot be called ``backends``.
 
 ``torch/`` and ``keras/`` are mirror images with the same modules:
 

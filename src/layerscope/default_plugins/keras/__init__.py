@@ -10,6 +10,6 @@ from layerscope.hookspecs import hookimpl
 
 @hookimpl
 def layerscope_register_backends(register: Callable[[type[Any]], None]) -> None:
-    from layerscope.backends.keras.backend import KerasBackend
+    from layerscope.default_plugins.keras.backend import KerasBackend
 
     register(KerasBackend)

@@ -9,7 +9,7 @@ import sys
 from typing import Any, ClassVar
 
 from layerscope import coexist
-from layerscope.backends.base import FrameworkBackend
+from layerscope.default_plugins.base import FrameworkBackend
 
 __all__ = ["KerasBackend"]
 
@@ -21,7 +21,7 @@ class KerasBackend(FrameworkBackend):
     catalog_key: ClassVar[str] = "keras"
     requires: ClassVar[tuple[str, ...]] = ("keras", "tensorflow")
     install_hint: ClassVar[str] = "pip install 'layerscope[keras]'"
-    package: ClassVar[str] = "layerscope.backends.keras"
+    package: ClassVar[str] = "layerscope.default_plugins.keras"
 
     def guard(self) -> None:
         coexist.before_tensorflow()

@@ -10,6 +10,6 @@ from layerscope.hookspecs import hookimpl
 
 @hookimpl
 def layerscope_register_backends(register: Callable[[type[Any]], None]) -> None:
-    from layerscope.backends.torch.backend import TorchBackend
+    from layerscope.default_plugins.torch.backend import TorchBackend
 
     register(TorchBackend)

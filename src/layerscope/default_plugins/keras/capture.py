@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from layerscope.backend import ModelHandle
-from layerscope.backends.keras.build import headless
+from layerscope.default_plugins.keras.build import headless
 from layerscope.errors import InputError
 
 __all__ = ["run", "submodel"]

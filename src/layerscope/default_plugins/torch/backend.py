@@ -9,7 +9,7 @@ import sys
 from typing import Any, ClassVar
 
 from layerscope import coexist
-from layerscope.backends.base import FrameworkBackend
+from layerscope.default_plugins.base import FrameworkBackend
 
 __all__ = ["TorchBackend"]
 
@@ -21,7 +21,7 @@ class TorchBackend(FrameworkBackend):
     catalog_key: ClassVar[str] = "torch"
     requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision")
     install_hint: ClassVar[str] = "pip install 'layerscope[torch]'"
-    package: ClassVar[str] = "layerscope.backends.torch"
+    package: ClassVar[str] = "layerscope.default_plugins.torch"
 
     def guard(self) -> None:
         coexist.before_torch()

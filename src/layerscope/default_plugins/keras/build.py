@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def _imagenet(fn: Callable[..., Any], name: str) -> Any:
     try:
         return fn(weights="imagenet")
     except Exception as exc:
-        found = re.search(r"URL fetch failure on (\S+?):", str(exc))
+        found = re.search(r"URL fetch failure on (\S+):\s", str(exc))
         if found is None:
             raise
         url = found.group(1)
@@ -165,7 +166,9 @@ def load_file(net: Any, path: Path) -> None:
             f".weights.h5, .h5 or .keras file. Received: a {path.suffix or 'suffix-less'} file."
         )
     try:
-        net.load_weights(str(path))
+        with warnings.catch_warnings():  # keras 3.15 warns on its own files; outputs match
+            warnings.filterwarnings("ignore", message="Skipping nested container")
+            net.load_weights(str(path))
     except Exception as exc:
         raise WeightsError(
             f"Weights file {str(path)!r} does not fit {net.name}: {exc}. Is it for another "
@@ -185,8 +188,24 @@ def headless(handle: ModelHandle) -> Any:
             f"size {handle.input_size}. Pass input_size={handle.input_size}."
         )
     body = fn(include_top=False, weights=None, input_shape=(None, None, 3))
-    for layer in body.layers:
-        if layer.weights:
-            layer.set_weights(handle.model.get_layer(layer.name).get_weights())
+    # Same construction code, so weighted layers pair up in order; auto-generated names
+    # ("normalization_1") differ between builds, so match on class and weight shapes.
+    sources = [layer for layer in handle.model.layers if layer.weights]
+    pos = 0
+    for layer in (layer for layer in body.layers if layer.weights):
+        while pos < len(sources) and _signature(sources[pos]) != _signature(layer):
+            pos += 1
+        if pos == len(sources):
+            raise WeightsError(
+                f"Cannot run {handle.architecture} at a non-native input size: its headless "
+                f"layer {layer.name!r} has no counterpart in the full model. Use input_size="
+                f"{handle.input_size}."
+            )
+        layer.set_weights(sources[pos].get_weights())
+        pos += 1
     handle.state["headless"] = body
     return body
+
+
+def _signature(layer: Any) -> tuple[Any, ...]:
+    return (type(layer).__name__, *(tuple(w.shape) for w in layer.weights))

@@ -1,0 +1,137 @@
+"""The ``layerscope`` command line: extract, layers, backends.
+
+Each subcommand is a thin wrapper over the public API; a :class:`LayerscopeError` prints
+its message (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import layerscope as ls
+from layerscope.errors import LayerscopeError
+
+__all__ = ["main"]
+
+
+def _size(text: str) -> int | None | str:
+    if text in ("native", "none", "None"):
+        return None if text.lower() == "none" else "native"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, 'native' or 'none', got {text!r}") from None
+
+
+def _layers(text: str) -> list[str | int]:
+    return [int(p) if p.strip().lstrip("-").isdigit() else p.strip() for p in text.split(",") if p.strip()]
+
+
+def _weights_args(p: argparse.ArgumentParser, default: str = "imagenet") -> None:
+    p.add_argument("--backend", default=None, help="torch, keras or a plugin's backend (default: first available)")
+    p.add_argument("--weights", default=default, help="imagenet, random, or a weights file (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=None, help="seed for --weights random")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layerscope", description="Intermediate outputs of image CNNs, the same in every framework."
+    )
+    parser.add_argument("--version", action="version", version=f"layerscope {ls.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("extract", help="extract feature maps of images into an .npz file")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--model", required=True, help="e.g. vgg16, resnet50")
+    p.add_argument("--layers", required=True, type=_layers, help="comma-separated names or indices")
+    _weights_args(p)
+    p.add_argument("--preprocess", default="native", help="native, caffe, torch, tf, raw or none")
+    p.add_argument("--resize", default=None, choices=["stretch", "crop", "none"])
+    p.add_argument("--input-size", type=_size, default="native", help="square side, 'native' or 'none'")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--out", type=Path, default=None, help="write arrays to this .npz (keys = layer names)")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("layers", help="per-layer table: names, kinds, NHWC shapes, parameters")
+    p.add_argument("model")
+    _weights_args(p, default="random")
+    p.add_argument("--input-size", type=_size, default="native")
+    p.add_argument("--filters", action="store_true", help="add each conv layer's kernel shape (HWIO)")
+    p.add_argument("--canonical", action="store_true", help="only layers with a canonical name")
+    p.set_defaults(func=_cmd_layers)
+
+    p = sub.add_parser("backends", help="registered backends, whether they can run here, and why not")
+    p.set_defaults(func=_cmd_backends)
+    return parser
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    preprocess: Any = None if args.preprocess.lower() == "none" else args.preprocess
+    feats = ls.extract(
+        args.images,
+        args.model,
+        args.layers,
+        backend=args.backend,
+        weights=args.weights,
+        seed=args.seed,
+        preprocess=preprocess,
+        resize=args.resize,
+        input_size=args.input_size,
+        batch_size=args.batch_size,
+    )
+    loaded = ls.load(args.model, backend=args.backend, weights=args.weights, seed=args.seed)
+    print(f"{loaded.architecture} on {loaded.backend}, weights {loaded.weights}, {len(args.images)} image(s)")
+    width = max(len(k) for k in feats)
+    for key, arr in feats.items():
+        print(
+            f"  {key:<{width}}  {arr.shape!s:<22} min {arr.min():10.4f}  mean {arr.mean():10.4f}  "
+            f"max {arr.max():10.4f}"
+        )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(args.out, **feats)
+        print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
+    return 0
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    table = ls.list_layers(
+        args.model, backend=args.backend, input_size=args.input_size, weights=args.weights, seed=args.seed
+    )
+    print(table.render(filters=args.filters, only_canonical=args.canonical))
+    return 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from layerscope.plugins import get_registry
+
+    rows = [["backend", "available", "plugin", "package", "version", "note"]]
+    for b in ls.backends():
+        rows.append([b.name, "yes" if b.available else "no", b.plugin, b.package, b.version, b.reason])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    failed = [p for p in get_registry().plugins.values() if p.error]
+    for p in failed:
+        print(f"plugin {p.name!r} ({p.package} {p.version}) failed to load: {p.error}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except LayerscopeError as exc:
+        print(f"layerscope: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The plugin system: built-ins as plugins, entry points, duplicates, broken plugins, env vars."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import layerscope as ls
+from layerscope import plugins
+from layerscope.cli import main
+
+BACKEND_SOURCE = '''
+import layerscope
+from layerscope.backend import Availability
+
+class {cls}:
+    name = "{backend}"
+    catalog_key = "{backend}"
+    @classmethod
+    def is_available(cls):
+        return Availability(False, "demo backend, never runs")
+    def models(self): return []
+    def owns(self, obj): return False
+    def load(self, model, weights, seed): raise NotImplementedError
+    def list_layers(self, handle, input_size): return []
+    def extract(self, handle, batch, layers): return {{}}
+
+@layerscope.hookimpl
+def layerscope_register_backends(register):
+    register({cls})
+'''
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[None]:
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+@pytest.fixture
+def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> Callable[..., None]:
+    """Write a plugin module plus a dist-info with an entry point, and put it on sys.path."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def install(dist: str, entry: str, module: str, source: str) -> None:
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+        info = tmp_path / f"{dist.replace('-', '_')}-1.2.3.dist-info"  # as pip names it
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+        (info / "entry_points.txt").write_text(f"[layerscope]\n{entry} = {module}\n")
+        monkeypatch.delitem(sys.modules, module, raising=False)
+
+    return install
+
+
+def test_builtins_register_as_plugins() -> None:
+    registry = plugins.get_registry()
+    assert list(registry.backends)[:2] == ["torch", "keras"]
+    assert registry.owner["torch"].name == "torch" and registry.owner["torch"].package == "layerscope"
+    assert [b.name for b in ls.backends()][:2] == ["torch", "keras"]
+
+
+def test_loading_plugins_imports_no_framework() -> None:
+    code = (
+        "import sys, layerscope as ls\n"
+        "names = [b.name for b in ls.backends()]\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'tensorflow', 'keras') if m in sys.modules]\n"
+        "print(names, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]")
+    assert "'torch', 'keras'" in out
+
+
+def test_third_party_plugin_from_entry_point(install_plugin) -> None:
+    install_plugin("layerscope-demo", "demo", "ls_demo_plugin", BACKEND_SOURCE.format(cls="Demo", backend="demo"))
+    info = {b.name: b for b in ls.backends()}
+    assert info["demo"].package == "layerscope-demo" and info["demo"].version == "1.2.3"
+    assert info["demo"].available is False and info["demo"].reason == "demo backend, never runs"
+    with pytest.raises(ls.BackendUnavailableError, match="demo backend, never runs"):
+        ls.get_backend("demo")
+
+
+def test_duplicate_backend_names_name_both_packages(install_plugin) -> None:
+    install_plugin("layerscope-one", "one", "ls_one", BACKEND_SOURCE.format(cls="A", backend="twin"))
+    install_plugin("layerscope-two", "two", "ls_two", BACKEND_SOURCE.format(cls="B", backend="twin"))
+    with pytest.raises(ls.PluginError) as err:
+        ls.backends()
+    message = str(err.value)
+    assert "'twin' is registered twice" in message
+    assert "layerscope-one" in message and "layerscope-two" in message
+
+
+def test_plugin_that_fails_to_import_does_not_break_others(install_plugin, capsys) -> None:
+    install_plugin("layerscope-broken", "broken", "ls_broken", "raise ImportError('needs libfoo 9')\n")
+    names = [b.name for b in ls.backends()]
+    assert names[:2] == ["torch", "keras"]
+    record = plugins.get_registry().plugins["broken"]
+    assert record.error == "ImportError: needs libfoo 9"
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "plugin 'broken' (layerscope-broken 1.2.3) failed to load: ImportError: needs libfoo 9" in out
+
+
+def test_registering_a_non_backend_is_rejected(install_plugin) -> None:
+    install_plugin(
+        "layerscope-bad",
+        "bad",
+        "ls_bad",
+        "import layerscope\nclass NotABackend:\n    name = 'bad'\n"
+        "@layerscope.hookimpl\ndef layerscope_register_backends(register):\n    register(NotABackend)\n",
+    )
+    with pytest.raises(ls.PluginError, match=r"not a backend.*Missing: is_available, models, load"):
+        ls.backends()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [("LAYERSCOPE_DISABLE_PLUGINS", "keras", ["torch"]), ("LAYERSCOPE_PLUGINS", "keras", ["keras"])],
+)
+def test_environment_selects_plugins(monkeypatch, fresh_registry, variable, value, expected) -> None:
+    monkeypatch.setenv(variable, value)
+    assert [b.name for b in ls.backends()] == expected
+
+
+def test_unknown_backend_suggests(fresh_registry) -> None:
+    with pytest.raises(ls.UnknownBackendError, match="Did you mean 'torch'"):
+        ls.get_backend("troch")
+
+
+def test_missing_framework_is_listed_with_install_hint(monkeypatch, fresh_registry) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a)
+    )
+    info = {b.name: b for b in ls.backends()}
+    assert info["keras"].available is False
+    assert info["keras"].reason == "tensorflow not installed: pip install 'layerscope[keras]'"
+    with pytest.raises(ls.BackendUnavailableError, match=r"pip install 'layerscope\[keras\]'") as err:
+        ls.extract(ls.sample(), "vgg16", ["block1_conv1"], backend="keras", weights="random")
+    assert isinstance(err.value, ImportError)
