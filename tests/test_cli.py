@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import model
 
 import layerscope as ls
 from layerscope.cli import main
+
+from conftest import model
 
 
 @pytest.mark.torch
@@ -31,7 +32,9 @@ def test_extract_writes_npz(tmp_path: Path, capsys) -> None:
     with np.load(out) as saved:
         assert list(saved) == ["block1_conv1", "block5_pool"]
         assert saved["block1_conv1"].shape == (2, 224, 224, 64)
-        direct = ls.extract(ls.sample("coffee"), "vgg16", ["block5_pool"], backend="torch", weights="random", seed=0)
+        direct = ls.extract(
+            ls.sample("coffee"), "vgg16", ["block5_pool"], backend="torch", weights="random", seed=0
+        )
         np.testing.assert_array_equal(saved["block5_pool"][1:], direct["block5_pool"])
 
 
@@ -54,7 +57,9 @@ def test_backends_lists_builtins(capsys) -> None:
 
 
 def test_errors_exit_2_without_traceback(capsys) -> None:
-    code = main(["extract", "missing.png", "--model", "vgg16", "--layers", "block1_conv1", "--backend", "nope"])
+    code = main(
+        ["extract", "missing.png", "--model", "vgg16", "--layers", "block1_conv1", "--backend", "nope"]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("layerscope: error: Unknown backend 'nope'")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import model
 
 import layerscope as ls
+
+from conftest import model
 
 
 def _check(arr: np.ndarray, shape: tuple[int, ...]) -> None:
@@ -56,7 +57,9 @@ def test_results_are_copies(backend: str, photo) -> None:
     np.testing.assert_array_equal(first, kept)
 
 
-@pytest.mark.parametrize(("backend", "native", "index"), [("torch", "features.29", 29), ("keras", "block5_conv3", 17)])
+@pytest.mark.parametrize(
+    ("backend", "native", "index"), [("torch", "features.29", 29), ("keras", "block5_conv3", 17)]
+)
 def test_native_names_and_indices(backend: str, native: str, index: int, photo) -> None:
     m = model("vgg16", backend)
     canonical = m.extract(photo, ["block5_conv3"])["block5_conv3"]
@@ -92,7 +95,7 @@ def test_torch_no_hooks_left_and_weights_unchanged_after_error(photo) -> None:
 
     pre = m.model.features[10].register_forward_pre_hook(boom)
     try:
-        with pytest.raises(RuntimeError, match="boom in features.10"):
+        with pytest.raises(RuntimeError, match=r"boom in features\.10"):
             m.extract(photo, ["block1_conv1", "block5_pool"])
     finally:
         pre.remove()
@@ -112,7 +115,7 @@ def test_keras_weights_unchanged(photo) -> None:
     with pytest.raises(ls.UnknownLayerError):
         m.extract(photo, ["conv2_block1_1_bn", "nope"])
     after = m.model.get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 def test_unknown_layer_lists_closest(backend: str, photo) -> None:
@@ -126,7 +129,9 @@ def test_unknown_layer_lists_closest(backend: str, photo) -> None:
 
 def test_head_layers_need_native_size(backend: str, photo) -> None:
     m = model("vgg16", backend)
-    with pytest.raises(ls.InputError, match=r"\['fc1'\] belong to the classifier.*224x224.*Received: 160x160"):
+    with pytest.raises(
+        ls.InputError, match=r"\['fc1'\] belong to the classifier.*224x224.*Received: 160x160"
+    ):
         m.extract(photo, ["block1_conv1", "fc1"], input_size=160)
 
 

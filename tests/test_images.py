@@ -60,7 +60,9 @@ def test_geometry_policies_on_a_wide_photo(photo: Path) -> None:
     assert keep.shape == (1, 300, 451, 3)
     np.testing.assert_array_equal(keep[0], img.astype(np.float32))
     # nearest-neighbour stretch only picks existing pixels: every output pixel is in the photo
-    assert set(map(tuple, stretch[0].reshape(-1, 3)[:50].astype(int))) <= set(map(tuple, img.reshape(-1, 3).astype(int)))
+    assert set(map(tuple, stretch[0].reshape(-1, 3)[:50].astype(int))) <= set(
+        map(tuple, img.reshape(-1, 3).astype(int))
+    )
 
 
 def test_recipe_scales_with_input_size() -> None:

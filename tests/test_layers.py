@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import HAS, model
 
 import layerscope as ls
 from layerscope import catalog
+
+from conftest import HAS, model
 
 PUBLISHED = {
     ("torch", "vgg16"): 138_357_544,

@@ -14,7 +14,7 @@ import layerscope as ls
 from layerscope import plugins
 from layerscope.cli import main
 
-BACKEND_SOURCE = '''
+BACKEND_SOURCE = """
 import layerscope
 from layerscope.backend import Availability
 
@@ -33,7 +33,7 @@ class {cls}:
 @layerscope.hookimpl
 def layerscope_register_backends(register):
     register({cls})
-'''
+"""
 
 
 @pytest.fixture
@@ -44,7 +44,9 @@ def fresh_registry() -> Iterator[None]:
 
 
 @pytest.fixture
-def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> Callable[..., None]:
+def install_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> Callable[..., None]:
     """Write a plugin module plus a dist-info with an entry point, and put it on sys.path."""
     monkeypatch.syspath_prepend(str(tmp_path))
 
@@ -79,7 +81,9 @@ def test_loading_plugins_imports_no_framework() -> None:
 
 
 def test_third_party_plugin_from_entry_point(install_plugin) -> None:
-    install_plugin("layerscope-demo", "demo", "ls_demo_plugin", BACKEND_SOURCE.format(cls="Demo", backend="demo"))
+    install_plugin(
+        "layerscope-demo", "demo", "ls_demo_plugin", BACKEND_SOURCE.format(cls="Demo", backend="demo")
+    )
     info = {b.name: b for b in ls.backends()}
     assert info["demo"].package == "layerscope-demo" and info["demo"].version == "1.2.3"
     assert info["demo"].available is False and info["demo"].reason == "demo backend, never runs"
@@ -139,11 +143,13 @@ def test_missing_framework_is_listed_with_install_hint(monkeypatch, fresh_regist
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a)
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("keras", "tensorflow") else real(name, *a),
     )
     info = {b.name: b for b in ls.backends()}
     assert info["keras"].available is False
-    assert info["keras"].reason == "tensorflow not installed: pip install 'layerscope[keras]'"
+    assert info["keras"].reason == "keras and tensorflow not installed: pip install 'layerscope[keras]'"
     with pytest.raises(ls.BackendUnavailableError, match=r"pip install 'layerscope\[keras\]'") as err:
         ls.extract(ls.sample(), "vgg16", ["block1_conv1"], backend="keras", weights="random")
     assert isinstance(err.value, ImportError)

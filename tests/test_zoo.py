@@ -51,7 +51,9 @@ def test_user_built_torch_module() -> None:
     import torch
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1)
+    )
     x = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
     out = ls.extract(x, net, ["0", "2"], preprocess=None, input_size=None)
     assert out["0"].shape == (2, 16, 16, 4) and out["2"].shape == (2, 1, 1, 4)

@@ -1,3 +1,5 @@
-from layerscope.cli import main
 import sys
+
+from layerscope.cli import main
+
 sys.exit(main())

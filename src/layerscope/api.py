@@ -176,7 +176,7 @@ def extract(
     seed: int | None = None,
     preprocess: Preprocess = "native",
     resize: str | None = None,
-    input_size: int | None | str = "native",
+    input_size: int | str | None = "native",
     batch_size: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Intermediate outputs of a CNN: ``{layer: NHWC float32 array}`` in the requested order.
@@ -201,7 +201,7 @@ def list_layers(
     model: Any,
     *,
     backend: str | None = None,
-    input_size: int | tuple[int, int] | None | str = "native",
+    input_size: int | tuple[int, int] | str | None = "native",
     weights: Any = "random",
     seed: int | None = 0,
 ) -> LayerTable:

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from layerscope.preprocess import Recipe
+
 __all__ = ["Availability", "Backend", "LayerInfo", "ModelHandle", "Shape"]
 
 Shape = tuple[int | None, ...]
@@ -69,8 +71,8 @@ class ModelHandle:
     ``model`` is the framework's own object (``torch.nn.Module``, ``keras.Model``), so a user
     can always reach the real thing. ``architecture`` is the catalogue key (``vgg16``) or,
     for a model the user built, its class name. ``input_size`` is the native square input
-    side in pixels (``None`` when the model takes any size), ``recipe`` the name of the
-    native preprocessing recipe, ``variant`` a label such as ``"v1.5 (stride on 3x3)"``.
+    side in pixels (``None`` when the model takes any size), ``recipe`` the native
+    preprocessing :class:`~layerscope.preprocess.Recipe`, ``variant`` a label such as ``"v1.5 (stride on 3x3)"``.
     ``total_params`` counts what the framework counts. ``state`` is the backend's own.
     """
 
@@ -79,7 +81,7 @@ class ModelHandle:
     model: Any
     weights: str
     input_size: int | None
-    recipe: str
+    recipe: Recipe
     total_params: int
     variant: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
@@ -116,13 +118,11 @@ class Backend(Protocol):
         """Build or wrap ``model`` with ``weights`` (``"imagenet"``, ``"random"``, a path)."""
         ...
 
-    def list_layers(self, handle: ModelHandle, input_size: int | None) -> list[LayerInfo]:
-        """Every layer, in execution order, with NHWC shapes for a square input of that side."""
+    def list_layers(self, handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
+        """Every layer, in execution order, with NHWC shapes for that input (side or (H, W))."""
         ...
 
-    def extract(
-        self, handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]
-    ) -> dict[str, np.ndarray]:
+    def extract(self, handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
         """Run ``batch`` (NHWC float32) and return the native ``layers``' outputs.
 
         Only as much of the network as the deepest requested layer needs should run. On

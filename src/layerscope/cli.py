@@ -20,7 +20,7 @@ from layerscope.errors import LayerscopeError
 __all__ = ["main"]
 
 
-def _size(text: str) -> int | None | str:
+def _size(text: str) -> int | str | None:
     if text in ("native", "none", "None"):
         return None if text.lower() == "none" else "native"
     try:
@@ -34,8 +34,12 @@ def _layers(text: str) -> list[str | int]:
 
 
 def _weights_args(p: argparse.ArgumentParser, default: str = "imagenet") -> None:
-    p.add_argument("--backend", default=None, help="torch, keras or a plugin's backend (default: first available)")
-    p.add_argument("--weights", default=default, help="imagenet, random, or a weights file (default: %(default)s)")
+    p.add_argument(
+        "--backend", default=None, help="torch, keras or a plugin's backend (default: first available)"
+    )
+    p.add_argument(
+        "--weights", default=default, help="imagenet, random, or a weights file (default: %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for --weights random")
 
 
@@ -95,7 +99,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.out, **feats)
+        arrays: dict[str, Any] = dict(feats)
+        np.savez(args.out, **arrays)
         print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
     return 0
 
@@ -116,7 +121,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         rows.append([b.name, "yes" if b.available else "no", b.plugin, b.package, b.version, b.reason])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     failed = [p for p in get_registry().plugins.values() if p.error]
     for p in failed:
         print(f"plugin {p.name!r} ({p.package} {p.version}) failed to load: {p.error}")

@@ -13,6 +13,7 @@ applied, so a phone photo is seen upright (neither framework's loader does this)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ class Geometry:
         if self.size is None or size == self.size:
             return replace(self, size=size)
         ratio = (self.resize_size or self.size) / self.size
-        return replace(self, size=size, resize_size=int(round(size * ratio)))
+        return replace(self, size=size, resize_size=round(size * ratio))
 
     def with_policy(self, policy: str) -> Geometry:
         """This geometry with another policy (``stretch``, ``crop`` or ``none``)."""
@@ -63,7 +64,7 @@ class Geometry:
                 f"Invalid `resize`. Expected 'stretch', 'crop' or 'none'. Received: resize={policy!r}"
             )
         if policy == "crop" and self.resize_size is None and self.size is not None:
-            return replace(self, policy="crop", resize_size=int(round(self.size * 256 / 224)))
+            return replace(self, policy="crop", resize_size=round(self.size * 256 / 224))
         return replace(self, policy=policy)  # type: ignore[arg-type]
 
 
@@ -142,10 +143,8 @@ def _read_path(path: Path) -> np.ndarray:
 def _from_pil(img: Any, label: str) -> np.ndarray:
     from PIL import ImageOps
 
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not make the image unreadable
         img = ImageOps.exif_transpose(img) or img
-    except Exception:  # a broken EXIF block must not make a readable image unreadable
-        pass
     if img.width < 1 or img.height < 1:
         raise ImageError(f"Cannot use image {label!r}: it has no pixels ({img.width}x{img.height}).")
     mode = img.mode
@@ -261,8 +260,8 @@ def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
         ph, pw = max(size - h, 0), max(size - w, 0)
         img = np.pad(img, ((ph // 2, (ph + 1) // 2), (pw // 2, (pw + 1) // 2), (0, 0)))
         h, w = img.shape[:2]
-    top = int(round((h - size) / 2.0))
-    left = int(round((w - size) / 2.0))
+    top = round((h - size) / 2.0)  # torchvision's center_crop rounding
+    left = round((w - size) / 2.0)
     return img[top : top + size, left : left + size]
 
 

@@ -99,16 +99,15 @@ class LayerTable(Sequence[LayerInfo]):
         right = {0, 5, 6}
         fmt = [
             "  ".join(
-                c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+                c.rjust(w) if i in right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
             ).rstrip()
             for cells in [head, *body]
         ]
         rule = "-" * max(len(line) for line in fmt)
         size = self.input_size if self.input_size is not None else "any"
         title = f"{self.model} on {self.backend}, input {size} px: {len(rows)} layers"
-        return "\n".join(
-            [title, rule, fmt[0], rule, *fmt[1:], rule, f"Total params: {self.total_params:,}"]
-        )
+        return "\n".join([title, rule, fmt[0], rule, *fmt[1:], rule, f"Total params: {self.total_params:,}"])
 
     def __str__(self) -> str:
         return self.render()
@@ -120,7 +119,9 @@ class LayerTable(Sequence[LayerInfo]):
 def _shape_text(shape: tuple[int | None, ...]) -> str:
     if not shape:
         return "(not a tensor)"
-    return "(" + ", ".join("N" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(shape)) + ")"
+    return (
+        "(" + ", ".join("N" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(shape)) + ")"
+    )
 
 
 def annotate(rows: Sequence[LayerInfo], cat: Catalog | None, key: str) -> list[LayerInfo]:

@@ -82,7 +82,7 @@ class LoadedModel:
         )
 
     # -- layers --------------------------------------------------------------------------
-    def list_layers(self, input_size: int | tuple[int, int] | None | str = _NATIVE) -> LayerTable:
+    def list_layers(self, input_size: int | tuple[int, int] | str | None = _NATIVE) -> LayerTable:
         """Every layer with canonical name, native name, kind, NHWC shape and parameters."""
         size = self.input_size if input_size == _NATIVE else input_size
         if isinstance(size, str):
@@ -116,7 +116,7 @@ class LoadedModel:
         *,
         preprocess: Preprocess = _NATIVE,
         resize: str | None = None,
-        input_size: int | None | str = _NATIVE,
+        input_size: int | str | None = _NATIVE,
     ) -> np.ndarray:
         """Images -> the NHWC float32 batch this model's backend receives."""
         recipe, fn = self._recipe(preprocess)
@@ -157,7 +157,7 @@ class LoadedModel:
         *,
         preprocess: Preprocess = _NATIVE,
         resize: str | None = None,
-        input_size: int | None | str = _NATIVE,
+        input_size: int | str | None = _NATIVE,
         batch_size: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Feature maps of ``layers`` for ``images``: NHWC float32 arrays keyed as requested."""
@@ -213,4 +213,3 @@ def _batch_size(batch_size: int | None) -> int:
             f"Invalid `batch_size`. Expected a positive int or None. Received: batch_size={batch_size!r}."
         )
     return batch_size
-

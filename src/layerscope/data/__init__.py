@@ -19,5 +19,7 @@ SAMPLES = ("chelsea", "coffee", "astronaut")
 def sample(name: str = "chelsea") -> Path:
     """Path of a shipped sample photo (PNG)."""
     if name not in SAMPLES:
-        raise InputError(f"Unknown sample image {name!r}. Expected one of {SAMPLES}. {suggest(name, SAMPLES)}")
+        raise InputError(
+            f"Unknown sample image {name!r}. Expected one of {SAMPLES}. {suggest(name, SAMPLES)}"
+        )
     return Path(str(resources.files(__name__) / "images" / f"{name}.png"))

@@ -53,15 +53,11 @@ class FrameworkBackend:
         handle: ModelHandle = self._impl().build.load(model, weights, seed)
         return handle
 
-    def list_layers(
-        self, handle: ModelHandle, input_size: int | tuple[int, int] | None
-    ) -> list[LayerInfo]:
+    def list_layers(self, handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
         rows: list[LayerInfo] = self._impl().layers.describe(handle, input_size)
         return rows
 
-    def extract(
-        self, handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]
-    ) -> dict[str, np.ndarray]:
+    def extract(self, handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = self._impl().capture.run(handle, batch, list(layers))
         return out
 

@@ -89,9 +89,7 @@ def load(model: Any, weights: Any, seed: int | None) -> ModelHandle:
     return _wrap(net, name, label, variant, recipe, fn)
 
 
-def _wrap(
-    net: Any, arch: str, label: str, variant: str | None, recipe: Recipe, fn: Any
-) -> ModelHandle:
+def _wrap(net: Any, arch: str, label: str, variant: str | None, recipe: Recipe, fn: Any) -> ModelHandle:
     return ModelHandle(
         backend="keras",
         architecture=arch,
@@ -171,8 +169,7 @@ def load_file(net: Any, path: Path) -> None:
             net.load_weights(str(path))
     except Exception as exc:
         raise WeightsError(
-            f"Weights file {str(path)!r} does not fit {net.name}: {exc}. Is it for another "
-            "architecture?"
+            f"Weights file {str(path)!r} does not fit {net.name}: {exc}. Is it for another architecture?"
         ) from exc
 
 

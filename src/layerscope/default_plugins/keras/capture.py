@@ -52,4 +52,7 @@ def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[s
     outs = sub(np.ascontiguousarray(batch, dtype=np.float32), training=False)
     if not isinstance(outs, (list, tuple)):
         outs = [outs]
-    return {name: np.array(out, dtype=np.float32, order="C", copy=True) for name, out in zip(layers, outs)}
+    return {
+        name: np.array(out, dtype=np.float32, order="C", copy=True)
+        for name, out in zip(layers, outs, strict=True)
+    }

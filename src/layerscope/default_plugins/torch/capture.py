@@ -51,7 +51,8 @@ def to_numpy(t: Any, name: str) -> np.ndarray:
         t = t.permute(0, 2, 3, 1)
     out = torch.empty(tuple(t.shape), dtype=torch.float32)
     out.copy_(t)
-    return out.numpy()
+    arr: np.ndarray = out.numpy()
+    return arr
 
 
 def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:

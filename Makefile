@@ -1,0 +1,34 @@
+# Two commands for a fresh clone:  make demo  (a real extraction)   make test  (everything CI runs)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# torch comes from this machine's local wheels (pip finds them; uv/poetry do not)
+FRAMEWORKS := torch==2.14.1 torchvision==0.29.1 "tensorflow-cpu==2.21.*" "keras==3.15.*"
+
+.PHONY: demo test test-fast bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(FRAMEWORKS)
+	$(BIN)/python -m pip install -q -e ".[all,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/layerscope extract src/layerscope/data/images/chelsea.png --model vgg16 \
+		--layers block1_conv1,block5_pool --weights random --seed 0 --out out/chelsea-vgg16.npz
+	$(BIN)/layerscope layers vgg16 --canonical --filters
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+	$(BIN)/nox
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -x
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .nox out

@@ -1,0 +1,47 @@
+"""The test matrix: one virtualenv per framework, plus lint and type checks.
+
+    nox -s "tests(backend='core')"    no framework: plugins load, errors carry install hints
+    nox -s "tests(backend='torch')"   torch + torchvision only
+    nox -s "tests(backend='keras')"   keras + tensorflow-cpu only
+    nox -s lint typecheck
+
+torch comes from this machine's local wheels, which pip finds (uv and poetry do not), so
+sessions use plain venv + pip.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+FRAMEWORKS = {
+    "core": [],
+    "torch": ["torch==2.14.1", "torchvision==0.29.1"],
+    "keras": ["tensorflow-cpu==2.21.*", "keras==3.15.*"],
+}
+
+
+@nox.session
+@nox.parametrize("backend", list(FRAMEWORKS))
+def tests(session: nox.Session, backend: str) -> None:
+    """Run the suite with only one framework installed (tests for others skip)."""
+    if FRAMEWORKS[backend]:
+        session.install(*FRAMEWORKS[backend])
+    session.install("-e", ".[test]")
+    session.run("layerscope", "backends")
+    session.run("pytest", "-q", *session.posargs, env={"LAYERSCOPE_EXPECT_ONLY": backend})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("mypy", "-e", ".")
+    session.run("mypy")

@@ -1,0 +1,48 @@
+"""Checks that only mean something inside one nox matrix session (one framework installed).
+
+The nox ``tests(backend=...)`` sessions set LAYERSCOPE_EXPECT_ONLY to the framework their
+virtualenv holds (``core``: none); elsewhere these tests skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+import layerscope as ls
+
+EXPECT = os.environ.get("LAYERSCOPE_EXPECT_ONLY")
+pytestmark = pytest.mark.skipif(EXPECT is None, reason="runs inside the nox matrix sessions")
+HINTS = {"torch": "pip install 'layerscope[torch]'", "keras": "pip install 'layerscope[keras]'"}
+
+
+def test_only_the_expected_framework_is_available() -> None:
+    available = {b.name for b in ls.backends() if b.available}
+    assert available == (set() if EXPECT == "core" else {EXPECT})
+
+
+def test_missing_backends_are_listed_with_the_install_hint() -> None:
+    missing = [b for b in ls.backends() if b.name in HINTS and b.name != EXPECT]
+    assert missing, "at least one built-in backend is missing in a matrix session"
+    for info in missing:
+        assert not info.available and HINTS[info.name] in info.reason
+        with pytest.raises(ls.BackendUnavailableError, match=HINTS[info.name].replace("[", r"\[")):
+            ls.extract(ls.sample(), "vgg16", ["block1_conv1"], backend=info.name, weights="random")
+
+
+def test_no_framework_is_installed_in_core() -> None:
+    if EXPECT != "core":
+        pytest.skip("only the core session has no framework")
+    assert [m for m in ("torch", "tensorflow", "keras") if importlib.util.find_spec(m)] == []
+    with pytest.raises(ls.BackendUnavailableError, match="No backend is available"):
+        ls.extract(ls.sample(), "vgg16", ["block1_conv1"], weights="random")
+
+
+def test_default_backend_is_the_installed_one() -> None:
+    if EXPECT == "core":
+        pytest.skip("no framework in the core session")
+    out = ls.extract(ls.sample(), "vgg16", ["block1_conv1", "block5_pool"], weights="random", seed=0)
+    assert out["block1_conv1"].shape == (1, 224, 224, 64) and out["block5_pool"].shape == (1, 7, 7, 512)
+    assert ls.load("vgg16", weights="random", seed=0).backend == EXPECT
