@@ -4,6 +4,8 @@
     nox -s "tests(backend='torch')"   torch + torchvision only
     nox -s "tests(backend='keras')"   keras + tensorflow-cpu only
     nox -s lint typecheck
+    nox -s crosscheck                 after the torch and keras sessions: every canonical layer
+                                      of vgg16 and resnet50, same bundle and input, compared
 
 torch comes from this machine's local wheels, which pip finds (uv and poetry do not), so
 sessions use plain venv + pip.
@@ -14,7 +16,8 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "crosscheck"]
+CROSSCHECK_DIR = "build/crosscheck"
 
 FRAMEWORKS = {
     "core": [],
@@ -32,6 +35,17 @@ def tests(session: nox.Session, backend: str) -> None:
     session.install("-e", ".[test]")
     session.run("layerscope", "backends")
     session.run("pytest", "-q", *session.posargs, env={"LAYERSCOPE_EXPECT_ONLY": backend})
+    if backend != "core":  # this virtualenv's half of the cross-check
+        session.run(
+            "python", "-m", "layerscope.crosscheck", "extract", "--backend", backend, "--dir", CROSSCHECK_DIR
+        )
+
+
+@nox.session(requires=["tests(backend='torch')", "tests(backend='keras')"])
+def crosscheck(session: nox.Session) -> None:
+    """Compare what each framework's virtualenv wrote: fails beyond 1e-5 relative."""
+    session.install("-e", ".[bundles]")
+    session.run("python", "-m", "layerscope.crosscheck", "verify", "--dir", CROSSCHECK_DIR)
 
 
 @nox.session

@@ -70,6 +70,7 @@ def test_native_names_and_indices(backend: str, native: str, index: int, photo) 
     np.testing.assert_array_equal(by_index[native], canonical)
 
 
+@pytest.mark.torch
 def test_torch_canonical_equals_native_and_relu_cannot_overwrite(photo) -> None:
     m = model("vgg16", "torch")
     feats = m.extract(photo, ["block1_conv1", "features.1", "features.0"])
@@ -83,6 +84,7 @@ def _hook_count(net) -> int:
     return sum(len(mod._forward_hooks) for mod in net.modules())
 
 
+@pytest.mark.torch
 def test_torch_no_hooks_left_and_weights_unchanged_after_error(photo) -> None:
     import torch
 
@@ -108,6 +110,7 @@ def test_torch_no_hooks_left_and_weights_unchanged_after_error(photo) -> None:
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.keras
 def test_keras_weights_unchanged(photo) -> None:
     m = model("resnet50", "keras")
     before = [w.copy() for w in m.model.get_weights()]

@@ -21,6 +21,7 @@ from layerscope.api import (
     load,
 )
 from layerscope.backend import Backend, LayerInfo, ModelHandle
+from layerscope.compare import compare
 from layerscope.data import sample
 from layerscope.errors import (
     BackendUnavailableError,
@@ -38,6 +39,8 @@ from layerscope.hookspecs import hookimpl
 from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel
 from layerscope.preprocess import RECIPES, Recipe
+from layerscope.report import Report
+from layerscope.weights import Bundle, export_weights, load_bundle, random_bundle
 
 __version__ = "0.1.0"
 
@@ -46,6 +49,7 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BackendUnavailableError",
+    "Bundle",
     "ImageError",
     "InputError",
     "LayerInfo",
@@ -55,6 +59,7 @@ __all__ = [
     "ModelHandle",
     "PluginError",
     "Recipe",
+    "Report",
     "UnknownBackendError",
     "UnknownLayerError",
     "UnknownModelError",
@@ -63,10 +68,14 @@ __all__ = [
     "__version__",
     "backends",
     "clear_cache",
+    "compare",
+    "export_weights",
     "extract",
     "get_backend",
     "hookimpl",
     "list_layers",
     "load",
+    "load_bundle",
+    "random_bundle",
     "sample",
 ]

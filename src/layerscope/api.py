@@ -130,13 +130,17 @@ def load(
     backend: str | None = None,
     weights: Any = "imagenet",
     seed: int | None = None,
+    variant: str | None = None,
 ) -> LoadedModel:
     """Build ``model`` (a zoo name such as ``"vgg16"``, or a framework model object).
 
     ``backend=None`` picks the first available backend that has the model (torch, then
     keras, then plugins). ``weights``: ``"imagenet"`` (the framework's download and cache),
-    ``"random"`` (reproducible with ``seed``), or a weights file path. Loaded models are
-    cached in-process (the last :data:`MAX_CACHED_MODELS`), so loading again is free.
+    ``"random"`` (reproducible with ``seed``), a weights file path, or a weight bundle
+    (path or :class:`~layerscope.weights.Bundle`; see :func:`layerscope.export_weights`).
+    ``variant``: an architecture variant, e.g. ``"v1"`` or ``"v1.5"`` for ResNet50 on torch
+    (default: the backend's own, or the bundle's). Loaded models are cached in-process (the
+    last :data:`MAX_CACHED_MODELS`), so loading again is free.
     """
     if isinstance(model, LoadedModel):
         return model
@@ -144,7 +148,8 @@ def load(
         raise InputError(f"Invalid `seed`. Expected an int or None. Received: seed={seed!r}.")
     chosen = _choose(model, backend)
     if isinstance(model, str):
-        key: tuple[Any, ...] = (chosen.name, model.lower().replace("_", ""), _weights_key(weights), seed)
+        name = model.lower().replace("_", "")
+        key: tuple[Any, ...] = (chosen.name, name, _weights_key(weights), seed, variant)
     else:
         key = (chosen.name, "object", id(model))
     with _lock:
@@ -152,7 +157,8 @@ def load(
         if cached is not None and (isinstance(model, str) or cached.model is model):
             _cache.move_to_end(key)
             return cached
-    loaded = LoadedModel(chosen, chosen.load(model, weights, seed))
+    handle = chosen.load(model, weights, seed, variant) if variant else chosen.load(model, weights, seed)
+    loaded = LoadedModel(chosen, handle)
     with _lock:
         _cache[key] = loaded
         while len(_cache) > MAX_CACHED_MODELS:
@@ -178,6 +184,7 @@ def extract(
     resize: str | None = None,
     input_size: int | str | None = "native",
     batch_size: int | None = None,
+    variant: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Intermediate outputs of a CNN: ``{layer: NHWC float32 array}`` in the requested order.
 
@@ -189,9 +196,10 @@ def extract(
     callable on the NHWC batch. ``resize``: ``"stretch"``, ``"crop"`` or ``"none"`` to
     override the recipe's geometry. ``input_size``: the square side images are brought to
     (``"native"``: the model's own, 224 for VGG/ResNet; ``None``: each image's own size,
-    for convolutional layers). Arrays are copies: later calls never overwrite them.
+    for convolutional layers). ``variant``: an architecture variant (see :func:`load`).
+    Arrays are copies: later calls never overwrite them.
     """
-    loaded = load(model, backend=backend, weights=weights, seed=seed)
+    loaded = load(model, backend=backend, weights=weights, seed=seed, variant=variant)
     return loaded.extract(
         images, layers, preprocess=preprocess, resize=resize, input_size=input_size, batch_size=batch_size
     )

@@ -114,8 +114,11 @@ class Backend(Protocol):
         """Whether ``obj`` is a model object of this framework (without importing it)."""
         ...
 
-    def load(self, model: Any, weights: Any, seed: int | None) -> ModelHandle:
-        """Build or wrap ``model`` with ``weights`` (``"imagenet"``, ``"random"``, a path)."""
+    def load(self, model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
+        """Build or wrap ``model`` with ``weights`` (``"imagenet"``, ``"random"``, a path,
+        or a weight bundle: a path or :class:`~layerscope.weights.Bundle`). ``variant``
+        picks an architecture variant the catalogue names (``None``: the backend's own, or
+        the bundle's)."""
         ...
 
     def list_layers(self, handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
@@ -129,3 +132,6 @@ class Backend(Protocol):
         return or on error no hook may remain registered and no weight may have changed.
         """
         ...
+
+    # Optional: ``export_bundle(handle, head=True) -> Bundle`` lets the backend be the
+    # source of weights in ``compare`` and ``export_weights``.

@@ -1,7 +1,8 @@
-"""The ``layerscope`` command line: extract, layers, backends.
+"""The ``layerscope`` command line: extract, layers, compare, backends.
 
 Each subcommand is a thin wrapper over the public API; a :class:`LayerscopeError` prints
-its message (no traceback) and exits with status 2.
+its message (no traceback) and exits with status 2; ``compare`` exits with 1 when any
+layer is out of tolerance.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 import layerscope as ls
-from layerscope.errors import LayerscopeError
+from layerscope.errors import InputError, LayerscopeError
 
 __all__ = ["main"]
 
@@ -70,6 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--canonical", action="store_true", help="only layers with a canonical name")
     p.set_defaults(func=_cmd_layers)
 
+    p = sub.add_parser(
+        "compare", help="same weights and input on several backends: where and why outputs differ"
+    )
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--model", required=True)
+    p.add_argument("--backends", default="keras,torch", help="comma-separated, first is the reference")
+    p.add_argument(
+        "--weights", default="random", help="random, imagenet, or a weight bundle (default: %(default)s)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", type=_layers, default=None, help="canonical names (default: all)")
+    p.add_argument(
+        "--variant", action="append", default=[], metavar="BACKEND=VARIANT", help="e.g. torch=v1.5"
+    )
+    p.add_argument("--pipeline", choices=["shared", "native"], default="shared")
+    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--all", action="store_true", help="show every layer, not only failing ones")
+    p.add_argument("--json", type=Path, default=None, help="write the report as JSON")
+    p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
+    p.set_defaults(func=_cmd_compare)
+
     p = sub.add_parser("backends", help="registered backends, whether they can run here, and why not")
     p.set_defaults(func=_cmd_backends)
     return parser
@@ -111,6 +133,34 @@ def _cmd_layers(args: argparse.Namespace) -> int:
     )
     print(table.render(filters=args.filters, only_canonical=args.canonical))
     return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    variants = {}
+    for item in args.variant:
+        backend, sep, variant = item.partition("=")
+        if not sep:
+            raise InputError(f"Invalid --variant {item!r}. Expected BACKEND=VARIANT, e.g. torch=v1.5.")
+        variants[backend] = variant
+    report = ls.compare(
+        args.images,
+        args.model,
+        backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+        weights=args.weights,
+        seed=args.seed,
+        layers=args.layers,
+        rtol=args.rtol,
+        pipeline=args.pipeline,
+        variants=variants,
+    )
+    print(report.render(only_failed=not args.all))
+    if args.json is not None:
+        report.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.html is not None:
+        report.to_html(args.html)
+        print(f"wrote {args.html}")
+    return 0 if report.passed else 1
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:

@@ -17,9 +17,10 @@ import numpy as np
 from layerscope import catalog, images
 from layerscope.backend import Backend, ModelHandle
 from layerscope.catalog import POST_OPS
-from layerscope.errors import InputError
+from layerscope.errors import InputError, WeightsError
 from layerscope.layers import LayerTable, Target, annotate, resolve
 from layerscope.preprocess import Recipe, apply_callable, get_recipe, normalize
+from layerscope.weights import Bundle
 
 __all__ = ["DEFAULT_BATCH_SIZE", "LoadedModel", "Preprocess"]
 
@@ -80,6 +81,14 @@ class LoadedModel:
             f"<LoadedModel {self.architecture} on {self.backend}, weights={self.weights}, "
             f"input {self.input_size or 'any'} px>"
         )
+
+    def export_bundle(self, head: bool = True) -> Bundle:
+        """This model's weights as a framework-neutral :class:`~layerscope.weights.Bundle`."""
+        export = getattr(self._backend, "export_bundle", None)
+        if export is None:
+            raise WeightsError(f"The {self.backend} backend cannot export weight bundles.")
+        bundle: Bundle = export(self.handle, head)
+        return bundle
 
     # -- layers --------------------------------------------------------------------------
     def list_layers(self, input_size: int | tuple[int, int] | str | None = _NATIVE) -> LayerTable:

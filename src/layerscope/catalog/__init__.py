@@ -10,7 +10,10 @@ backend catalogue key with the native name there (absent means "same as canonica
 optionally ``post`` (per backend catalogue key, an operation core applies after that
 backend's native output to reach the canonical point, see :data:`POST_OPS`), ``head`` (true for classifier layers, which need the
 native input size) and ``<backend>_weights`` (where that layer's weights live when it is
-not the output point, e.g. the conv before a ReLU). A native name ``module:k`` means the
+not the output point, e.g. the conv before a ReLU), ``flatten_from`` (the ``[H, W, C]`` map
+the first dense layer after a flatten reads, whose kernel rows are reordered between NHWC
+and NCHW flatten orders), ``shape`` (weight shape in Keras layout, for seeded random
+bundles made without any framework). A native name ``module:k`` means the
 k-th call of a module that runs several times in one forward pass.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["POST_OPS", "Catalog", "Entry", "architectures", "get"]
+__all__ = ["POST_OPS", "WEIGHTED_KINDS", "Catalog", "Entry", "architectures", "get", "require"]
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -52,6 +55,10 @@ class Entry:
     weights: dict[str, str]
     post: dict[str, str]
     head: bool
+    flatten_from: tuple[int, ...] | None = None
+    """For the first dense layer after a flatten: the (H, W, C) map it flattens."""
+    shape: tuple[int, ...] | None = None
+    """Weight shape in Keras layout: conv HWIO, dense (in, out), BatchNorm (channels,)."""
 
     def native_name(self, key: str) -> str:
         """The native name under a backend's catalogue key (canonical when not listed)."""
@@ -70,11 +77,25 @@ class Catalog:
     input_size: int
     recipes: dict[str, str]
     variants: dict[str, str]
+    """Each backend's default architecture variant (``{"keras": "v1", "torch": "v1.5"}``)."""
+    variant_notes: dict[str, str]
+    """What each variant is, in words."""
     entries: tuple[Entry, ...]
 
     def names(self) -> list[str]:
         """Canonical layer names in execution order."""
         return [e.name for e in self.entries]
+
+    def weighted(self) -> list[Entry]:
+        """Entries that hold weights (conv, dense, BatchNorm), in order."""
+        return [e for e in self.entries if e.kind in WEIGHTED_KINDS]
+
+    def describe_variant(self, variant: str | None) -> str:
+        """``"v1 (stride 2 on the first 1x1 conv ...)"``, or the bare name if unknown."""
+        if not variant:
+            return "standard"
+        note = self.variant_notes.get(variant)
+        return f"{variant} ({note})" if note else variant
 
     def entry(self, name: str) -> Entry | None:
         """The entry with this canonical name, or ``None``."""
@@ -90,6 +111,19 @@ def architectures() -> list[str]:
     return sorted(f.name[:-5] for f in files if f.name.endswith(".json"))
 
 
+def require(architecture: str, purpose: str = "Weight bundles") -> Catalog:
+    """The catalogue of an architecture, or a :class:`WeightsError` saying which exist."""
+    cat = get(architecture)
+    if cat is None:
+        from layerscope.errors import WeightsError
+
+        raise WeightsError(
+            f"{purpose} need a catalogue of canonical layers; {architecture!r} has none. "
+            f"Architectures with one: {', '.join(architectures())}."
+        )
+    return cat
+
+
 @cache
 def get(architecture: str) -> Catalog | None:
     """The catalogue of an architecture, or ``None`` if it has none."""
@@ -100,6 +134,7 @@ def get(architecture: str) -> Catalog | None:
     entries = []
     for raw in data["layers"]:
         native = {k: v for k, v in raw.items() if k not in _FIXED and not k.endswith("_weights")}
+        flat = raw.get("flatten_from")
         weights = {k[: -len("_weights")]: v for k, v in raw.items() if k.endswith("_weights")}
         entries.append(
             Entry(
@@ -109,15 +144,19 @@ def get(architecture: str) -> Catalog | None:
                 weights=weights,
                 post=dict(raw.get("post", {})),
                 head=bool(raw.get("head", False)),
+                flatten_from=tuple(flat) if flat else None,
+                shape=tuple(raw["shape"]) if "shape" in raw else None,
             )
         )
     return Catalog(
         architecture=data["architecture"],
         input_size=int(data["input_size"]),
         recipes=dict(data["recipes"]),
-        variants=dict(data["variants"]),
+        variants=dict(data.get("variants", {})),
+        variant_notes=dict(data.get("variant_notes", {})),
         entries=tuple(entries),
     )
 
 
-_FIXED = {"name", "kind", "post", "head"}
+_FIXED = {"name", "kind", "post", "head", "flatten_from", "shape"}
+WEIGHTED_KINDS = ("Conv2D", "Dense", "BatchNormalization")

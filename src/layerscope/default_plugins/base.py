@@ -1,7 +1,7 @@
 """``FrameworkBackend``: the shared shape of the built-in backends.
 
-A built-in backend keeps its framework code in three sibling modules, ``build``,
-``capture`` and ``layers``, each importing the framework at the top. This class imports
+A built-in backend keeps its framework code in four sibling modules, ``build``,
+``capture``, ``layers`` and ``port`` (weight bundles), each importing the framework at the top. This class imports
 them only when a method first needs them, after the backend's two-frameworks guard (see
 :mod:`layerscope.coexist`), so registering the backend imports nothing heavy.
 """
@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from layerscope.backend import Availability, LayerInfo, ModelHandle
+from layerscope.weights import Bundle
 
 __all__ = ["FrameworkBackend"]
 
@@ -30,7 +31,7 @@ class FrameworkBackend:
     """Importable module names the framework needs (checked without importing them)."""
     install_hint: ClassVar[str]
     package: ClassVar[str]
-    """Package holding the ``build``, ``capture`` and ``layers`` modules."""
+    """Package holding the ``build``, ``capture``, ``layers`` and ``port`` modules."""
 
     @classmethod
     def is_available(cls) -> Availability:
@@ -49,9 +50,13 @@ class FrameworkBackend:
         names: list[str] = self._impl().build.zoo()
         return names
 
-    def load(self, model: Any, weights: Any, seed: int | None) -> ModelHandle:
-        handle: ModelHandle = self._impl().build.load(model, weights, seed)
+    def load(self, model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
+        handle: ModelHandle = self._impl().build.load(model, weights, seed, variant)
         return handle
+
+    def export_bundle(self, handle: ModelHandle, head: bool = True) -> Bundle:
+        bundle: Bundle = self._impl().port.to_bundle(handle, head)
+        return bundle
 
     def list_layers(self, handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
         rows: list[LayerInfo] = self._impl().layers.describe(handle, input_size)
@@ -61,9 +66,14 @@ class FrameworkBackend:
         out: dict[str, np.ndarray] = self._impl().capture.run(handle, batch, list(layers))
         return out
 
+    def inplace_after(self, handle: ModelHandle, native: str) -> str | None:
+        """The layer right after ``native`` if it rewrites ``native``'s output in place."""
+        found: str | None = self._impl().layers.inplace_after(handle, native)
+        return found
+
     def _impl(self) -> Any:
         self.guard()
         modules: dict[str, ModuleType] = {
-            m: importlib.import_module(f"{self.package}.{m}") for m in ("build", "capture", "layers")
+            m: importlib.import_module(f"{self.package}.{m}") for m in ("build", "capture", "layers", "port")
         }
         return SimpleNamespace(**modules)

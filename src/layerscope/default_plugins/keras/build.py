@@ -3,7 +3,8 @@
 ``weights``: ``"imagenet"`` (Keras' own download into ``$KERAS_HOME/models``, default
 ``~/.keras/models``), ``"random"`` (Keras' initialisers, reproducible with ``seed``; this
 calls ``keras.utils.set_random_seed``, which also seeds TensorFlow's global generator), or a
-path to a ``.weights.h5``/``.h5``/``.keras`` file. Zoo names are the torchvision-style
+path to a ``.weights.h5``/``.h5``/``.keras`` file, or a weight bundle
+(:mod:`layerscope.weights`). Zoo names are the torchvision-style
 spelling of the Keras function names: ``VGG16`` -> ``vgg16``, ``MobileNetV2`` ->
 ``mobilenet_v2``, ``ConvNeXtTiny`` -> ``convnext_tiny``.
 """
@@ -23,8 +24,10 @@ import numpy as np
 
 from layerscope import catalog
 from layerscope.backend import ModelHandle
+from layerscope.default_plugins.keras import port
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
+from layerscope.weights import is_bundle, load_bundle
 
 __all__ = ["app", "headless", "load", "zoo"]
 
@@ -68,7 +71,7 @@ def app(name: str) -> Callable[..., Any] | None:
     return None
 
 
-def load(model: Any, weights: Any, seed: int | None) -> ModelHandle:
+def load(model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
     """A handle on ``model`` (a zoo name or a ``keras.Model``) with weights loaded."""
     if isinstance(model, keras.Model):
         side = model.input_shape[1] if model.input_shape[1] == model.input_shape[2] else None
@@ -80,13 +83,24 @@ def load(model: Any, weights: Any, seed: int | None) -> ModelHandle:
             f"model. {suggest(str(model).lower(), zoo())}"
         )
     name = _snake(fn.__name__)
-    net, label = _build(fn, name, weights, seed)
     cat = catalog.get(name)
+    default = cat.variants.get("keras") if cat else None
+    if variant is not None and variant != default:
+        raise UnknownModelError(
+            f"Unknown variant {variant!r} of {name} for the keras backend: keras.applications "
+            f"only builds {default or 'its standard variant'}. Use the torch backend for other variants."
+        )
+    if is_bundle(weights):
+        bundle = load_bundle(weights)
+        net = _random(fn, 0)
+        port.from_bundle(net, name, bundle)
+        label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
+    else:
+        net, label = _build(fn, name, weights, seed)
     family = fn.__module__.rsplit(".", 1)[-1]
     recipe_name = cat.recipes["keras"] if cat else _FAMILY_RECIPE.get(family, "raw")
     recipe = RECIPES[recipe_name].at(int(net.input_shape[1]))
-    variant = cat.variants.get("keras") if cat else None
-    return _wrap(net, name, label, variant, recipe, fn)
+    return _wrap(net, name, label, default, recipe, fn)
 
 
 def _wrap(net: Any, arch: str, label: str, variant: str | None, recipe: Recipe, fn: Any) -> ModelHandle:

@@ -12,7 +12,7 @@ from typing import Any
 
 from layerscope.backend import LayerInfo, ModelHandle, Shape
 
-__all__ = ["describe"]
+__all__ = ["describe", "inplace_after"]
 
 
 def describe(handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
@@ -51,3 +51,8 @@ def _kernel(layer: Any) -> tuple[int, ...] | None:
     if kernel is None or len(kernel.shape) != 4:
         return None
     return tuple(int(d) for d in kernel.shape)
+
+
+def inplace_after(handle: ModelHandle, native: str) -> str | None:
+    """Keras layers never overwrite their inputs, so no capture can be corrupted that way."""
+    return None

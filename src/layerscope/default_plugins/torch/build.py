@@ -3,7 +3,9 @@
 ``weights``: ``"imagenet"`` (torchvision's ``IMAGENET1K_V1`` weights, the classic ones the
 literature and Keras ports use, through torchvision's own download and cache), another
 weights-enum name such as ``"IMAGENET1K_V2"``, ``"random"`` (torchvision's initialisers,
-reproducible with ``seed``), or a path to a ``.pth``/``.pt``/``.safetensors`` state dict.
+reproducible with ``seed``), a path to a ``.pth``/``.pt``/``.safetensors`` state dict, or a
+weight bundle (:mod:`layerscope.weights`). ``variant="v1"`` builds ResNet50 the Keras way
+(see :func:`_resnet50_v1`); a bundle brings its own variant.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import torchvision
 
 from layerscope import catalog
 from layerscope.backend import ModelHandle
+from layerscope.default_plugins.torch import port
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
 from layerscope.preprocess import RECIPES, Recipe
+from layerscope.weights import check_architecture, is_bundle, load_bundle
 
 __all__ = ["load", "zoo"]
 
@@ -32,7 +36,7 @@ def zoo() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def load(model: Any, weights: Any, seed: int | None) -> ModelHandle:
+def load(model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
     """A handle on ``model`` (a zoo name or an ``nn.Module``), in eval mode, weights loaded."""
     if isinstance(model, torch.nn.Module):
         return _wrap(model, type(model).__name__.lower(), "user model", None, RECIPES["torch"])
@@ -42,10 +46,44 @@ def load(model: Any, weights: Any, seed: int | None) -> ModelHandle:
             f"Unknown model {model!r} for the torch backend. Expected a torchvision.models "
             f"classification model. {suggest(name, zoo())}"
         )
-    net, label = _build(name, weights, seed)
     cat = catalog.get(name)
-    variant = cat.variants.get("torch") if cat else None
-    return _wrap(net, name, label, variant, _recipe(name, cat))
+    bundle = load_bundle(weights) if is_bundle(weights) else None
+    if bundle is not None:
+        check_architecture(bundle, name)
+    chosen = _variant(name, cat, variant or (bundle.variant if bundle else None))
+    if bundle is not None:
+        net = _random(name, 0, chosen)
+        port.from_bundle(net, name, bundle)
+        label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
+    else:
+        net, label = _build(name, weights, seed, chosen)
+    return _wrap(net, name, label, chosen, _recipe(name, cat))
+
+
+def _variant(name: str, cat: catalog.Catalog | None, asked: str | None) -> str | None:
+    default = cat.variants.get("torch") if cat else None
+    if asked is None or asked == default:
+        return default
+    if name == "resnet50" and asked == "v1":
+        return asked
+    options = [v for v in (default, "v1" if name == "resnet50" else None) if v]
+    raise UnknownModelError(
+        f"Unknown variant {asked!r} of {name} for the torch backend. Expected one of {options}."
+    )
+
+
+def _resnet50_v1(net: Any) -> Any:
+    """Turn torchvision's resnet50 (v1.5) into Keras' v1: stride on the first 1x1 conv of a
+    stage, a bias on every conv (zeros, as Keras initialises them), BatchNorm epsilon 1.001e-5."""
+    for stage in (net.layer2, net.layer3, net.layer4):
+        first = stage[0]
+        first.conv1.stride, first.conv2.stride = (2, 2), (1, 1)
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.Conv2d) and mod.bias is None:
+            mod.bias = torch.nn.Parameter(torch.zeros(mod.out_channels))
+        elif isinstance(mod, torch.nn.BatchNorm2d):
+            mod.eps = 1.001e-5
+    return net
 
 
 def _wrap(net: Any, arch: str, label: str, variant: str | None, recipe: Recipe) -> ModelHandle:
@@ -77,14 +115,19 @@ def _recipe(name: str, cat: catalog.Catalog | None) -> Recipe:
     return Recipe("torch", "torch", geometry, tuple(preset.mean), tuple(preset.std))
 
 
-def _build(name: str, weights: Any, seed: int | None) -> tuple[Any, str]:
+def _build(name: str, weights: Any, seed: int | None, variant: str | None) -> tuple[Any, str]:
     if isinstance(weights, (str, os.PathLike)) and _is_path(weights):
-        net = _random(name, 0)
+        net = _random(name, 0, variant)
         load_file(net, Path(weights))
         return net, f"file {Path(weights).name}"
     if weights == "random":
-        return _random(name, seed), f"random (seed={seed})"
+        return _random(name, seed, variant), f"random (seed={seed})"
     if isinstance(weights, str):
+        if variant == "v1":
+            raise WeightsError(
+                "torchvision has no pretrained weights for the ResNet50 v1 variant. Export "
+                "Keras' weights to a bundle (layerscope.export_weights) and load that."
+            )
         return _pretrained(name, "IMAGENET1K_V1" if weights == "imagenet" else weights), weights
     raise WeightsError(
         "Invalid `weights`. Expected 'imagenet', 'random', a torchvision weights name such as "
@@ -97,13 +140,14 @@ def _is_path(weights: Any) -> bool:
     return isinstance(weights, os.PathLike) or os.sep in text or Path(text).suffix != ""
 
 
-def _random(name: str, seed: int | None) -> Any:
+def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # googlenet/inception warn about their init scheme
         if seed is not None:
             torch.manual_seed(seed)
         kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
-        return torchvision.models.get_model(name, weights=None, **kwargs)
+        net = torchvision.models.get_model(name, weights=None, **kwargs)
+    return _resnet50_v1(net) if variant == "v1" else net
 
 
 def _pretrained(name: str, enum_name: str) -> Any:

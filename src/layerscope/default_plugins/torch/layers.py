@@ -15,7 +15,7 @@ import torch
 
 from layerscope.backend import LayerInfo, ModelHandle, Shape
 
-__all__ = ["describe"]
+__all__ = ["describe", "inplace_after"]
 
 
 def describe(handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
@@ -80,3 +80,15 @@ def _kernel(mod: Any) -> tuple[int, ...] | None:
         o, i, kh, kw = mod.weight.shape
         return (int(kh), int(kw), int(i), int(o))
     return None
+
+
+def inplace_after(handle: ModelHandle, native: str) -> str | None:
+    """The module that runs right after ``native`` if it overwrites its input in place
+    (``ReLU(inplace=True)`` in torchvision): a capture that keeps a reference to ``native``'s
+    output instead of copying it sees that module's result."""
+    rows = [r.native for r in describe(handle, handle.input_size)]
+    if native not in rows or rows.index(native) + 1 >= len(rows):
+        return None
+    after = rows[rows.index(native) + 1]
+    module = dict(handle.model.named_modules()).get(after.rsplit(":", 1)[0])
+    return after if getattr(module, "inplace", False) else None

@@ -1,0 +1,72 @@
+"""Weight bundles <-> keras.applications models. Bundles use Keras layouts already.
+
+Only what differs from Keras itself is handled here: a missing conv bias becomes zeros,
+and each BatchNorm takes the bundle's epsilon (torchvision uses 1e-5, Keras ResNet50
+1.001e-5), so the same weights give the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from layerscope import catalog
+from layerscope.backend import ModelHandle
+from layerscope.errors import WeightsError
+from layerscope.weights import Bundle, check_architecture
+
+__all__ = ["from_bundle", "to_bundle"]
+
+
+def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
+    """The handle's weights as a bundle keyed by canonical layer names."""
+    cat = catalog.require(handle.architecture)
+    tensors: dict[str, np.ndarray] = {}
+    for entry in cat.weighted():
+        if entry.head and not head:
+            continue
+        layer = handle.model.get_layer(entry.native_name("keras"))
+        values = [np.ascontiguousarray(np.asarray(w), dtype=np.float32) for w in layer.get_weights()]
+        if entry.kind == "BatchNormalization":
+            for name, value in zip(("gamma", "beta", "moving_mean", "moving_variance"), values, strict=True):
+                tensors[f"{entry.name}/{name}"] = value
+            tensors[f"{entry.name}/epsilon"] = np.array([layer.epsilon], dtype=np.float32)
+        else:
+            tensors[f"{entry.name}/kernel"] = values[0]
+            if len(values) > 1:
+                tensors[f"{entry.name}/bias"] = values[1]
+    return Bundle(
+        tensors=tensors,
+        architecture=handle.architecture,
+        variant=handle.variant or "",
+        source_backend="keras",
+        weights=handle.weights,
+        head=head,
+    )
+
+
+def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
+    """Copy a bundle into ``net`` (a keras.applications model of ``architecture``)."""
+    cat = catalog.require(architecture)
+    check_architecture(bundle, architecture)
+    for entry in cat.weighted():
+        params = bundle.layer(entry.name)
+        if not params:
+            if entry.head and not bundle.head:
+                continue
+            raise WeightsError(f"The weight bundle has no tensors for layer {entry.name!r}.")
+        layer = net.get_layer(entry.native_name("keras"))
+        if entry.kind == "BatchNormalization":
+            values = [params[k] for k in ("gamma", "beta", "moving_mean", "moving_variance")]
+            layer.epsilon = float(params["epsilon"][0])
+        else:
+            kernel = params["kernel"]
+            values = [kernel, params.get("bias", np.zeros(kernel.shape[-1], np.float32))]
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        if expected != [tuple(v.shape) for v in values]:
+            raise WeightsError(
+                f"Layer {entry.name!r}: the bundle holds shapes {[tuple(v.shape) for v in values]}, "
+                f"the model expects {expected}. Is the bundle for another architecture or variant?"
+            )
+        layer.set_weights(values)

@@ -1,0 +1,124 @@
+"""Weight bundles <-> torchvision modules: layouts, flatten order, conv biases, epsilon.
+
+Keras layouts in the bundle, torch layouts in the module: conv OIHW <-> HWIO, linear
+``(out, in)`` <-> ``(in, out)``, and for the first dense layer after a flatten the input
+rows move between torch's CHW flatten order and Keras' HWC order. A conv bias the module
+has no slot for (torchvision's ResNet convs have ``bias=False``) is folded into the
+BatchNorm that follows it: ``BN(conv(x) + b)`` equals ``BN'(conv(x))`` with
+``running_mean' = running_mean - b``, exact at the BN output and after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from layerscope import catalog
+from layerscope.backend import ModelHandle
+from layerscope.errors import WeightsError
+from layerscope.weights import Bundle, check_architecture
+
+__all__ = ["from_bundle", "to_bundle"]
+
+
+def _module(net: Any, entry: catalog.Entry) -> Any:
+    name = entry.weights.get("torch", entry.native_name("torch"))
+    return dict(net.named_modules())[name]
+
+
+def _np(t: Any) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+
+def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
+    """The handle's weights as a bundle keyed by canonical layer names."""
+    cat = catalog.require(handle.architecture)
+    tensors: dict[str, np.ndarray] = {}
+    for entry in cat.weighted():
+        if entry.head and not head:
+            continue
+        mod = _module(handle.model, entry)
+        key = entry.name
+        if entry.kind == "Conv2D":
+            tensors[f"{key}/kernel"] = _np(mod.weight.permute(2, 3, 1, 0))
+            if mod.bias is not None:
+                tensors[f"{key}/bias"] = _np(mod.bias)
+        elif entry.kind == "Dense":
+            kernel = mod.weight.detach().t()  # (in, out), in torch's flatten order
+            if entry.flatten_from:
+                h, w, c = entry.flatten_from
+                kernel = kernel.reshape(c, h, w, -1).permute(1, 2, 0, 3).reshape(h * w * c, -1)
+            tensors[f"{key}/kernel"] = _np(kernel)
+            tensors[f"{key}/bias"] = _np(mod.bias)
+        else:
+            tensors[f"{key}/gamma"] = _np(mod.weight)
+            tensors[f"{key}/beta"] = _np(mod.bias)
+            tensors[f"{key}/moving_mean"] = _np(mod.running_mean)
+            tensors[f"{key}/moving_variance"] = _np(mod.running_var)
+            tensors[f"{key}/epsilon"] = np.array([mod.eps], dtype=np.float32)
+    return Bundle(
+        tensors=tensors,
+        architecture=handle.architecture,
+        variant=handle.variant or "",
+        source_backend="torch",
+        weights=handle.weights,
+        head=head,
+    )
+
+
+def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
+    """Copy a bundle into ``net`` (a torchvision model of ``architecture``), in place."""
+    cat = catalog.require(architecture)
+    check_architecture(bundle, architecture)
+    pending_bias: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for entry in cat.weighted():
+            params = bundle.layer(entry.name)
+            if not params:
+                if entry.head and not bundle.head:
+                    continue  # a headless bundle: the classifier keeps its initial weights
+                raise WeightsError(f"The weight bundle has no tensors for layer {entry.name!r}.")
+            mod = _module(net, entry)
+            if entry.kind == "Conv2D":
+                _copy(mod.weight, np.transpose(params["kernel"], (3, 2, 0, 1)), entry.name)
+                bias = params.get("bias")
+                if mod.bias is not None:
+                    _copy(
+                        mod.bias,
+                        bias if bias is not None else np.zeros(mod.out_channels, np.float32),
+                        entry.name,
+                    )
+                elif bias is not None and np.any(bias != 0):
+                    pending_bias[_bn_after(entry.name)] = bias
+            elif entry.kind == "Dense":
+                kernel = params["kernel"]
+                if entry.flatten_from:
+                    h, w, c = entry.flatten_from
+                    kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+                _copy(mod.weight, kernel.T, entry.name)
+                _copy(mod.bias, params["bias"], entry.name)
+            else:
+                mean = params["moving_mean"] - pending_bias.pop(entry.name, 0.0)
+                _copy(mod.weight, params["gamma"], entry.name)
+                _copy(mod.bias, params["beta"], entry.name)
+                _copy(mod.running_mean, mean, entry.name)
+                _copy(mod.running_var, params["moving_variance"], entry.name)
+                mod.eps = float(params["epsilon"][0])
+    if pending_bias:
+        raise WeightsError(f"Conv biases of {sorted(pending_bias)} have no BatchNorm to fold into.")
+
+
+def _bn_after(conv_name: str) -> str:
+    return conv_name[: -len("_conv")] + "_bn" if conv_name.endswith("_conv") else conv_name
+
+
+def _copy(dst: Any, src: np.ndarray, layer: str) -> None:
+    value = torch.from_numpy(np.ascontiguousarray(src, dtype=np.float32))
+    if tuple(dst.shape) != tuple(value.shape):
+        raise WeightsError(
+            f"Layer {layer!r}: the bundle holds shape {tuple(value.shape)} (torch layout), the "
+            f"model expects {tuple(dst.shape)}. Is the bundle for another architecture or variant?"
+        )
+    dst.copy_(value)

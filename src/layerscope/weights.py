@@ -1,0 +1,227 @@
+"""Weight bundles: one framework-neutral file that every backend can load.
+
+A bundle is a ``.safetensors`` file (read and written with ``safetensors.numpy``, so no
+framework is needed to inspect one) whose tensors are named ``<canonical layer>/<param>``
+in Keras layouts:
+
+==================  ==========================================================
+``<conv>/kernel``   conv kernel, HWIO ``(kh, kw, in, out)``
+``<conv>/bias``     conv bias ``(out,)`` (absent when the source had none)
+``<dense>/kernel``  dense kernel ``(in, out)``; after a flatten, ``in`` is in NHWC order
+``<dense>/bias``    ``(out,)``
+``<bn>/gamma``      BatchNorm scale; also ``beta``, ``moving_mean``, ``moving_variance``
+``<bn>/epsilon``    BatchNorm epsilon, a float32 array of shape ``(1,)``
+==================  ==========================================================
+
+The header metadata records ``format`` (``layerscope-bundle``), ``version``,
+``architecture`` (catalogue key), ``variant``, ``source_backend``, ``weights`` (what the
+source model held) and ``head`` (whether classifier layers are included).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from layerscope.errors import WeightsError
+
+__all__ = [
+    "FORMAT",
+    "Bundle",
+    "check_architecture",
+    "export_weights",
+    "is_bundle",
+    "load_bundle",
+    "save_bundle",
+]
+
+FORMAT = "layerscope-bundle"
+VERSION = "1"
+
+
+@dataclass
+class Bundle:
+    """Weights by canonical layer, in Keras layouts, plus where they came from."""
+
+    tensors: dict[str, np.ndarray]
+    architecture: str
+    variant: str = ""
+    source_backend: str = ""
+    weights: str = ""
+    head: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def layer(self, name: str) -> dict[str, np.ndarray]:
+        """The tensors of one canonical layer, keyed by parameter name."""
+        prefix = name + "/"
+        return {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+
+    def layers(self) -> list[str]:
+        """Canonical layer names that have tensors, in file order."""
+        return list(dict.fromkeys(k.rsplit("/", 1)[0] for k in self.tensors))
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "architecture": self.architecture,
+            "variant": self.variant,
+            "source_backend": self.source_backend,
+            "weights": self.weights,
+            "head": "true" if self.head else "false",
+            **self.extra,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the bundle to ``path`` (``.safetensors``)."""
+        return save_bundle(self, path)
+
+    def __repr__(self) -> str:
+        n = sum(int(v.size) for v in self.tensors.values())
+        return (
+            f"<Bundle {self.architecture} {self.variant or ''} from {self.source_backend or '?'}: "
+            f"{len(self.layers())} layers, {n:,} values>"
+        )
+
+
+def _safetensors() -> Any:
+    try:
+        import safetensors.numpy as st
+    except ImportError as exc:
+        raise WeightsError(
+            "Weight bundles need the safetensors package. Install it with pip install 'layerscope[bundles]'."
+        ) from exc
+    return st
+
+
+def save_bundle(bundle: Bundle, path: str | os.PathLike[str]) -> Path:
+    """Write ``bundle`` as a ``.safetensors`` file with layerscope metadata."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"Invalid bundle path {str(path)!r}. Expected a file name ending in .safetensors.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: np.ascontiguousarray(v) for k, v in bundle.tensors.items()}
+    _safetensors().save_file(tensors, str(path), metadata=bundle.metadata())
+    return path
+
+
+def _header(path: Path) -> dict[str, str] | None:
+    import json
+    import struct
+
+    try:
+        with path.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if size > 100_000_000:
+                return None
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError, struct.error):
+        return None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
+def is_bundle(path: Any) -> bool:
+    """Whether ``path`` is a layerscope weight bundle (reads only the file header)."""
+    if isinstance(path, Bundle):
+        return True
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    p = Path(path)
+    if p.suffix != ".safetensors" or not p.is_file():
+        return False
+    meta = _header(p)
+    return meta is not None and meta.get("format") == FORMAT
+
+
+def load_bundle(path: str | os.PathLike[str] | Bundle) -> Bundle:
+    """Read a bundle file (or return a :class:`Bundle` unchanged)."""
+    if isinstance(path, Bundle):
+        return path
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"Cannot load weights from {str(p)!r}: no such file.")
+    meta = _header(p)
+    if meta is None or meta.get("format") != FORMAT:
+        raise WeightsError(
+            f"{str(p)!r} is not a layerscope weight bundle (its safetensors header has no "
+            f"format={FORMAT!r}). Create one with layerscope.export_weights(model, path)."
+        )
+    tensors = dict(_safetensors().load_file(str(p)))
+    known = {"format", "version", "architecture", "variant", "source_backend", "weights", "head"}
+    return Bundle(
+        tensors=tensors,
+        architecture=meta.get("architecture", ""),
+        variant=meta.get("variant", ""),
+        source_backend=meta.get("source_backend", ""),
+        weights=meta.get("weights", ""),
+        head=meta.get("head", "true") == "true",
+        extra={k: v for k, v in meta.items() if k not in known},
+    )
+
+
+def check_architecture(bundle: Bundle, architecture: str) -> None:
+    """Refuse a bundle made for another architecture, naming both."""
+    if bundle.architecture != architecture:
+        raise WeightsError(
+            f"The weight bundle is for {bundle.architecture!r}, not {architecture!r}. Load it "
+            f"into a {bundle.architecture} model."
+        )
+
+
+def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) -> Bundle:
+    """Seeded random weights for a catalogued architecture, made with numpy alone.
+
+    The same ``(architecture, seed)`` gives the same bytes on every machine and in every
+    virtualenv, with or without a framework installed: this is the fixed bundle the nox
+    cross-check feeds to each backend. Scales keep activations in a sane range through the
+    whole network: He-normal kernels, small biases, BatchNorm statistics near identity.
+    """
+    from layerscope import catalog
+
+    cat = catalog.require(architecture, "Random bundles")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    chosen = variant or cat.variants.get("keras", "")
+    eps = 1.001e-5 if architecture.startswith("resnet") else 1e-3
+    tensors: dict[str, np.ndarray] = {}
+    for entry in cat.weighted():
+        if entry.shape is None:
+            raise WeightsError(f"The {architecture} catalogue has no weight shape for {entry.name!r}.")
+        shape = entry.shape
+        if entry.kind == "BatchNormalization":
+            (c,) = shape
+            # residual branches end small (as zero-init-residual training recipes do), so
+            # activations do not grow block after block
+            low, high = (0.1, 0.3) if entry.name.endswith(("_3_bn", "_0_bn")) else (0.8, 1.2)
+            tensors[f"{entry.name}/gamma"] = rng.uniform(low, high, c).astype(np.float32)
+            tensors[f"{entry.name}/beta"] = rng.normal(0.0, 0.05, c).astype(np.float32)
+            tensors[f"{entry.name}/moving_mean"] = rng.normal(0.0, 0.1, c).astype(np.float32)
+            tensors[f"{entry.name}/moving_variance"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+            tensors[f"{entry.name}/epsilon"] = np.array([eps], dtype=np.float32)
+            continue
+        fan_in = int(np.prod(shape[:-1]))
+        gain = 1.0 if entry.name == "predictions" else 2.0
+        tensors[f"{entry.name}/kernel"] = rng.normal(0.0, np.sqrt(gain / fan_in), shape).astype(np.float32)
+        tensors[f"{entry.name}/bias"] = rng.normal(0.0, 0.01, shape[-1]).astype(np.float32)
+    return Bundle(tensors, architecture, chosen, "numpy", f"random_bundle(seed={seed})")
+
+
+def export_weights(model: Any, path: str | os.PathLike[str] | None = None, **load_kwargs: Any) -> Bundle:
+    """Export a model's weights as a :class:`Bundle`, and write it if ``path`` is given.
+
+    ``model`` is a :class:`~layerscope.LoadedModel` or anything :func:`layerscope.load`
+    accepts (then ``load_kwargs`` such as ``backend=``, ``weights=``, ``seed=`` apply).
+    Works for every architecture with a catalogue (vgg16, vgg19, resnet50) on every backend
+    whose plugin can export (torch, keras).
+    """
+    from layerscope.api import load
+
+    loaded = load(model, **load_kwargs)
+    bundle = loaded.export_bundle()
+    if path is not None:
+        save_bundle(bundle, path)
+    return bundle

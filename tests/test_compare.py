@@ -1,0 +1,207 @@
+"""compare(): where and why outputs differ (issue 3, acceptance 3, 4 and 6)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import layerscope as ls
+from layerscope import diagnose
+from layerscope.cli import main
+from layerscope.default_plugins.torch.backend import TorchBackend
+from layerscope.images import Geometry
+from layerscope.model import LoadedModel
+from layerscope.preprocess import RECIPES, Recipe, normalize
+
+from conftest import model
+
+pytestmark = [pytest.mark.torch, pytest.mark.keras]
+
+STEM = ["conv1_conv", "conv1_bn", "conv1_relu", "conv2_block1_1_bn", "conv2_block1_out"]
+
+
+@pytest.fixture(scope="module")
+def keras_r50() -> LoadedModel:
+    return model("resnet50", "keras")
+
+
+def _torch_v1(keras_r50: LoadedModel) -> LoadedModel:
+    """A torch ResNet50 v1 holding the Keras model's weights, outside the shared cache."""
+    from layerscope.default_plugins.torch import build
+
+    handle = build.load("resnet50", keras_r50.export_bundle(), None)
+    return LoadedModel(ls.get_backend("torch"), handle)
+
+
+def test_stride_placement_is_named_where_divergence_starts(photo: Path) -> None:
+    report = ls.compare(photo, "resnet50", backends=("keras", "torch"), variants={"torch": "v1.5"})
+    first = report.first_divergence
+    assert first is not None and first.layer.startswith("conv3_block1")
+    assert first.layer == "conv3_block1_1_conv"
+    assert all(d.passed for d in report.layers[: report.layers.index(first)])  # everything before agrees
+    assert report.causes() == ["stride placement (ResNet v1 vs v1.5)"]
+    assert report.diagnoses[0].confirmed
+    assert "conv3_block1" in report.diagnoses[0].evidence
+    keras_side, torch_side = report.sides
+    assert keras_side.variant.startswith("v1 (") and torch_side.variant.startswith("v1.5 (")
+    text = str(report)
+    assert "cause (confirmed) at conv3_block1_1_conv: stride placement (ResNet v1 vs v1.5)" in text
+
+
+def _caffe_bgr_swapped(batch: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(normalize(batch, RECIPES["caffe"])[..., ::-1])
+
+
+CAFFE_GEOMETRY = RECIPES["caffe"].geometry
+INPUT_FAULTS = {
+    "RGB/BGR channel order": {"torch": _caffe_bgr_swapped},
+    "normalisation recipe (caffe vs torch)": {"torch": Recipe("torch-values", "torch", CAFFE_GEOMETRY)},
+    "resize filter or crop": {
+        "torch": Recipe("caffe-bilinear", "caffe", Geometry("stretch", 224, interpolation="bilinear"))
+    },
+}
+
+
+@pytest.mark.parametrize("cause", list(INPUT_FAULTS))
+def test_input_faults_are_diagnosed(cause: str, photo: Path, keras_r50: LoadedModel) -> None:
+    torch_model = _torch_v1(keras_r50)
+    torch_model.handle.recipe = RECIPES["caffe"]  # a callable keeps the model's own geometry
+    preprocess: dict[str, Any] = {"keras": "caffe", **INPUT_FAULTS[cause]}
+    report = ls.compare(
+        photo, "resnet50", backends=(keras_r50, torch_model), layers=STEM, preprocess=preprocess
+    )
+    assert report.first_divergence is not None and report.first_divergence.layer == "conv1_conv"
+    assert report.causes() == [cause]
+    assert report.diagnoses[0].confirmed  # re-running torch on keras' input makes them agree
+
+
+def test_pre_vs_post_activation_capture(photo: Path, keras_r50: LoadedModel) -> None:
+    report = ls.compare(photo, "resnet50", backends=(keras_r50, "torch"), weights=keras_r50.export_bundle(),
+                        layers=STEM, native_names={"torch": {"conv1_relu": "bn1"}})  # fmt: skip
+    assert report.first_divergence.layer == "conv1_relu"
+    assert report.causes() == ["pre- vs post-activation capture"]
+    assert "'bn1'" in report.diagnoses[0].evidence
+
+
+def test_batchnorm_epsilon(photo: Path, keras_r50: LoadedModel) -> None:
+    torch_model = _torch_v1(keras_r50)
+    torch_model.model.layer1[0].bn1.eps = 1e-1
+    report = ls.compare(photo, "resnet50", backends=(keras_r50, torch_model), layers=STEM)
+    assert report.first_divergence.layer == "conv2_block1_1_bn"
+    assert report.causes() == ["BatchNorm epsilon"]
+    assert report.diagnoses[0].layer == "conv2_block1_1_bn"
+    assert "0.1 on torch" in report.diagnoses[0].evidence
+
+
+class ReferenceKeepingTorch(TorchBackend):
+    """A capture bug on purpose: keeps the hooked tensor and converts it after the pass."""
+
+    def extract(self, handle, batch, layers):  # type: ignore[no-untyped-def]
+        import torch
+
+        modules = dict(handle.model.named_modules())
+        kept: dict[str, Any] = {}
+        hooks = [
+            modules[name].register_forward_hook(lambda _m, _i, out, name=name: kept.setdefault(name, out))
+            for name in layers
+        ]
+        try:
+            with torch.inference_mode():
+                handle.model(torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous())
+        finally:
+            for h in hooks:
+                h.remove()
+        return {n: np.ascontiguousarray(kept[n].permute(0, 2, 3, 1).numpy()) for n in layers}
+
+
+def test_inplace_overwrite_of_captured_tensor(photo: Path, keras_r50: LoadedModel) -> None:
+    clean = _torch_v1(keras_r50)
+    leaky = LoadedModel(ReferenceKeepingTorch(), clean.handle)
+    report = ls.compare(
+        photo, "resnet50", backends=(keras_r50, leaky), layers=["conv1_conv", "conv2_block1_1_bn"]
+    )
+    assert report.first_divergence.layer == "conv2_block1_1_bn"
+    assert report.causes() == ["in-place overwrite of a captured tensor"]
+    assert report.diagnoses[0].confirmed  # layerscope's own copying capture agrees with keras
+    assert "layer1.0.relu:0" in report.diagnoses[0].evidence
+
+
+def test_seven_causes_are_named_in_the_vocabulary() -> None:
+    named = set(diagnose.CAUSES)
+    assert {
+        "RGB/BGR channel order", "normalisation recipe (caffe vs torch)", "resize filter or crop",
+        "pre- vs post-activation capture", "stride placement (ResNet v1 vs v1.5)", "BatchNorm epsilon",
+        "in-place overwrite of a captured tensor",
+    } <= named  # fmt: skip
+
+
+def test_html_report_is_one_offline_file_with_a_heatmap_per_failing_layer(
+    tmp_path: Path, photo: Path
+) -> None:
+    report = ls.compare(photo, "resnet50", backends=("keras", "torch"), variants={"torch": "v1.5"})
+    page = report.to_html(tmp_path / "report.html").read_text()
+    sections = re.findall(r'<section class="layer">.*?</section>', page, flags=re.S)
+    assert len(sections) == len(report.failed) > 100
+    assert all("data:image/png;base64," in s for s in sections)
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page
+    assert "stride placement (ResNet v1 vs v1.5)" in page
+    import base64
+    import io
+
+    from PIL import Image
+
+    first_png = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", sections[0]).group(1)
+    img = Image.open(io.BytesIO(base64.b64decode(first_png)))
+    assert min(img.size) >= 112 and np.asarray(img).std() > 5
+
+
+def test_json_report(tmp_path: Path, photo: Path, keras_r50: LoadedModel) -> None:
+    report = ls.compare(
+        photo, "resnet50", backends=(keras_r50, "torch"), weights=keras_r50.export_bundle(), layers=STEM
+    )
+    data = json.loads(report.to_json(tmp_path / "r.json"))
+    assert data["passed"] is True and data["first_divergence"] is None
+    assert [row["layer"] for row in data["layers"]] == STEM
+    assert all(row["max_rel"] <= 1e-5 and row["shape_match"] for row in data["layers"])
+    assert json.loads((tmp_path / "r.json").read_text()) == data
+
+
+def test_input_sensitivity(photo: Path) -> None:
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32)
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 0.001 * 255, rgb.shape), 0, 255).astype(
+        np.float32
+    )
+    report = ls.compare(
+        rgb, "vgg16", backends=("torch",), against=noisy, layers=["block1_conv1", "block5_pool", "fc2"]
+    )
+    assert report.mode == "inputs" and [s.label for s in report.sides] == ["input", "against"]
+    moved = {d.layer: d.max_rel for d in report.layers}
+    assert 0 < moved["block1_conv1"] < 0.05
+    assert all(0 < v < 1 for v in moved.values())
+    assert all(d.cosine > 0.99 for d in report.layers)
+
+
+def test_native_pipelines_show_what_preprocessing_alone_does(photo: Path) -> None:
+    report = ls.compare(
+        photo, "vgg16", backends=("keras", "torch"), pipeline="native", layers=["block1_conv1", "block5_pool"]
+    )
+    assert not report.passed
+    assert report.causes() == ["resize filter or crop"]
+    assert "caffe" in report.sides[0].recipe and "centre crop 224" in report.sides[1].recipe
+
+
+def test_cli_compare_exit_status(tmp_path: Path, capsys) -> None:
+    args = ["compare", str(ls.sample()), "--model", "resnet50", "--layers", "conv1_relu,conv3_block1_out"]
+    assert main([*args, "--json", str(tmp_path / "ok.json")]) == 0
+    assert json.loads((tmp_path / "ok.json").read_text())["passed"] is True
+    html = tmp_path / "bad.html"
+    assert main([*args, "--variant", "torch=v1.5", "--html", str(html)]) == 1
+    out = capsys.readouterr().out
+    assert "stride placement (ResNet v1 vs v1.5)" in out and html.is_file()
