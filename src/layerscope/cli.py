@@ -1,4 +1,4 @@
-"""The ``layerscope`` command line: extract, layers, compare, backends.
+"""The ``layerscope`` command line: extract, layers, compare, show, backends.
 
 Each subcommand is a thin wrapper over the public API; a :class:`LayerscopeError` prints
 its message (no traceback) and exits with status 2; ``compare`` exits with 1 when any
@@ -92,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
     p.set_defaults(func=_cmd_compare)
 
+    p = sub.add_parser("show", help="draw feature maps, filters or the five-block figure to a PNG")
+    p.add_argument("images", nargs="+", help="image files (the first one is drawn)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--layers", type=_layers, default=None, help="the layer to draw (not needed for blocks)")
+    _weights_args(p)
+    p.add_argument(
+        "--view", choices=["grid", "max", "composite", "overlay", "filters", "blocks"], default="grid"
+    )
+    p.add_argument("--max-maps", type=int, default=64)
+    p.add_argument(
+        "--out", type=Path, required=True, help="PNG path (blocks: one file per block, _block1..5)"
+    )
+    p.set_defaults(func=_cmd_show)
+
     p = sub.add_parser("backends", help="registered backends, whether they can run here, and why not")
     p.set_defaults(func=_cmd_backends)
     return parser
@@ -161,6 +175,40 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         report.to_html(args.html)
         print(f"wrote {args.html}")
     return 0 if report.passed else 1
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from layerscope import viz
+
+    loaded = ls.load(args.model, backend=args.backend, weights=args.weights, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.view == "blocks":
+        for i, fig in enumerate(viz.blocks(args.images[:1], loaded, max_maps=args.max_maps), start=1):
+            path = args.out.with_name(f"{args.out.stem}_block{i}{args.out.suffix}")
+            fig.savefig(path)
+            print(f"wrote {path}")
+        return 0
+    if not args.layers or len(args.layers) != 1:
+        raise InputError(f"--view {args.view} draws one layer. Pass --layers NAME (e.g. block1_conv1).")
+    layer = args.layers[0]
+    if args.view == "filters":
+        fig = viz.filters(loaded, str(layer))
+    else:
+        fmap = loaded.extract(args.images[:1], [layer])
+        arr = next(iter(fmap.values()))
+        title = f"{loaded.architecture} {layer} ({loaded.backend}, weights {loaded.weights})"
+        if args.view == "grid":
+            fig = viz.feature_grid(arr, args.max_maps, title=title)
+        elif args.view == "max":
+            fig = viz.max_activation(arr, title=title)
+        elif args.view == "composite":
+            fig = viz.composite(arr, title=title)
+        else:
+            photo = loaded.prepare(args.images[:1], preprocess=None)[0]
+            fig = viz.overlay(photo, arr, title=title)
+    fig.savefig(args.out)
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ __all__ = [
     "ImageError",
     "InputError",
     "LayerscopeError",
+    "MissingDependencyError",
     "PluginError",
     "UnknownBackendError",
     "UnknownLayerError",
@@ -44,6 +45,10 @@ class UnknownBackendError(LayerscopeError, KeyError):
 
 class BackendUnavailableError(LayerscopeError, ImportError):
     """The backend is registered but its framework is not installed."""
+
+
+class MissingDependencyError(LayerscopeError, ImportError):
+    """An optional feature needs a package that is not installed (the message names the extra)."""
 
 
 class UnknownModelError(LayerscopeError, KeyError):

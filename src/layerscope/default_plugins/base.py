@@ -66,6 +66,11 @@ class FrameworkBackend:
         out: dict[str, np.ndarray] = self._impl().capture.run(handle, batch, list(layers))
         return out
 
+    def kernel(self, handle: ModelHandle, native: str) -> np.ndarray | None:
+        """A conv layer's kernel in HWIO order, or ``None`` if ``native`` has none."""
+        found: np.ndarray | None = self._impl().port.kernel(handle, native)
+        return found
+
     def inplace_after(self, handle: ModelHandle, native: str) -> str | None:
         """The layer right after ``native`` if it rewrites ``native``'s output in place."""
         found: str | None = self._impl().layers.inplace_after(handle, native)

@@ -16,7 +16,7 @@ from layerscope.backend import ModelHandle
 from layerscope.errors import WeightsError
 from layerscope.weights import Bundle, check_architecture
 
-__all__ = ["from_bundle", "to_bundle"]
+__all__ = ["from_bundle", "kernel", "to_bundle"]
 
 
 def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
@@ -70,3 +70,15 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
                 f"the model expects {expected}. Is the bundle for another architecture or variant?"
             )
         layer.set_weights(values)
+
+
+def kernel(handle: ModelHandle, native: str) -> np.ndarray | None:
+    """The HWIO kernel of a conv layer (Keras holds HWIO already)."""
+    try:
+        layer = handle.model.get_layer(native)
+    except ValueError:
+        return None
+    k = getattr(layer, "kernel", None)
+    if k is None or len(k.shape) != 4:
+        return None
+    return np.ascontiguousarray(np.asarray(k), dtype=np.float32)

@@ -20,7 +20,7 @@ from layerscope.backend import ModelHandle
 from layerscope.errors import WeightsError
 from layerscope.weights import Bundle, check_architecture
 
-__all__ = ["from_bundle", "to_bundle"]
+__all__ = ["from_bundle", "kernel", "to_bundle"]
 
 
 def _module(net: Any, entry: catalog.Entry) -> Any:
@@ -122,3 +122,11 @@ def _copy(dst: Any, src: np.ndarray, layer: str) -> None:
             f"model expects {tuple(dst.shape)}. Is the bundle for another architecture or variant?"
         )
     dst.copy_(value)
+
+
+def kernel(handle: ModelHandle, native: str) -> np.ndarray | None:
+    """The HWIO kernel of a Conv2d module (torch holds OIHW)."""
+    module = dict(handle.model.named_modules()).get(native.rsplit(":", 1)[0])
+    if not isinstance(module, torch.nn.Conv2d):
+        return None
+    return _np(module.weight.permute(2, 3, 1, 0))
