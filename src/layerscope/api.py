@@ -121,7 +121,9 @@ def _weights_key(weights: Any) -> Any:
         if path.is_file():
             st = path.stat()
             return (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    return weights if isinstance(weights, (str, int, type(None))) else id(weights)
+    # any other object (a Bundle): its identity; the cache entry keeps it alive (below), so
+    # the id cannot be reused by a new object while the entry exists
+    return weights if isinstance(weights, (str, int, type(None))) else ("object", id(weights))
 
 
 def load(
@@ -159,6 +161,7 @@ def load(
             return cached
     handle = chosen.load(model, weights, seed, variant) if variant else chosen.load(model, weights, seed)
     loaded = LoadedModel(chosen, handle)
+    loaded.source_weights = weights  # keeps an object key's id valid while cached
     with _lock:
         _cache[key] = loaded
         while len(_cache) > MAX_CACHED_MODELS:

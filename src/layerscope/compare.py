@@ -114,6 +114,7 @@ def compare(
             targets=(targets[first.reference], targets[first.other]),
             first=first,
             rtol=rtol,
+            inputs=(sides[ia].recipe, sides[ib].recipe),
         )
         report.diagnoses = explain(evidence)
     return report

@@ -60,6 +60,8 @@ class Evidence:
     targets: tuple[list[Target], list[Target]]
     first: LayerDiff
     rtol: float
+    inputs: tuple[str, str] = ("", "")
+    """How each side's input was made, in words (from the report's sides)."""
 
 
 def explain(ev: Evidence) -> list[Diagnosis]:
@@ -82,6 +84,8 @@ def _input_cause(ev: Evidence) -> Diagnosis:
     a, b = ev.batches
     confirmed = _rerun_agrees(ev)
     suffix = " Re-running the second side on the first side's input makes them agree." if confirmed else ""
+    if all(ev.inputs):
+        suffix += f" Inputs: {ev.first.reference}: {ev.inputs[0]}; {ev.first.other}: {ev.inputs[1]}."
     if a.shape != b.shape:
         return Diagnosis(
             GEOMETRY,

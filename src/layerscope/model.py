@@ -45,6 +45,8 @@ class LoadedModel:
         self.handle = handle
         self.catalog = catalog.get(handle.architecture)
         self._rows: dict[Any, LayerTable] = {}
+        self.source_weights: Any = None
+        """What ``weights=`` was when loaded (a name, path or Bundle)."""
         self._lock = threading.RLock()
 
     # -- what it is ----------------------------------------------------------------------
@@ -196,7 +198,14 @@ class LoadedModel:
                 raw = self._backend.extract(self.handle, chunk, natives)
             for t in targets:
                 out = raw[t.native]
-                parts[t.key].append(POST_OPS[t.post](out) if t.post else out)
+                out = POST_OPS[t.post](out) if t.post else out
+                if not np.isfinite(out).all():
+                    raise InputError(
+                        f"Layer {t.key!r} produced {int((~np.isfinite(out)).sum())} non-finite values "
+                        f"(inf/NaN) for images {start}..{start + len(chunk) - 1}: the input values "
+                        "overflow float32 in the network. Check the input scale and preprocessing."
+                    )
+                parts[t.key].append(out)
         return {
             key: chunks[0] if len(chunks) == 1 else np.ascontiguousarray(np.concatenate(chunks))
             for key, chunks in parts.items()

@@ -107,10 +107,21 @@ def normalize(batch: np.ndarray, recipe: Recipe) -> np.ndarray:
 
 def apply_callable(batch: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Run a user's preprocessing function and check it kept the NHWC batch layout."""
-    out = np.asarray(fn(np.array(batch, copy=True)))
+    try:
+        out = np.asarray(fn(np.array(batch, copy=True)))
+    except Exception as exc:
+        raise InputError(
+            f"The `preprocess` callable raised {type(exc).__name__}: {exc}. It receives the NHWC "
+            "float32 batch on the 0-255 scale after resizing, and must return an NHWC array."
+        ) from exc
     if out.ndim != 4 or out.shape[0] != batch.shape[0] or out.shape[-1] != 3:
         raise InputError(
             "Invalid result of the `preprocess` callable. Expected an NHWC array of shape "
             f"({batch.shape[0]}, H, W, 3). Received: shape {out.shape}."
+        )
+    if out.dtype.kind not in "uif" or not np.isfinite(out).all():
+        raise InputError(
+            "Invalid result of the `preprocess` callable. Expected finite real numbers. "
+            f"Received: dtype {out.dtype} with non-finite or non-numeric values."
         )
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -173,17 +173,26 @@ class Report:
                     "" if math.isnan(d.cosine) else f"{d.cosine:.6f}",
                     f"{d.out_of_tolerance:.1%}",
                     str(d.worst) if d.worst else "",
-                    "ok" if d.passed else "FAIL",
+                    _status(d.passed, self.mode),
                 ]
             )
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
         for r in [head, *rows]:
             lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         n_fail = len(self.failed)
-        lines.append(
-            f"{len(self.layers) - n_fail}/{len(self.layers)} layer comparisons within tolerance"
-            + ("" if self.first_divergence is None else f"; first divergence: {self.first_divergence.layer}")
-        )
+        if self.mode == "inputs":
+            lines.append(
+                f"{n_fail}/{len(self.layers)} layers moved by more than rtol={self.rtol:g} of their range"
+            )
+        else:
+            lines.append(
+                f"{len(self.layers) - n_fail}/{len(self.layers)} layer comparisons within tolerance"
+                + (
+                    ""
+                    if self.first_divergence is None
+                    else f"; first divergence: {self.first_divergence.layer}"
+                )
+            )
         for dg in self.diagnoses:
             mark = "confirmed" if dg.confirmed else "likely"
             where = f" at {dg.layer}" if dg.layer else ""
@@ -219,6 +228,12 @@ class Report:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_html(self), encoding="utf-8")
         return out
+
+
+def _status(passed: bool, mode: str) -> str:
+    if mode == "inputs":
+        return "same" if passed else "moved"
+    return "ok" if passed else "FAIL"
 
 
 def _num(x: float) -> str:

@@ -1,0 +1,364 @@
+"""The bad-input corpus: odd files, odd arrays and wrong arguments, each with its expected outcome.
+
+Cases are generated, not collected: every file is written by its ``make`` function into a
+fresh folder, so nothing here was hand-picked to pass. ``tests/test_corpus.py`` runs every
+case on every installed backend; ``python tests/corpus.py`` prints the table that
+``docs/bad-inputs.md`` holds (a test checks the two agree).
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+import layerscope as ls
+
+MODEL, LAYER = "resnet50", "conv1_relu"
+OK_SHAPE = (112, 112, 64)  # conv1_relu at 224 px: what a correct result looks like per image
+
+
+@dataclass(frozen=True)
+class Case:
+    """``make(folder)`` returns the keyword arguments of ``ls.extract`` that differ from the
+    defaults (images, model=MODEL, layers=[LAYER], weights="random", seed=0)."""
+
+    name: str
+    group: str
+    make: Callable[[Path], dict[str, Any]]
+    error: type[Exception] | None = None
+    message: str = ""
+    images: int = 1
+    check: Callable[[np.ndarray, Path], None] | None = field(default=None, repr=False)
+
+    @property
+    def outcome(self) -> str:
+        if self.error is None:
+            return f"result: {self.images} x {OK_SHAPE} float32" + (" (values checked)" if self.check else "")
+        return f"{self.error.__name__}: “{self.message}”"
+
+
+def _photo(size: tuple[int, int] = (60, 40), seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+
+
+def _file(name: str, write: Callable[[Path], None]) -> Callable[[Path], dict[str, Any]]:
+    def make(folder: Path) -> dict[str, Any]:
+        path = folder / name
+        write(path)
+        return {"images": path}
+
+    return make
+
+
+def _save(mode: str, fmt: str = "PNG", size: tuple[int, int] = (60, 40), **kw: Any) -> Callable[[Path], None]:
+    return lambda p: _photo(size).convert(mode).save(p, fmt, **kw)
+
+
+def _truncated(fmt: str) -> Callable[[Path], None]:
+    def write(p: Path) -> None:
+        _photo((120, 80)).save(p, fmt)
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+    return write
+
+
+def _png_header_only(width: int, height: int) -> Callable[[Path], None]:
+    """A PNG that claims width x height 1-bit pixels: a decompression bomb, 67 bytes on disk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def _exif_rotated(p: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    _photo((60, 40)).save(p, "JPEG", exif=exif)
+
+
+def _check_exif(feats: np.ndarray, folder: Path) -> None:
+    from layerscope.images import read_images
+
+    assert read_images(folder / "rotated.jpg")[0].shape == (60, 40, 3)  # upright: taller than wide
+
+
+def _same_as(reference: Callable[[Path], Any]) -> Callable[[np.ndarray, Path], None]:
+    """The result must equal extracting ``reference(folder)`` (an RGB equivalent)."""
+
+    def check(feats: np.ndarray, folder: Path) -> None:
+        expected = ls.extract(
+            reference(folder), MODEL, [LAYER], weights="random", seed=0, backend=_BACKEND[0]
+        )
+        np.testing.assert_allclose(feats, expected[LAYER], rtol=1e-5, atol=1e-5)
+
+    return check
+
+
+_BACKEND = ["torch"]  # set by the runner, so checks extract with the backend under test
+
+
+def _arr(value: Any) -> Callable[[Path], dict[str, Any]]:
+    return lambda folder: {"images": value() if callable(value) else value}
+
+
+def _args(**kw: Any) -> Callable[[Path], dict[str, Any]]:
+    return lambda folder: {"images": _photo(), **kw}
+
+
+def _raise_in_callable(batch: np.ndarray) -> np.ndarray:
+    raise RuntimeError("user code failed")
+
+
+def _wrong_arch_weights(folder: Path) -> dict[str, Any]:
+    bundle = ls.random_bundle("vgg16", seed=0)
+    path = bundle.save(folder / "vgg16.safetensors")
+    return {"images": _photo(), "weights": path}
+
+
+rgb = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+
+CASES: list[Case] = [
+    # -- files ----------------------------------------------------------------------------
+    Case("missing path", "file", lambda f: {"images": f / "nope.jpg"}, ls.ImageError, "no such file"),
+    Case("directory", "file", lambda f: {"images": f}, ls.ImageError, "it is a directory"),
+    Case(
+        "empty file",
+        "file",
+        _file("empty.png", lambda p: p.write_bytes(b"")),
+        ls.ImageError,
+        "not an image format",
+    ),
+    Case(
+        "truncated JPEG", "file", _file("cut.jpg", _truncated("JPEG")), ls.ImageError, "damaged or truncated"
+    ),
+    Case("truncated PNG", "file", _file("cut.png", _truncated("PNG")), ls.ImageError, "damaged or truncated"),
+    Case(
+        "text file named .jpg",
+        "file",
+        _file("notes.jpg", lambda p: p.write_text("hello")),
+        ls.ImageError,
+        "not an image format",
+    ),
+    Case(
+        "decompression bomb",
+        "file",
+        _file("bomb.png", _png_header_only(30000, 30000)),
+        ls.ImageError,
+        "decompression bomb",
+    ),
+    Case(
+        "grayscale PNG",
+        "file",
+        _file("gray.png", _save("L")),
+        check=_same_as(lambda f: np.repeat(np.asarray(Image.open(f / "gray.png"))[..., None], 3, 2)),
+    ),
+    Case(
+        "palette PNG",
+        "file",
+        _file("palette.png", _save("P")),
+        check=_same_as(lambda f: Image.open(f / "palette.png").convert("RGB")),
+    ),
+    Case(
+        "RGBA PNG",
+        "file",
+        _file("rgba.png", _save("RGBA")),
+        check=_same_as(lambda f: np.asarray(Image.open(f / "rgba.png"))[..., :3]),
+    ),
+    Case("gray + alpha PNG", "file", _file("la.png", _save("LA"))),
+    Case(
+        "16-bit PNG",
+        "file",
+        _file(
+            "deep.png",
+            lambda p: Image.fromarray((np.arange(2400).reshape(40, 60) * 27).astype(np.uint16)).save(p),
+        ),
+    ),
+    Case("CMYK JPEG", "file", _file("cmyk.jpg", _save("CMYK", "JPEG"))),
+    Case("1x1 image", "file", _file("dot.png", _save("RGB", size=(1, 1)))),
+    Case("very wide image (4000x3)", "file", _file("wide.png", _save("RGB", size=(4000, 3)))),
+    Case("EXIF-rotated photo", "file", _file("rotated.jpg", _exif_rotated), check=_check_exif),
+    Case(
+        "animated GIF (first frame)",
+        "file",
+        _file("anim.gif", lambda p: _photo().save(p, save_all=True, append_images=[_photo(seed=2)])),
+    ),
+    Case("BMP", "file", _file("photo.bmp", _save("RGB", "BMP"))),
+    Case("TIFF", "file", _file("photo.tif", _save("RGB", "TIFF"))),
+    # -- arrays ---------------------------------------------------------------------------
+    Case(
+        "NaN in array", "array", _arr(lambda: np.full((40, 60, 3), np.nan, np.float32)), ls.InputError, "NaN"
+    ),
+    Case(
+        "inf in array",
+        "array",
+        _arr(lambda: np.full((40, 60, 3), np.inf, np.float32)),
+        ls.InputError,
+        "infinite",
+    ),
+    Case("1-D array", "array", _arr(np.zeros(10, np.uint8)), ls.InputError, "Expected HW, HWC or NHWC"),
+    Case(
+        "5-D array",
+        "array",
+        _arr(np.zeros((1, 1, 8, 8, 3), np.uint8)),
+        ls.InputError,
+        "Expected HW, HWC or NHWC",
+    ),
+    Case(
+        "5 channels",
+        "array",
+        _arr(np.zeros((8, 8, 5), np.uint8)),
+        ls.InputError,
+        "Expected 1 (gray), 3 (RGB) or 4",
+    ),
+    Case(
+        "channels first (CHW)",
+        "array",
+        _arr(np.zeros((3, 32, 32), np.uint8)),
+        ls.InputError,
+        "channels-first",
+    ),
+    Case("bool array", "array", _arr(np.zeros((8, 8, 3), bool)), ls.InputError, "dtype=bool"),
+    Case("complex array", "array", _arr(np.zeros((8, 8, 3), np.complex64)), ls.InputError, "dtype=complex64"),
+    Case(
+        "object array", "array", _arr(lambda: np.array([[None]], dtype=object)), ls.InputError, "dtype=object"
+    ),
+    Case("int64 array, 0-255", "array", _arr(rgb.astype(np.int64)), check=_same_as(lambda f: rgb)),
+    Case(
+        "int64 array out of range",
+        "array",
+        _arr(rgb.astype(np.int64) * 4),
+        ls.InputError,
+        "Integer arrays must hold 0-255",
+    ),
+    # floats are resized in float (PIL mode F), uint8 in uint8, as PIL itself does
+    Case(
+        "float64 array",
+        "array",
+        _arr(rgb.astype(np.float64)),
+        check=_same_as(lambda f: rgb.astype(np.float32)),
+    ),
+    Case("float16 array", "array", _arr(rgb.astype(np.float16))),
+    Case("grayscale HW array", "array", _arr(rgb[..., 0])),
+    Case("gray HW1 array", "array", _arr(rgb[..., :1])),
+    Case("empty list", "array", _arr([]), ls.InputError, "at least one image"),
+    Case("empty array", "array", _arr(np.zeros((0, 224, 224, 3), np.uint8)), ls.InputError, "non-empty"),
+    Case("nested list", "array", _arr([[rgb]]), ls.InputError, "nested list"),
+    Case("None", "array", _arr(None), ls.InputError, "Received: NoneType"),
+    Case("dict", "array", _arr({"image": rgb}), ls.InputError, "Received: dict"),
+    Case("mixed sizes, resized", "array", _arr([rgb, rgb[:20]]), images=2),
+    Case(
+        "mixed sizes, input_size=None",
+        "array",
+        lambda f: {"images": [rgb, rgb[:20]], "input_size": None},
+        ls.InputError,
+        "different sizes",
+    ),
+    Case("NHWC batch of 3", "array", _arr(np.stack([rgb] * 3)), images=3),
+    # -- arguments ------------------------------------------------------------------------
+    Case(
+        "unknown model", "argument", _args(model="resnet5O"), ls.UnknownModelError, "Did you mean 'resnet50'"
+    ),
+    Case(
+        "unknown layer",
+        "argument",
+        _args(layers=["conv1_rlu"]),
+        ls.UnknownLayerError,
+        "Did you mean 'conv1_relu'",
+    ),
+    Case(
+        "layer index out of range", "argument", _args(layers=[10_000]), ls.UnknownLayerError, "out of range"
+    ),
+    Case("no layers", "argument", _args(layers=[]), ls.InputError, "at least one layer"),
+    Case(
+        "duplicate layers",
+        "argument",
+        _args(layers=[LAYER, LAYER]),
+        ls.InputError,
+        "requested more than once",
+    ),
+    Case("negative batch size", "argument", _args(batch_size=-1), ls.InputError, "batch_size=-1"),
+    Case("zero input size", "argument", _args(input_size=0), ls.InputError, "input_size=0"),
+    Case(
+        "classifier at another size",
+        "argument",
+        _args(layers=["predictions"], input_size=160),
+        ls.InputError,
+        "needs 224x224",
+    ),
+    Case(
+        "unknown preprocess recipe", "argument", _args(preprocess="cafe"), ls.InputError, "preprocess='cafe'"
+    ),
+    Case("unknown resize policy", "argument", _args(resize="squash"), ls.InputError, "resize='squash'"),
+    Case(
+        "preprocess callable returns wrong shape",
+        "argument",
+        _args(preprocess=lambda b: b[..., 0]),
+        ls.InputError,
+        "Expected an NHWC array",
+    ),
+    Case(
+        "preprocess callable raises",
+        "argument",
+        _args(preprocess=_raise_in_callable),
+        ls.InputError,
+        "RuntimeError: user code failed",
+    ),
+    Case("seed not an int", "argument", _args(seed="0"), ls.InputError, "seed='0'"),
+    Case(
+        "weights file does not exist",
+        "argument",
+        lambda f: {"images": _photo(), "weights": f / "w.pth"},
+        ls.WeightsError,
+        "no such file",
+    ),
+    Case(
+        "weights of another architecture",
+        "argument",
+        _wrong_arch_weights,
+        ls.WeightsError,
+        "bundle is for 'vgg16', not 'resnet50'",
+    ),
+    Case(
+        "unknown backend",
+        "argument",
+        _args(backend="tensorflow"),
+        ls.UnknownBackendError,
+        "Unknown backend 'tensorflow'",
+    ),
+]
+
+
+def run(case: Case, folder: Path, backend: str) -> Any:
+    """Run one case: returns the feature array, or raises what extract raised."""
+    _BACKEND[0] = backend
+    kwargs = {"model": MODEL, "layers": [LAYER], "weights": "random", "seed": 0, "backend": backend}
+    kwargs.update(case.make(folder))
+    images = kwargs.pop("images")
+    out = ls.extract(images, **kwargs)
+    return out[next(iter(out))]
+
+
+def markdown() -> str:
+    """The table of cases and outcomes that docs/bad-inputs.md holds."""
+    lines = [
+        "| # | group | case | expected outcome |",
+        "|---|---|---|---|",
+    ]
+    for i, c in enumerate(CASES, start=1):
+        lines.append(f"| {i} | {c.group} | {c.name} | {c.outcome} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

@@ -1,0 +1,126 @@
+"""Hardening (issue 6): random arrays, state after failures, memory over 200 calls, threads."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import layerscope as ls
+
+from conftest import model
+
+LAYER = "conv2_block1_out"
+
+dtypes = st.sampled_from(
+    [np.uint8, np.int64, np.uint16, np.float16, np.float32, np.float64, np.bool_, np.complex64]
+)
+shapes = hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=12)
+floats = st.floats(allow_nan=True, allow_infinity=True, width=16)
+
+
+@st.composite
+def any_array(draw: st.DrawFn) -> np.ndarray:
+    dtype = draw(dtypes)
+    shape = draw(shapes)
+    if np.dtype(dtype).kind == "f":
+        return draw(hnp.arrays(dtype, shape, elements=floats))
+    return draw(hnp.arrays(dtype, shape))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arr=any_array())
+def test_any_array_gives_a_result_or_a_layerscope_error(backend: str, arr: np.ndarray) -> None:
+    m = model("resnet50", backend)
+    try:
+        out = m.extract(arr, [LAYER], input_size=32)[LAYER]
+    except ls.LayerscopeError:
+        return
+    n = arr.shape[0] if arr.ndim == 4 else 1
+    assert out.shape == (n, 8, 8, 256)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def _weights(m: ls.LoadedModel) -> list[np.ndarray]:
+    if m.backend == "torch":
+        return [v.detach().numpy().copy() for v in m.model.state_dict().values()]
+    return [w.copy() for w in m.model.get_weights()]
+
+
+def test_state_after_failing_calls(backend: str, photo: Path) -> None:
+    m = model("resnet50", backend)
+    baseline = m.extract(photo, [LAYER, "conv1_bn"])
+    before = _weights(m)
+    failures = [
+        lambda: m.extract(photo, [LAYER, "nope"]),
+        lambda: m.extract(np.full((8, 8, 3), np.nan, np.float32), [LAYER]),
+        lambda: m.extract(photo, [LAYER], preprocess=lambda b: 1 / 0),
+        lambda: m.extract(photo, [LAYER], preprocess=lambda b: b * np.float32(1e38)),  # overflows
+        lambda: m.extract(photo, ["predictions"], input_size=96),
+    ]
+    for fail in failures:
+        with pytest.raises(ls.LayerscopeError):
+            fail()
+    if backend == "torch":
+        assert sum(len(mod._forward_hooks) for mod in m.model.modules()) == 0
+    after = _weights(m)
+    assert len(before) == len(after) and all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    again = ls.extract(photo, "resnet50", [LAYER, "conv1_bn"], backend=backend, weights="random", seed=0)
+    assert ls.load("resnet50", backend=backend, weights="random", seed=0) is m  # still the cached model
+    for key in baseline:
+        np.testing.assert_array_equal(again[key], baseline[key])
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc")
+def test_memory_is_stable_over_200_calls(backend: str, photo: Path) -> None:
+    m = model("resnet50", backend)
+    batch = m.prepare(photo)
+    for _ in range(20):  # warm-up: allocator pools, sub-model caches
+        m.extract_batch(batch, [LAYER])
+    gc.collect()
+    start = _rss_mb()
+    for _ in range(200):
+        out = m.extract_batch(batch, [LAYER])
+    gc.collect()
+    growth = _rss_mb() - start
+    assert out[LAYER].shape == (1, 56, 56, 256)
+    assert growth < 50, f"RSS grew {growth:.1f} MB over 200 calls"
+
+
+def test_threads_share_one_model(backend: str, photos) -> None:
+    m = model("resnet50", backend)
+    inputs = [m.prepare(p) for p in photos[:4]]
+    sequential = [m.extract_batch(x, [LAYER, "conv1_relu"]) for x in inputs]
+    results: dict[int, list[dict[str, np.ndarray]]] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            results[i] = [m.extract_batch(inputs[i], [LAYER, "conv1_relu"]) for _ in range(3)]
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and len(results) == 4
+    for i in range(4):
+        for run in results[i]:
+            for key in sequential[i]:
+                np.testing.assert_array_equal(run[key], sequential[i][key])
