@@ -4,8 +4,9 @@
     nox -s "tests(backend='torch')"   torch + torchvision only
     nox -s "tests(backend='keras')"   keras + tensorflow-cpu only
     nox -s lint typecheck
-    nox -s crosscheck                 after the torch and keras sessions: every canonical layer
-                                      of vgg16 and resnet50, same bundle and input, compared
+    nox -s plugins                    one session per package under plugins/: core + plugin, its tests
+    nox -s crosscheck                 after the torch, keras and plugin sessions: every canonical
+                                      layer of vgg16 and resnet50, same bundle and input, compared
 
 torch comes from this machine's local wheels, which pip finds (uv and poetry do not), so
 sessions use plain venv + pip.
@@ -13,11 +14,14 @@ sessions use plain venv + pip.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "tests", "crosscheck"]
+nox.options.sessions = ["lint", "typecheck", "tests", "plugins", "crosscheck"]
 CROSSCHECK_DIR = "build/crosscheck"
+PLUGINS = sorted(p.name for p in Path("plugins").iterdir() if (p / "pyproject.toml").is_file())
 
 FRAMEWORKS = {
     "core": [],
@@ -41,7 +45,28 @@ def tests(session: nox.Session, backend: str) -> None:
         )
 
 
-@nox.session(requires=["tests(backend='torch')", "tests(backend='keras')"])
+@nox.session
+@nox.parametrize("plugin", PLUGINS)
+def plugins(session: nox.Session, plugin: str) -> None:
+    """Install core + one plugin from plugins/ (with both frameworks, to compare against) and
+    run the plugin's own tests; then write its half of the cross-check."""
+    session.install(*FRAMEWORKS["torch"], *FRAMEWORKS["keras"])
+    session.install("-e", ".[test]", f"./plugins/{plugin}[export,test]")
+    session.run("layerscope", "backends")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", f"plugins/{plugin}/tests", *session.posargs)
+    backend = plugin.removeprefix("layerscope-")
+    session.run(
+        "python", "-m", "layerscope.crosscheck", "extract", "--backend", backend, "--dir", CROSSCHECK_DIR
+    )
+
+
+@nox.session(
+    requires=[
+        "tests(backend='torch')",
+        "tests(backend='keras')",
+        *[f"plugins(plugin='{p}')" for p in PLUGINS],
+    ]
+)
 def crosscheck(session: nox.Session) -> None:
     """Compare what each framework's virtualenv wrote: fails beyond 1e-5 relative."""
     session.install("-e", ".[bundles]")
@@ -51,8 +76,8 @@ def crosscheck(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks", "plugins")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks", "plugins")
 
 
 @nox.session
