@@ -23,6 +23,7 @@ from layerscope.api import (
 from layerscope.backend import Backend, LayerInfo, ModelHandle
 from layerscope.compare import compare
 from layerscope.data import sample
+from layerscope.dataset import DatasetResult, extract_dataset
 from layerscope.errors import (
     BackendUnavailableError,
     ImageError,
@@ -51,6 +52,7 @@ __all__ = [
     "BackendInfo",
     "BackendUnavailableError",
     "Bundle",
+    "DatasetResult",
     "ImageError",
     "InputError",
     "LayerInfo",
@@ -73,6 +75,7 @@ __all__ = [
     "compare",
     "export_weights",
     "extract",
+    "extract_dataset",
     "get_backend",
     "hookimpl",
     "list_layers",

@@ -51,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"layerscope {ls.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("extract", help="extract feature maps of images into an .npz file")
-    p.add_argument("images", nargs="+", help="image files")
+    p = sub.add_parser(
+        "extract",
+        help="extract feature maps of images into .npz; folders or .h5 outputs stream a whole dataset",
+    )
+    p.add_argument("images", nargs="+", help="image files, or a folder / glob of a dataset")
     p.add_argument("--model", required=True, help="e.g. vgg16, resnet50")
     p.add_argument("--layers", required=True, type=_layers, help="comma-separated names or indices")
     _weights_args(p)
@@ -61,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=_size, default="native", help="square side, 'native' or 'none'")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--out", type=Path, default=None, help="write arrays to this .npz (keys = layer names)")
+    p.add_argument("--resume", action="store_true", help="dataset mode: continue an interrupted run")
+    p.add_argument("--pool", choices=["avg", "max"], default=None, help="dataset mode: store pooled vectors")
+    p.add_argument("--workers", type=int, default=None, help="dataset mode: decoding threads")
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("layers", help="per-layer table: names, kinds, NHWC shapes, parameters")
@@ -111,8 +117,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dataset_mode(args: argparse.Namespace) -> bool:
+    big_out = args.out is not None and (args.out.suffix.lower() in (".h5", ".hdf5") or args.out.suffix == "")
+    return big_out or any(Path(p).is_dir() or any(c in p for c in "*?[") for p in args.images)
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     preprocess: Any = None if args.preprocess.lower() == "none" else args.preprocess
+    if _dataset_mode(args):
+        if args.out is None:
+            raise InputError("Extracting a folder needs --out (a .h5 file, or a folder for .npz shards).")
+        source = args.images[0] if len(args.images) == 1 else args.images
+        result = ls.extract_dataset(
+            source, args.model, args.layers, args.out, backend=args.backend, weights=args.weights,
+            seed=args.seed, batch_size=args.batch_size or 32, pool=args.pool, workers=args.workers,
+            preprocess=preprocess, input_size=args.input_size, resume=args.resume,
+        )  # fmt: skip
+        print(
+            f"wrote {result.written} images to {result.out} ({result.already_done} already done, "
+            f"{len(result.skipped)} skipped, {result.images_per_second:.1f} images/s)"
+        )
+        for key, reason in result.skipped:
+            print(f"  skipped {key}: {reason}")
+        return 0
     feats = ls.extract(
         args.images,
         args.model,

@@ -14,7 +14,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Diagnosis", "LayerDiff", "Report", "Side", "diff"]
+__all__ = ["HEADERS", "Diagnosis", "LayerDiff", "Report", "Side", "diff"]
+
+HEADERS = (
+    "layer",
+    "pair",
+    "shape",
+    "max|Δ|",
+    "max rel",
+    "mean|Δ|",
+    "cosine",
+    "out of tol",
+    "worst (n,h,w,c)",
+    "",
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,24 @@ class LayerDiff:
     @property
     def shape_match(self) -> bool:
         return self.shape_reference == self.shape_other
+
+    def cells(self, mode: str = "backends") -> list[str]:
+        """This row of the report table, as text (see :data:`HEADERS`)."""
+        shape = "x".join(map(str, self.shape_reference[1:]))
+        if not self.shape_match:
+            shape += " vs " + "x".join(map(str, self.shape_other[1:]))
+        return [
+            self.layer,
+            f"{self.reference}/{self.other}",
+            shape,
+            _num(self.max_abs),
+            _num(self.max_rel),
+            _num(self.mean_abs),
+            "" if math.isnan(self.cosine) else f"{self.cosine:.6f}",
+            f"{self.out_of_tolerance:.1%}",
+            str(self.worst) if self.worst else "",
+            _status(self.passed, mode),
+        ]
 
 
 @dataclass(frozen=True)
@@ -144,38 +175,9 @@ class Report:
             lines.append(
                 f"  {s.label:<10} {s.backend:<6} variant {s.variant}; weights {s.weights}; {s.recipe}"
             )
-        head = [
-            "layer",
-            "pair",
-            "shape",
-            "max|Δ|",
-            "max rel",
-            "mean|Δ|",
-            "cosine",
-            "out",
-            "worst (n,h,w,c)",
-            "",
-        ]
-        rows = []
+        head = list(HEADERS)
         shown = [d for d in self.layers if not only_failed or not d.passed]
-        for d in shown[:limit] if limit else shown:
-            shape = "x".join(map(str, d.shape_reference[1:]))
-            if not d.shape_match:
-                shape += " vs " + "x".join(map(str, d.shape_other[1:]))
-            rows.append(
-                [
-                    d.layer,
-                    f"{d.reference}/{d.other}",
-                    shape,
-                    _num(d.max_abs),
-                    _num(d.max_rel),
-                    _num(d.mean_abs),
-                    "" if math.isnan(d.cosine) else f"{d.cosine:.6f}",
-                    f"{d.out_of_tolerance:.1%}",
-                    str(d.worst) if d.worst else "",
-                    _status(d.passed, self.mode),
-                ]
-            )
+        rows = [d.cells(self.mode) for d in (shown[:limit] if limit else shown)]
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
         for r in [head, *rows]:
             lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

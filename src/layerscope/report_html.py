@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from layerscope.report import LayerDiff, Report
+from layerscope.report import HEADERS, LayerDiff, Report
 
 __all__ = ["heatmap_png", "render_html"]
 
@@ -92,23 +92,12 @@ def render_html(report: Report) -> str:
     """The whole page as a string."""
     rows = []
     for d in report.layers:
-        shape = "x".join(map(str, d.shape_reference[1:]))
-        if not d.shape_match:
-            shape += " vs " + "x".join(map(str, d.shape_other[1:]))
-        cells = [
-            d.layer,
-            f"{d.reference}/{d.other}",
-            shape,
-            _fmt(d.max_abs),
-            _fmt(d.max_rel),
-            _fmt(d.mean_abs),
-            "" if math.isnan(d.cosine) else f"{d.cosine:.6f}",
-            f"{d.out_of_tolerance:.1%}",
-            str(d.worst or ""),
-            "ok" if d.passed else "FAIL",
-        ]
         cls = "ok" if d.passed else "fail"
-        rows.append(f'<tr class="{cls}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        rows.append(
+            f'<tr class="{cls}">'
+            + "".join(f"<td>{html.escape(c)}</td>" for c in d.cells(report.mode))
+            + "</tr>"
+        )
     sides = "".join(
         f"<li><b>{html.escape(s.label)}</b>: {html.escape(s.backend)}, variant {html.escape(s.variant)}; "
         f"weights {html.escape(s.weights)}; {html.escape(s.recipe)}</li>"
@@ -126,18 +115,7 @@ def render_html(report: Report) -> str:
         else f"{len(report.failed)} layer comparisons out of tolerance; first divergence: {first.layer}"
     )
     panels = "".join(_panel(report, d) for d in report.failed)
-    head = [
-        "layer",
-        "pair",
-        "shape",
-        "max|Δ|",
-        "max rel",
-        "mean|Δ|",
-        "cosine",
-        "out of tol",
-        "worst (n,h,w,c)",
-        "",
-    ]
+    head = HEADERS
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>layerscope compare: {html.escape(report.model)}</title>
@@ -159,7 +137,3 @@ figure {{ display: inline-block; margin: 0 .5em 0 0; }}
 <table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>{"".join(rows)}</table>
 </body></html>
 """
-
-
-def _fmt(x: float) -> str:
-    return "" if math.isnan(x) else f"{x:.3g}"

@@ -76,6 +76,11 @@ class Bundle:
             **self.extra,
         }
 
+    @classmethod
+    def of(cls, handle: Any, tensors: dict[str, np.ndarray], source: str, head: bool) -> Bundle:
+        """A bundle of ``tensors`` taken from a loaded model's handle."""
+        return cls(tensors, handle.architecture, handle.variant or "", source, handle.weights, head)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the bundle to ``path`` (``.safetensors``)."""
         return save_bundle(self, path)

@@ -36,14 +36,7 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
             tensors[f"{entry.name}/kernel"] = values[0]
             if len(values) > 1:
                 tensors[f"{entry.name}/bias"] = values[1]
-    return Bundle(
-        tensors=tensors,
-        architecture=handle.architecture,
-        variant=handle.variant or "",
-        source_backend="keras",
-        weights=handle.weights,
-        head=head,
-    )
+    return Bundle.of(handle, tensors, "keras", head)
 
 
 def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:

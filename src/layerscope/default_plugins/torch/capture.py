@@ -55,6 +55,13 @@ def to_numpy(t: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _channels_last(model: Any) -> bool:
+    for p in model.parameters():
+        if p.dim() == 4:
+            return bool(p.is_contiguous(memory_format=torch.channels_last))
+    return False
+
+
 def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
     """Run NHWC ``batch`` through the model; return each native layer's output as NHWC numpy."""
     model = handle.model
@@ -82,13 +89,14 @@ def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[s
 
         return hook
 
+    # NHWC memory viewed as NCHW is exactly torch's channels_last layout: no copy needed
     x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2)
     was_training = model.training
     handles = [modules[m].register_forward_hook(make_hook(m)) for m in wanted]
     try:
         model.eval()
         with torch.inference_mode():
-            model(x.contiguous())
+            model(x if _channels_last(model) else x.contiguous())
     except _Stop:
         pass
     finally:

@@ -58,14 +58,7 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
             tensors[f"{key}/moving_mean"] = _np(mod.running_mean)
             tensors[f"{key}/moving_variance"] = _np(mod.running_var)
             tensors[f"{key}/epsilon"] = np.array([mod.eps], dtype=np.float32)
-    return Bundle(
-        tensors=tensors,
-        architecture=handle.architecture,
-        variant=handle.variant or "",
-        source_backend="torch",
-        weights=handle.weights,
-        head=head,
-    )
+    return Bundle.of(handle, tensors, "torch", head)
 
 
 def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:

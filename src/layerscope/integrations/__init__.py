@@ -1,0 +1,1 @@
+"""Adapters to distributed engines. Each module imports its engine lazily."""

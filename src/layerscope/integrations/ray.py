@@ -1,0 +1,89 @@
+"""Ray Data: extract features inside ``Dataset.map_batches``, one model per actor.
+
+.. code-block:: python
+
+    import ray
+    from layerscope.integrations.ray import FeatureExtractor
+
+    ds = ray.data.read_images("s3://bucket/photos/", include_paths=True)   # or from_items paths
+    feats = ds.map_batches(
+        FeatureExtractor,
+        fn_constructor_kwargs={"model": "resnet50", "layers": ["avg_pool"], "weights": "imagenet"},
+        batch_size=32,
+        concurrency=4,                  # actors; each loads the model once
+    )
+    feats.write_parquet("features/")
+
+A batch is a dict of columns (Ray's ``batch_format="numpy"``, the default). The images come
+from ``column``: a column of paths (strings) or of decoded images (HWC uint8 arrays, what
+``read_images`` gives). Each requested layer becomes a column of float32 arrays (NHWC maps
+per row, or vectors; ``pool="avg"|"max"`` makes vectors of maps); other columns pass
+through. The arrays equal ``layerscope.extract`` on the same images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from layerscope.dataset import pool_features
+
+__all__ = ["FeatureExtractor"]
+
+
+class FeatureExtractor:
+    """A callable class for ``ray.data.Dataset.map_batches`` (model loaded in ``__init__``)."""
+
+    def __init__(
+        self,
+        model: str,
+        layers: Sequence[str],
+        *,
+        column: str | None = None,
+        backend: str | None = None,
+        weights: Any = "imagenet",
+        seed: int | None = None,
+        pool: str | None = None,
+        preprocess: Any = "native",
+        input_size: Any = "native",
+        prefix: str = "",
+    ) -> None:
+        import layerscope as ls
+
+        if pool not in (None, "avg", "max"):
+            raise ls.InputError(f"Invalid `pool`. Expected None, 'avg' or 'max'. Received: pool={pool!r}.")
+        self.loaded = ls.load(model, backend=backend, weights=weights, seed=seed)
+        self.targets = self.loaded.resolve(list(layers))
+        self.column = column
+        self.pool = pool
+        self.preprocess = preprocess
+        self.input_size = input_size
+        self.prefix = prefix
+
+    def _images(self, batch: dict[str, Any]) -> list[Any]:
+        import layerscope as ls
+
+        column = self.column or next((c for c in ("image", "path", "paths") if c in batch), None)
+        if column is None or column not in batch:
+            raise ls.InputError(
+                f"Invalid batch: no image column. Expected {self.column or 'image or path'!r}. "
+                f"Received columns: {sorted(batch)}. Pass column=... to FeatureExtractor."
+            )
+        values = batch[column]
+        return [
+            v.item() if isinstance(v, np.ndarray) and v.dtype.kind in "OUS" and v.ndim == 0 else v
+            for v in values
+        ]
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        images = [
+            str(v) if isinstance(v, (str, np.str_, bytes)) else np.asarray(v) for v in self._images(batch)
+        ]
+        prepared = self.loaded.prepare(images, preprocess=self.preprocess, input_size=self.input_size)
+        feats = self.loaded.extract_batch(prepared, self.targets)
+        out = dict(batch)
+        for name, arr in feats.items():
+            out[self.prefix + name] = pool_features(arr, self.pool)
+        return out
