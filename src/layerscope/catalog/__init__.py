@@ -86,9 +86,10 @@ class Catalog:
         """Canonical layer names in execution order."""
         return [e.name for e in self.entries]
 
-    def weighted(self) -> list[Entry]:
-        """Entries that hold weights (conv, dense, BatchNorm), in order."""
-        return [e for e in self.entries if e.kind in WEIGHTED_KINDS]
+    def weighted(self, head: bool = True) -> list[Entry]:
+        """Entries that hold weights (conv, dense, BatchNorm), in order; without the
+        classifier's when ``head`` is false."""
+        return [e for e in self.entries if e.kind in WEIGHTED_KINDS and (head or not e.head)]
 
     def describe_variant(self, variant: str | None) -> str:
         """``"v1 (stride 2 on the first 1x1 conv ...)"``, or the bare name if unknown."""

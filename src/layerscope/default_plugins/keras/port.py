@@ -23,9 +23,7 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     """The handle's weights as a bundle keyed by canonical layer names."""
     cat = catalog.require(handle.architecture)
     tensors: dict[str, np.ndarray] = {}
-    for entry in cat.weighted():
-        if entry.head and not head:
-            continue
+    for entry in cat.weighted(head):
         layer = handle.model.get_layer(entry.native_name("keras"))
         values = [np.ascontiguousarray(np.asarray(w), dtype=np.float32) for w in layer.get_weights()]
         if entry.kind == "BatchNormalization":

@@ -36,9 +36,7 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     """The handle's weights as a bundle keyed by canonical layer names."""
     cat = catalog.require(handle.architecture)
     tensors: dict[str, np.ndarray] = {}
-    for entry in cat.weighted():
-        if entry.head and not head:
-            continue
+    for entry in cat.weighted(head):
         mod = _module(handle.model, entry)
         key = entry.name
         if entry.kind == "Conv2D":
