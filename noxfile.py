@@ -51,7 +51,8 @@ def plugins(session: nox.Session, plugin: str) -> None:
     """Install core + one plugin from plugins/ (with both frameworks, to compare against) and
     run the plugin's own tests; then write its half of the cross-check."""
     session.install(*FRAMEWORKS["torch"], *FRAMEWORKS["keras"])
-    session.install("-e", ".[test]", f"./plugins/{plugin}[export,test]")
+    session.install("-e", ".[test]")  # first, so the plugin's `layerscope` requirement is met locally
+    session.install(f"./plugins/{plugin}[export,test]")
     session.run("layerscope", "backends")
     session.run("pytest", "-q", "-p", "no:cacheprovider", f"plugins/{plugin}/tests", *session.posargs)
     backend = plugin.removeprefix("layerscope-")
