@@ -8,11 +8,16 @@ FRAMEWORKS := torch==2.14.1 torchvision==0.29.1 "tensorflow-cpu==2.21.*" "keras=
 
 .PHONY: demo test test-fast bench clean
 
-$(STAMP): pyproject.toml Makefile
+# the plugins under plugins/ go into .venv too: the suite runs beside a third-party backend,
+# and the plugin's tests that need every framework (keras, torch, onnx compared) run here
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+
+$(STAMP): pyproject.toml Makefile $(PLUGINS)
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(FRAMEWORKS)
 	$(BIN)/python -m pip install -q -e ".[all,dev,ray]"
+	$(foreach p,$(PLUGINS),$(BIN)/python -m pip install -q -e "$(dir $(p))[test]";)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/layerscope layers vgg16 --canonical --filters
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests plugins
 	$(BIN)/nox
 
 test-fast: $(STAMP)
