@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 import layerscope as ls
-from layerscope import diagnose
+from layerscope import catalog, diagnose
 from layerscope.cli import main
 from layerscope.default_plugins.torch.backend import TorchBackend
 from layerscope.images import Geometry
 from layerscope.model import LoadedModel
 from layerscope.preprocess import RECIPES, Recipe, normalize
+from layerscope.report import diff
 
 from conftest import model
 
@@ -129,6 +130,39 @@ def test_inplace_overwrite_of_captured_tensor(photo: Path, keras_r50: LoadedMode
     assert report.causes() == ["in-place overwrite of a captured tensor"]
     assert report.diagnoses[0].confirmed  # layerscope's own copying capture agrees with keras
     assert "layer1.0.relu:0" in report.diagnoses[0].evidence
+
+
+def test_numerics_evidence_names_softmax_magnification_and_scale_drift(keras_r50: LoadedModel) -> None:
+    """Synthetic outputs: the keras side 2e-6 low everywhere, two classes nearly tied."""
+    rng = np.random.default_rng(0)
+    pooled = rng.uniform(0, 5, (1, 2048))
+    logits = np.zeros((1, 1000))
+    logits[0, :2] = [40.0, 39.5]
+    nudged = logits * (1 - 2e-6)
+    nudged[0, 1] += 1e-4  # the runner-up's logit, as the drift leaves it after the last layer
+    drifted = [pooled * (1 - 2e-6) + rng.normal(0, 1e-7, pooled.shape), nudged]
+    probs = [np.exp(z - z.max()) / np.exp(z - z.max()).sum() for z in (logits, drifted[1])]
+    outputs = (
+        {"avg_pool": pooled.astype(np.float32), "predictions": probs[0].astype(np.float32)},
+        {"avg_pool": drifted[0].astype(np.float32), "predictions": probs[1].astype(np.float32)},
+    )
+    first = diff("predictions", outputs[0]["predictions"], outputs[1]["predictions"], 1e-5, ("t", "k"))
+    assert not first.passed
+    torch_r50 = _torch_v1(keras_r50)
+    layers = ["avg_pool", "predictions"]
+    ev = diagnose.Evidence(
+        catalog.get("resnet50"), layers, (torch_r50, keras_r50), (np.zeros(1), np.zeros(1)),
+        outputs, (torch_r50.resolve(layers), keras_r50.resolve(layers)), first, 1e-5,
+    )  # fmt: skip
+    (found,) = diagnose.explain(ev)
+    assert found.cause == "floating-point numerics"
+    assert (
+        "predictions is a softmax output and the layer before it, avg_pool, agrees to 2.1e-06" in found.evidence
+    )
+    assert "here 0.62 and 0.38 in image 0" in found.evidence
+    assert "keras's values are 0.99999800 times torch's" in found.evidence
+    assert "keras rounds low" in found.evidence
+    assert "TensorFlow's float32 rsqrt" in found.evidence
 
 
 def test_seven_causes_are_named_in_the_vocabulary() -> None:

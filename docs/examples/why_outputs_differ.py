@@ -30,3 +30,8 @@ noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 0.001 * 255, rgb.shape)
 report = ls.compare(rgb, "vgg16", backends=("torch",), against=noisy,
                     layers=["block1_conv1", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3", "fc2", "predictions"])
 print(report.render())
+
+print("\n## 5. When only the softmax disagrees: torchvision's own random ResNet50 in Keras")
+report = ls.compare(photo, "resnet50", backends=("torch", "keras"), weights="random", seed=0,
+                    variants={"torch": "v1"}, layers=["conv5_block3_out", "avg_pool", "predictions"])
+print(report.render())

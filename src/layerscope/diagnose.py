@@ -14,7 +14,9 @@ in-place overwrite of a captured tensor       as above, and the module is follow
 stride placement (ResNet v1 vs v1.5)          shapes differ by 2x at a stage's first block; variants differ
 BatchNorm epsilon                             weights equal but for BatchNorm epsilon
 weights differ                                the two models' weight bundles differ
-floating-point numerics                       tiny differences, cosine ~ 1, nothing else fits
+floating-point numerics                       tiny differences, cosine ~ 1, nothing else fits; the
+                                              evidence adds how a softmax magnifies its input's
+                                              difference and any uniform scale drift (a bias)
 ============================================  ==================================================
 
 Causes found from the inputs are confirmed by re-running the second side on the first
@@ -304,17 +306,88 @@ def _order(ev: Evidence) -> Any:
 def _numerics(ev: Evidence) -> Diagnosis:
     f = ev.first
     if f.shape_match and f.max_rel < 1e-3 and f.cosine > 0.99999:
-        return Diagnosis(
-            NUMERICS,
+        a, b = ev.outputs[0][f.layer], ev.outputs[1][f.layer]
+        notes = [
             f"Same input, same weights, same shapes; the largest difference is {f.max_rel:.2g} of "
             f"the layer's range (cosine {f.cosine:.7f}): floating-point rounding from different "
-            "kernels and summation orders. Loosen rtol if this matters.",
-            f.layer,
-            False,
-        )
+            "kernels and summation orders."
+        ]
+        where, drift_of = f.layer, (a, b)
+        softmax = _softmax_note(ev, a, b)
+        if softmax is not None:
+            note, where = softmax
+            notes.append(note)
+            drift_of = (ev.outputs[0][where], ev.outputs[1][where])
+        drift = _drift_note(ev, where, *drift_of)
+        if drift:
+            notes.append(drift)
+        notes.append("Loosen rtol if this matters.")
+        return Diagnosis(NUMERICS, " ".join(notes), f.layer, False)
     return Diagnosis(
         "unexplained",
         f"No tested cause fits {f.layer}: max rel {f.max_rel:.3g}, cosine {f.cosine:.5f}.",
         f.layer,
         False,
     )
+
+
+def _is_probability(x: np.ndarray) -> bool:
+    return x.ndim == 2 and x.size > 0 and bool((x >= 0).all()) and np.allclose(x.sum(axis=1), 1.0, atol=1e-4)
+
+
+def _softmax_note(ev: Evidence, a: np.ndarray, b: np.ndarray) -> tuple[str, str] | None:
+    """When the layer is a softmax: how close its input agrees, and why softmax magnifies it.
+
+    Softmax turns a difference d in the logits into about p(1-p)*d in each probability, an
+    absolute change that is large *relative to the output's range* when the top classes are
+    close. Returns the note and the layer before (where the drift is measured)."""
+    if not (_is_probability(a) and _is_probability(b)):
+        return None
+    i = ev.layers.index(ev.first.layer) if ev.first.layer in ev.layers else 0
+    before = next((n for n in reversed(ev.layers[:i]) if n in ev.outputs[0] and n in ev.outputs[1]), None)
+    if before is None or ev.outputs[0][before].shape != ev.outputs[1][before].shape:
+        return None
+    prior = diff(before, ev.outputs[0][before], ev.outputs[1][before], ev.rtol, ("a", "b"))
+    row = ev.first.worst[0] if ev.first.worst else 0
+    top = np.sort(a[row])[::-1][:2]
+    note = (
+        f"{ev.first.layer} is a softmax output and the layer before it, {before}, agrees to "
+        f"{prior.max_rel:.2g}: softmax turns a logit difference d into about p(1-p)*d of each "
+        f"probability, most where the top classes are close (here {top[0]:.2f} and "
+        f"{top[1]:.2f} in image {row})."
+    )
+    return note, before
+
+
+def _drift_note(ev: Evidence, layer: str, a: np.ndarray, b: np.ndarray) -> str:
+    """A uniform scale between the sides (b ~ (1+s) a) that explains most of the difference:
+    a rounding bias that compounds layer after layer, unlike noise that averages out."""
+    a64, d64 = a.astype(np.float64).ravel(), (b.astype(np.float64) - a.astype(np.float64)).ravel()
+    aa, dd = float(np.vdot(a64, a64)), float(np.vdot(d64, d64))
+    if aa == 0.0 or dd == 0.0:
+        return ""
+    s = float(np.vdot(a64, d64)) / aa
+    residual = d64 - s * a64
+    explained = 1.0 - float(np.vdot(residual, residual)) / dd
+    if explained < 0.5:
+        return ""
+    ref, other = (m.backend for m in ev.models)
+    low = other if s < 0 else ref
+    note = (
+        f"At {layer}, {other}'s values are {1 + s:.8f} times {ref}'s ({explained:.0%} of the "
+        f"difference is this uniform scale): a rounding bias that compounds layer after layer "
+        f"rather than noise that averages out; {low} rounds low."
+    )
+    if "keras" in (ref, other) and _has_batchnorm(ev):
+        note += (
+            " A known source: TensorFlow's float32 rsqrt, which Keras' BatchNormalization uses, "
+            "is not correctly rounded (1/sqrt(1 + 1.001e-5) comes out one unit in the last "
+            "place low, -6e-8), once per BatchNorm layer."
+        )
+    return note
+
+
+def _has_batchnorm(ev: Evidence) -> bool:
+    if ev.catalog is None:
+        return False
+    return any(e.kind == "BatchNormalization" for e in ev.catalog.entries)
