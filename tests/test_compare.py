@@ -157,7 +157,8 @@ def test_numerics_evidence_names_softmax_magnification_and_scale_drift(keras_r50
     (found,) = diagnose.explain(ev)
     assert found.cause == "floating-point numerics"
     assert (
-        "predictions is a softmax output and the layer before it, avg_pool, agrees to 2.1e-06" in found.evidence
+        "predictions is a softmax output and the layer before it, avg_pool, agrees to 2.1e-06"
+        in found.evidence
     )
     assert "here 0.62 and 0.38 in image 0" in found.evidence
     assert "keras's values are 0.99999800 times torch's" in found.evidence
