@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from layerscope.api import load
 from layerscope.errors import InputError, LayerscopeError, MissingDependencyError
 from layerscope.model import LoadedModel
 
-__all__ = ["DatasetResult", "extract_dataset", "list_sources", "pool_features"]
+__all__ = ["DatasetResult", "check_pool", "extract_dataset", "list_sources", "pool_features"]
 
 _PATH_BYTES = 1024
 
@@ -79,6 +81,12 @@ def _key(item: Any, index: int) -> str:
     return str(item) if isinstance(item, (str, os.PathLike)) else f"array:{index}"
 
 
+def check_pool(pool: Any) -> None:
+    """Raise :class:`InputError` unless ``pool`` is None, ``"avg"`` or ``"max"``."""
+    if pool not in (None, "avg", "max"):
+        raise InputError(f"Invalid `pool`. Expected None, 'avg' or 'max'. Received: pool={pool!r}.")
+
+
 def pool_features(arr: np.ndarray, pool: str | None) -> np.ndarray:
     """Global average or max pooling of an NHWC map over H and W (vectors pass through)."""
     if pool is None or arr.ndim != 4:
@@ -110,12 +118,7 @@ def extract_dataset(
     the map. ``workers`` threads decode and resize (default: CPU count, at most 4).
     ``resume=False`` refuses to touch an existing output instead of continuing it.
     """
-    import time
-
-    from layerscope.api import load
-
-    if pool not in (None, "avg", "max"):
-        raise InputError(f"Invalid `pool`. Expected None, 'avg' or 'max'. Received: pool={pool!r}.")
+    check_pool(pool)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(
             f"Invalid `batch_size`. Expected a positive int. Received: batch_size={batch_size!r}."

@@ -371,14 +371,14 @@ def _drift_note(ev: Evidence, layer: str, a: np.ndarray, b: np.ndarray) -> str:
     explained = 1.0 - float(np.vdot(residual, residual)) / dd
     if explained < 0.5:
         return ""
-    ref, other = (m.backend for m in ev.models)
+    ref, other = ev.first.reference, ev.first.other
     low = other if s < 0 else ref
     note = (
         f"At {layer}, {other}'s values are {1 + s:.8f} times {ref}'s ({explained:.0%} of the "
         f"difference is this uniform scale): a rounding bias that compounds layer after layer "
         f"rather than noise that averages out; {low} rounds low."
     )
-    if "keras" in (ref, other) and _has_batchnorm(ev):
+    if any(m.backend == "keras" for m in ev.models) and _has_batchnorm(ev):
         note += (
             " A known source: TensorFlow's float32 rsqrt, which Keras' BatchNormalization uses, "
             "is not correctly rounded (1/sqrt(1 + 1.001e-5) comes out one unit in the last "

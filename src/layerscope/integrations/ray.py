@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from layerscope.dataset import pool_features
+from layerscope.api import load
+from layerscope.dataset import check_pool, pool_features
+from layerscope.errors import InputError
 
 __all__ = ["FeatureExtractor"]
 
@@ -50,11 +52,8 @@ class FeatureExtractor:
         input_size: Any = "native",
         prefix: str = "",
     ) -> None:
-        import layerscope as ls
-
-        if pool not in (None, "avg", "max"):
-            raise ls.InputError(f"Invalid `pool`. Expected None, 'avg' or 'max'. Received: pool={pool!r}.")
-        self.loaded = ls.load(model, backend=backend, weights=weights, seed=seed)
+        check_pool(pool)
+        self.loaded = load(model, backend=backend, weights=weights, seed=seed)
         self.targets = self.loaded.resolve(list(layers))
         self.column = column
         self.pool = pool
@@ -63,24 +62,22 @@ class FeatureExtractor:
         self.prefix = prefix
 
     def _images(self, batch: dict[str, Any]) -> list[Any]:
-        import layerscope as ls
-
+        """The batch's image column as paths (str) or HWC arrays."""
         column = self.column or next((c for c in ("image", "path", "paths") if c in batch), None)
         if column is None or column not in batch:
-            raise ls.InputError(
+            raise InputError(
                 f"Invalid batch: no image column. Expected {self.column or 'image or path'!r}. "
                 f"Received columns: {sorted(batch)}. Pass column=... to FeatureExtractor."
             )
-        values = batch[column]
-        return [
-            v.item() if isinstance(v, np.ndarray) and v.dtype.kind in "OUS" and v.ndim == 0 else v
-            for v in values
-        ]
+        images = []
+        for v in batch[column]:
+            if isinstance(v, np.ndarray) and v.dtype.kind in "OUS" and v.ndim == 0:
+                v = v.item()
+            images.append(str(v) if isinstance(v, (str, np.str_, bytes)) else np.asarray(v))
+        return images
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        images = [
-            str(v) if isinstance(v, (str, np.str_, bytes)) else np.asarray(v) for v in self._images(batch)
-        ]
+        images = self._images(batch)
         prepared = self.loaded.prepare(images, preprocess=self.preprocess, input_size=self.input_size)
         feats = self.loaded.extract_batch(prepared, self.targets)
         out = dict(batch)
