@@ -191,3 +191,21 @@ def test_ray_data_gives_the_same_arrays(tmp_path: Path) -> None:
         got = np.stack([r[name] for r in rows])
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, direct[name])
+
+
+def test_feature_extractor_reads_path_columns_of_any_string_type(tmp_path: Path) -> None:
+    """Ray hands paths over as str, numpy str or bytes (e.g. from parquet): all decode alike."""
+    from layerscope.integrations.ray import FeatureExtractor
+
+    photos = [str(p) for p in _photos(tmp_path / "data", 2)]
+    fx = FeatureExtractor(
+        "resnet50", ["avg_pool"], backend="torch", weights="random", seed=0, input_size=64, pool=None
+    )
+    want = fx({"path": np.array(photos)})["avg_pool"]
+    assert want.shape == (2, 2048)
+    for column in (np.array([p.encode() for p in photos]), np.array(photos, dtype=object)):
+        out = fx({"path": column})
+        np.testing.assert_array_equal(out["avg_pool"], want)
+        assert out["path"] is column  # other columns pass through untouched
+    with pytest.raises(ls.InputError, match=r"no image column\. Expected 'image or path'"):
+        fx({"pixels": np.zeros((1, 8, 8, 3), np.uint8)})

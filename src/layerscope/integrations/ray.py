@@ -73,7 +73,9 @@ class FeatureExtractor:
         for v in batch[column]:
             if isinstance(v, np.ndarray) and v.dtype.kind in "OUS" and v.ndim == 0:
                 v = v.item()
-            images.append(str(v) if isinstance(v, (str, np.str_, bytes)) else np.asarray(v))
+            if isinstance(v, bytes):  # e.g. a path column read back from parquet
+                v = v.decode("utf-8")
+            images.append(str(v) if isinstance(v, (str, np.str_)) else np.asarray(v))
         return images
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
