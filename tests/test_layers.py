@@ -1,11 +1,16 @@
-"""list_layers(): published parameter counts, canonical names on every backend (issue 2, acceptance 4)."""
+"""list_layers(): published parameter counts and canonical names on every backend (issue 2,
+acceptance 4), and an honest table (issue 10 item 5, acceptance 4): every params column sums
+to the model's total, canonical rows agree across backends, and every row's shape is what
+``extract`` returns for it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import layerscope as ls
 from layerscope import catalog
+from layerscope.backend import Shape
 
 from conftest import HAS, model
 
@@ -17,15 +22,26 @@ PUBLISHED = {
     ("keras", "vgg19"): 143_667_240,
     ("keras", "resnet50"): 25_636_712,  # Keras counts BatchNorm moving statistics too
 }
+TABLES = list(PUBLISHED)  # (backend, architecture): the six tables of issue 10 acceptance 4
 
 
-@pytest.mark.parametrize(("backend", "arch"), list(PUBLISHED))
-def test_parameter_totals_match_published(backend: str, arch: str) -> None:
+@pytest.mark.parametrize(("backend", "arch"), TABLES)
+def test_params_column_sums_to_published_total(backend: str, arch: str) -> None:
+    # issue 10 item 5: on torch the rows summed to twice the model (containers repeated
+    # their children's counts): 276,715,088 for VGG16
     model(arch, backend)
     table = ls.list_layers(arch, backend=backend, weights="random", seed=0)
     assert table.total_params == PUBLISHED[(backend, arch)]
-    if backend == "keras":  # Keras layers own their weights: the rows add up to the total
-        assert sum(r.params for r in table) == PUBLISHED[(backend, arch)]
+    assert sum(r.params for r in table) == PUBLISHED[(backend, arch)]
+    containers = {r.native: r.params for r in table if r.kind.endswith(" (container)")}
+    assert set(containers.values()) <= {0}  # torchvision's containers hold no weights of their own
+    if backend == "torch":
+        expected = (
+            {"features", "classifier"}
+            if arch != "resnet50"
+            else {"layer1", "layer4.2", "layer1.0.downsample"}
+        )
+        assert expected <= set(containers)
 
 
 @pytest.mark.parametrize("arch", catalog.architectures())
@@ -35,25 +51,90 @@ def test_every_canonical_layer_exists_on_every_backend(backend: str, arch: str) 
     assert sorted(found) == sorted(catalog.get(arch).names())  # each exactly once
 
 
+@pytest.mark.parametrize(("backend", "arch"), TABLES)
+def test_every_row_shape_is_what_extract_returns(backend: str, arch: str) -> None:
+    """One forward pass per model, every row of its table requested by the name it shows."""
+    m = model(arch, backend)
+    table = m.list_layers()
+    batch = np.random.default_rng(0).standard_normal((1, 224, 224, 3)).astype(np.float32)
+    out = m.extract_batch(batch, table.names())
+    assert list(out) == table.names()
+    wrong = {r.name: (r.shape, out[r.name].shape) for r in table if (1, *r.shape[1:]) != out[r.name].shape}
+    assert wrong == {}
+    assert {r.shape[0] for r in table} == {None}  # the batch axis, shown as N
+
+
+def test_torch_flatten_row_is_flat() -> None:
+    pytest.importorskip("torchvision")
+    rows = {r.name: r for r in model("vgg16", "torch").list_layers()}
+    assert rows["flatten"].native == "avgpool"
+    assert rows["flatten"].shape == (None, 25088)  # was (N, 7, 7, 512), the pooled map before flatten
+
+
+def test_torch_canonical_row_holds_its_weight_row() -> None:
+    pytest.importorskip("torchvision")
+    rows = {r.native: r for r in model("vgg16", "torch").list_layers()}
+    assert (rows["features.1"].canonical, rows["features.1"].params) == ("block1_conv1", 1_792)  # was 0
+    assert (rows["features.0"].kind, rows["features.0"].params) == ("Conv2d (in block1_conv1)", 0)
+    assert (rows["classifier.1"].canonical, rows["classifier.1"].params) == ("fc1", 102_764_544)
+    assert (rows["features"].kind, rows["features"].params) == ("Sequential (container)", 0)  # was 14,714,688
+    assert (rows["classifier.6"].kind, rows["classifier.6"].params) == ("Linear", 4_097_000)
+
+
+def _canonical(arch: str, backend: str, variant: str | None = None) -> dict[str, tuple[int, Shape]]:
+    loaded = ls.load(arch, backend=backend, weights="random", seed=0, variant=variant)
+    return {r.canonical: (r.params, r.shape) for r in loaded.list_layers() if r.canonical}
+
+
 @pytest.mark.skipif(not (HAS["torch"] and HAS["keras"]), reason="needs both backends")
-@pytest.mark.parametrize("arch", catalog.architectures())
-def test_canonical_shapes_agree_across_backends(arch: str) -> None:
-    shapes = {}
-    for backend in ("torch", "keras"):
-        table = model(arch, backend).list_layers()
-        shapes[backend] = {r.canonical: r.shape for r in table if r.canonical and not r.post}
-    common = shapes["torch"].keys() & shapes["keras"].keys()
-    assert len(common) > 15
-    differ = sorted(k for k in common if shapes["torch"][k] != shapes["keras"][k])
-    if arch == "resnet50":
-        # torchvision's v1.5 strides on the 3x3 conv, Keras' v1 on the first 1x1 conv: the
-        # first 1x1 conv of stages 3-5 (and its BN and ReLU) runs at twice the resolution
-        expected = [f"conv{s}_block1_1_{p}" for s in (3, 4, 5) for p in ("bn", "conv", "relu")]
-        assert differ == expected
-        assert shapes["torch"]["conv3_block1_1_conv"] == (None, 56, 56, 128)
-        assert shapes["keras"]["conv3_block1_1_conv"] == (None, 28, 28, 128)
-    else:
-        assert differ == []
+@pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
+def test_vgg_canonical_rows_identical_across_backends(arch: str) -> None:
+    torch_rows, keras_rows = _canonical(arch, "torch"), _canonical(arch, "keras")
+    assert list(torch_rows) == catalog.get(arch).names() == list(keras_rows)
+    assert torch_rows == keras_rows  # params and shapes of every canonical row, head included
+
+
+@pytest.mark.skipif(not (HAS["torch"] and HAS["keras"]), reason="needs both backends")
+@pytest.mark.parametrize("variant", ["v1", "v1.5"])
+def test_resnet50_canonical_rows_across_backends(variant: str) -> None:
+    """Equal except where the architectures really differ, each difference exact.
+
+    Keras counts BatchNorm's moving mean and variance (4 x channels; torch 2 x). torch's own
+    v1.5 also has no conv biases (Keras' v1: + output channels) and strides on the 3x3 conv
+    (the first 1x1 conv of stages 3-5 runs at twice Keras' resolution). torch's v1, built
+    for Keras weights, differs from Keras by the BatchNorm statistics only.
+    """
+    torch_rows, keras_rows = _canonical("resnet50", "torch", variant), _canonical("resnet50", "keras")
+    kinds = {e.name: e.kind for e in catalog.get("resnet50").entries}
+    assert sorted(torch_rows) == sorted(kinds) == sorted(keras_rows)  # torch runs conv3 before the shortcut
+    v15 = variant == "v1.5"
+    for name, (params, _) in torch_rows.items():
+        k_params, k_shape = keras_rows[name]
+        if kinds[name] == "BatchNormalization":
+            assert k_params == 2 * params, name
+        elif kinds[name] == "Conv2D" and v15:
+            assert k_params == params + k_shape[-1], name
+        else:
+            assert k_params == params, name
+    strided = [f"conv{s}_block1_1_{p}" for s in (3, 4, 5) for p in ("conv", "bn", "relu")]
+    differ = [n for n in kinds if torch_rows[n][1] != keras_rows[n][1]]
+    assert differ == (strided if v15 else [])
+    if v15:
+        assert torch_rows["conv3_block1_1_conv"][1] == (None, 56, 56, 128)
+        assert keras_rows["conv3_block1_1_conv"][1] == (None, 28, 28, 128)
+
+
+@pytest.mark.skipif(not (HAS["torch"] and HAS["keras"]), reason="needs both backends")
+def test_vgg16_params_match_keras_own_summary() -> None:
+    """The per-layer counts of ``keras.applications.VGG16(weights=None).summary()``, built apart."""
+    import keras
+
+    net = keras.applications.VGG16(weights=None)
+    own = {layer.name: layer.count_params() for layer in net.layers if layer.count_params()}
+    torch_rows = {r.canonical: r.params for r in model("vgg16", "torch").list_layers() if r.params}
+    keras_rows = {r.name: r.params for r in model("vgg16", "keras").list_layers() if r.params}
+    assert torch_rows == own == keras_rows
+    assert own["block1_conv1"] == 1_792 and net.count_params() == 138_357_544
 
 
 def test_table_renders_sizes_and_kernels() -> None:

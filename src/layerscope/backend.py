@@ -42,9 +42,18 @@ class LayerInfo:
 
     ``native`` is the backend's own name (``features.1``, ``block1_conv1``), ``canonical``
     the catalogue's name for the same semantic point when there is one, ``kind`` the
-    framework's class name, ``shape`` the NHWC output shape for the listed input size,
-    ``params`` the number of weights the layer holds itself (including BatchNorm statistics
-    on Keras, which counts them; parameters only on torch, which does not).
+    framework's class name, ``shape`` the NHWC output shape for the listed input size: the
+    shape ``extract`` returns for :attr:`name` (after ``post``: torch's ``flatten`` row,
+    ``avgpool``, shows ``(N, 25088)``). ``params`` is the number of values the row holds
+    itself, so a table's column sums to the model's ``total_params``: a canonical row
+    includes the weight layer the catalogue names for it (torch's ``block1_conv1`` is the
+    ReLU ``features.1`` with the conv ``features.0``: 1,792, as in Keras), and that weight
+    row shows 0 with ``kind="Conv2d (in block1_conv1)"``; a module that only groups others
+    is ``kind="Sequential (container)"`` with its own direct parameters only (0 in
+    torchvision), never its children's again. Keras counts BatchNorm's moving mean and
+    variance as well (4 x channels per BatchNorm, torch 2 x), so ResNet50's BatchNorm rows
+    and totals differ between the backends (25,636,712 on Keras, 25,557,032 on torch);
+    torchvision's own ResNet50 (v1.5) also has no conv biases.
     ``post`` names the operation layerscope applies after the native output to reach the
     canonical point (``softmax``, ``flatten``), if any.
     """

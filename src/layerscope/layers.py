@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import overload
 
-from layerscope.backend import LayerInfo
+from layerscope.backend import LayerInfo, Shape
 from layerscope.catalog import Catalog
 from layerscope.errors import InputError, UnknownLayerError, suggest
 
@@ -125,7 +125,15 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 
 
 def annotate(rows: Sequence[LayerInfo], cat: Catalog | None, key: str) -> list[LayerInfo]:
-    """Attach canonical names (and kernels of their weight layers) to a backend's rows."""
+    """Attach canonical names (and kernels of their weight layers) to a backend's rows.
+
+    A canonical row shows what the canonical point spans: the parameters of the row the
+    catalogue names as its weights (torch's ``block1_conv1`` is the ReLU ``features.1``
+    *and* the conv ``features.0``: 1,792, as Keras shows), and the shape its name
+    extracts to (``flatten`` on torch: ``(N, 25088)``, after the ``flatten`` post-op). The
+    weight row keeps its place but shows 0 params and ``kind="Conv2d (in block1_conv1)"``,
+    so the column still sums to the model's total.
+    """
     if cat is None:
         return list(rows)
     by_native = {r.native: r for r in rows}
@@ -136,10 +144,29 @@ def annotate(rows: Sequence[LayerInfo], cat: Catalog | None, key: str) -> list[L
         row = by_native.get(native) or first_call.get(native)
         if row is None or out[row.native].canonical:
             continue
+        row = out[row.native]
         weight_row = by_native.get(entry.weights.get(key, native))
         kernel = row.kernel or (weight_row.kernel if weight_row else None)
-        out[row.native] = replace(row, canonical=entry.name, post=entry.post_op(key), kernel=kernel)
+        params = row.params
+        if weight_row is not None and weight_row.native != row.native:
+            spanned = out[weight_row.native]
+            params += spanned.params
+            out[spanned.native] = replace(spanned, params=0, kind=f"{spanned.kind} (in {entry.name})")
+        post = entry.post_op(key)
+        out[row.native] = replace(
+            row, canonical=entry.name, post=post, kernel=kernel, params=params, shape=_after(post, row.shape)
+        )
     return [out[r.native] for r in rows]
+
+
+def _after(post: str | None, shape: Shape) -> Shape:
+    """The shape a post-op gives: ``flatten`` turns ``(N, H, W, C)`` into ``(N, H*W*C)``."""
+    if post != "flatten" or len(shape) < 3:
+        return shape
+    size: int | None = 1
+    for d in shape[1:]:
+        size = None if d is None or size is None else size * d
+    return (shape[0], size)
 
 
 def resolve(

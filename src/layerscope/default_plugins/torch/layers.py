@@ -3,8 +3,11 @@
 Every module that runs is listed, in the order its forward pass finishes (a container
 after its children), with the NHWC shape of its output for the given input size. A module
 that runs k > 1 times per pass is listed once per call as ``name:0`` ... ``name:k-1``.
-``params`` counts the module's parameters including its children's (torch counts
-parameters only, not BatchNorm running statistics).
+``params`` counts the parameters a module holds *itself*, once (its first call; a
+parameter shared by several modules on the first row that holds it), so the column sums
+to the model's total; a module with children is marked ``kind="<Class> (container)"`` and
+shows only its own direct parameters, never its children's again. torch counts parameters
+only, not BatchNorm running statistics (Keras counts those too).
 """
 
 from __future__ import annotations
@@ -46,22 +49,29 @@ def describe(handle: ModelHandle, input_size: int | tuple[int, int] | None) -> l
 
     rows: list[LayerInfo] = []
     seen: dict[str, int] = {}
+    counted: set[int] = set()
     for name, mod, shape in calls:
         k = seen.get(name, 0)
         seen[name] = k + 1
-        native = f"{name}:{k}" if counts[name] > 1 else name
-        params = sum(p.numel() for p in mod.parameters()) if k == 0 else 0
+        container = next(mod.children(), None) is not None
         rows.append(
             LayerInfo(
                 index=len(rows),
-                native=native,
-                kind=type(mod).__name__,
+                native=f"{name}:{k}" if counts[name] > 1 else name,
+                kind=type(mod).__name__ + (" (container)" if container else ""),
                 shape=shape,
-                params=params,
+                params=_own_params(mod, counted),
                 kernel=_kernel(mod),
             )
         )
     return rows
+
+
+def _own_params(mod: Any, counted: set[int]) -> int:
+    """Parameters ``mod`` holds directly (not through children) and no earlier row counted."""
+    fresh = [p for p in mod.parameters(recurse=False) if id(p) not in counted]
+    counted.update(id(p) for p in fresh)
+    return sum(p.numel() for p in fresh)
 
 
 def _shape(out: Any) -> Shape:
