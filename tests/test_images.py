@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +151,155 @@ def test_mixed_sizes_without_resizing() -> None:
     imgs = [np.zeros((10, 10, 3), np.uint8), np.zeros((12, 10, 3), np.uint8)]
     with pytest.raises(ls.InputError, match=r"different sizes.*\(10, 10\), \(12, 10\)"):
         as_batch(imgs, Geometry("none", None))
+
+
+# -- preprocess=None, scales, layouts, odd PIL images and files (issues 10 and 11) -------------
+
+
+@pytest.mark.torch
+def test_preprocess_none_equals_a_torch_hook_on_features_9(tmp_path: Path) -> None:
+    """Issue 10, acceptance 1(a): a prepared NCHW batch, permuted to NHWC, goes in untouched
+    (before: resized to 256 and centre-cropped back, 59 % off the hook's output)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.vgg16(weights=None).eval()
+    torch.save(net.state_dict(), tmp_path / "vgg16.pth")
+    x = torch.randn(2, 3, 224, 224)
+    seen: dict[str, np.ndarray] = {}
+    hook = net.features[9].register_forward_hook(
+        lambda mod, inp, out: seen.__setitem__("out", out.detach().permute(0, 2, 3, 1).numpy().copy())
+    )
+    with torch.no_grad():
+        net(x)
+    hook.remove()
+    got = ls.extract(
+        x.permute(0, 2, 3, 1).numpy(),
+        "vgg16",
+        ["features.9"],
+        backend="torch",
+        weights=str(tmp_path / "vgg16.pth"),
+        preprocess=None,
+    )["features.9"]
+    assert got.shape == seen["out"].shape == (2, 56, 56, 128)
+    relative = np.abs(got - seen["out"]).max() / np.abs(seen["out"]).max()
+    assert relative <= 1e-5, f"relative max difference {relative:.3g}"
+
+
+def test_preprocess_none_leaves_the_array_as_given(backend: str) -> None:
+    m = ls.load("vgg16", backend=backend, weights="random", seed=0)
+    x = np.random.default_rng(0).normal(size=(2, 40, 48, 3)).astype(np.float32)  # negative too
+    np.testing.assert_array_equal(m.prepare(x, preprocess=None), x)
+    assert m.prepare(x, preprocess=None, resize="stretch").shape == (2, 224, 224, 3)  # asked for
+    with pytest.raises(ls.InputError, match=r"must already be 64x64\. Received: 40x48\. Pass resize="):
+        m.prepare(x, preprocess=None, input_size=64)
+    with pytest.raises(ls.InputError, match=r"needs 224x224 inputs\. Received: 40x48"):
+        m.extract(x, ["fc1"], preprocess=None)
+
+
+def test_float_images_on_the_0_1_scale_warn(backend: str) -> None:
+    m = ls.load("vgg16", backend=backend, weights="random", seed=0)
+    scaled = np.random.default_rng(0).random((16, 16, 3))
+    assert issubclass(ls.InputScaleWarning, UserWarning) and issubclass(
+        ls.InputScaleWarning, ls.LayerscopeWarning
+    )
+    with pytest.warns(ls.InputScaleWarning, match=r"0-1 scale.*expects 0-255.*Multiply by 255 \(x \* 255\)"):
+        m.prepare(scaled)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ls.InputScaleWarning)
+        m.prepare(scaled, preprocess=None)  # a prepared tensor: any values
+        m.prepare(scaled * 255)  # 0-255 floats
+        m.prepare((scaled * 255).astype(np.uint8))
+        m.prepare(np.zeros((16, 16, 3), np.float32))  # black is black on any scale
+
+
+def test_nchw_batch_gets_the_batch_transpose() -> None:
+    with pytest.raises(ls.InputError, match=r"\(2, 3, 224, 224\).*NCHW.*x\.transpose\(0, 2, 3, 1\)"):
+        read_images(np.zeros((2, 3, 224, 224), np.float32))
+    with pytest.raises(ls.InputError, match=r"arr\.transpose\(1, 2, 0\)"):
+        read_images(np.zeros((3, 224, 224), np.float32))
+
+
+def _truncated_png(path: Path) -> Path:
+    rgb = np.random.default_rng(0).integers(0, 256, (80, 120, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # the IDAT is cut
+    return path
+
+
+def test_lazily_opened_truncated_pil_image_raises(tmp_path: Path) -> None:
+    """Issue 11, defect 7: before, the decode error was swallowed and the image came out black."""
+    path = _truncated_png(tmp_path / "cut.png")
+    with Image.open(path) as lazy, pytest.raises(ls.ImageError, match=r"cut\.png.*damaged or truncated"):
+        read_images(lazy)
+    closed = Image.open(path)
+    closed.close()
+    with pytest.raises(ls.ImageError, match="the image was closed"):
+        read_images(closed)
+
+
+def test_broken_exif_is_still_tolerated(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 99  # not an orientation
+    Image.fromarray(np.full((8, 12, 3), 90, np.uint8)).save(tmp_path / "odd.jpg", exif=exif)
+    with Image.open(tmp_path / "odd.jpg") as lazy:
+        (img,) = read_images(lazy)
+    assert img.shape == (8, 12, 3) and abs(int(img.mean()) - 90) <= 2
+
+
+def test_nan_pixels_name_the_file_or_the_image(tmp_path: Path) -> None:
+    values = np.ones((20, 30), np.float32)
+    values[3, 4] = np.nan
+    Image.fromarray(values, "F").save(tmp_path / "depth.tif")
+    with pytest.raises(ls.ImageError, match=r"depth\.tif.*1 NaN and 0 infinite pixel values"):
+        read_images(tmp_path / "depth.tif")
+    batch = np.zeros((3, 8, 8, 3), np.float32)
+    batch[1, 0, 0, 0] = np.inf
+    with pytest.raises(ls.ImageError, match=r"images\[1\]"):
+        read_images(batch)
+    with pytest.raises(ls.ImageError, match=r"images\[2\] \(images 1 of the batch\)"):
+        read_images([np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), batch])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_fifo_is_refused_without_opening_it(tmp_path: Path) -> None:
+    """Issue 11, defect 10: before, opening the FIFO blocked forever."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    errors: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _capture(errors, fifo), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # unblock the reader so the thread ends, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("reading a FIFO blocked")
+    assert len(errors) == 1 and isinstance(errors[0], ls.ImageError)
+    assert "pipe.png" in str(errors[0]) and "not a regular file" in str(errors[0])
+
+
+def _capture(errors: list[BaseException], path: Path) -> None:
+    try:
+        read_images(path)
+    except BaseException as exc:
+        errors.append(exc)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_np_matrix_is_a_plain_image() -> None:
+    m = np.matrix(np.arange(12, dtype=np.uint8).reshape(3, 4))
+    (img,) = read_images(m)
+    assert img.shape == (3, 4, 3) and type(img) is np.ndarray
+    np.testing.assert_array_equal(img[..., 1], np.asarray(m))
+
+
+@pytest.mark.torch
+def test_a_tensor_that_requires_grad_is_detached() -> None:
+    import torch
+
+    x = torch.rand(2, 8, 8, 3, requires_grad=True) * 255
+    imgs = read_images(x)
+    assert len(imgs) == 2
+    np.testing.assert_array_equal(imgs[1], x[1].detach().numpy())

@@ -58,8 +58,8 @@ def backends() -> list[BackendInfo]:
     """Every registered backend, available or not, in the order ``backend=None`` tries them."""
     registry = get_registry()
     out = []
-    for name, cls in registry.backends.items():
-        status = cls.is_available()
+    for name in registry.backends:
+        status = registry.status(name)
         owner = registry.owner[name]
         out.append(BackendInfo(name, status.ok, status.reason, owner.name, owner.package, owner.version))
     return out
@@ -72,10 +72,10 @@ def get_backend(name: str) -> Backend:
         raise UnknownBackendError(
             f"Unknown backend {name!r}. Expected one of {sorted(registry.backends)}. "
             f"{suggest(name, registry.backends)} Third-party backends are installed as "
-            "plugins (see `layerscope backends`)."
+            f"plugins (see `layerscope backends`). {registry.hints()}".rstrip()
         )
     cls = registry.backends[name]
-    status = cls.is_available()
+    status = registry.status(name)
     if not status.ok:
         raise BackendUnavailableError(f"The {name} backend is not available: {status.reason}")
     with _lock:
@@ -88,7 +88,7 @@ def _choose(model: Any, backend: str | None) -> Backend:
     if backend is not None:
         return get_backend(backend)
     registry = get_registry()
-    available = [n for n, cls in registry.backends.items() if cls.is_available().ok]
+    available = [n for n in registry.backends if registry.status(n).ok]
     if not isinstance(model, str):
         for name in available:
             if get_backend(name).owns(model):
@@ -98,8 +98,11 @@ def _choose(model: Any, backend: str | None) -> Backend:
             f"Expected a model name, a torch.nn.Module or a keras.Model. Available backends: {available}."
         )
     if not available:
-        hints = "; ".join(f"{b.name}: {b.reason}" for b in backends())
-        raise BackendUnavailableError(f"No backend is available. {hints}")
+        reasons = "; ".join(f"{b.name}: {b.reason}" for b in backends()) or "no backend is registered"
+        raise BackendUnavailableError(
+            f"No backend is available ({reasons}). Install one: pip install 'layerscope[torch]' "
+            f"or 'layerscope[keras]'. {registry.hints()}".rstrip()
+        )
     for name in available:
         if _knows(get_backend(name), model):
             return get_backend(name)
@@ -148,6 +151,12 @@ def load(
         return model
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise InputError(f"Invalid `seed`. Expected an int or None. Received: seed={seed!r}.")
+    if seed is not None and not (isinstance(weights, str) and weights == "random"):
+        shown = weights if isinstance(weights, (str, os.PathLike)) else type(weights).__name__
+        raise InputError(
+            f"Invalid `seed`: it only applies to weights='random'. Received: seed={seed!r} with "
+            f"weights={str(shown)!r}. Pass weights='random' for seeded random weights, or drop seed."
+        )
     chosen = _choose(model, backend)
     if isinstance(model, str):
         name = model.lower().replace("_", "")
@@ -191,16 +200,20 @@ def extract(
 ) -> dict[str, np.ndarray]:
     """Intermediate outputs of a CNN: ``{layer: NHWC float32 array}`` in the requested order.
 
-    ``images``: a path, ``PIL.Image``, numpy array (HW, HWC or NHWC; uint8 0-255 or float
-    on the 0-255 scale) or a list of those. ``layers``: canonical names (``block1_conv1``),
-    native names (``features.1``) or Keras-style indices. ``preprocess``: ``"native"`` (the
-    recipe the model's weights were trained with on that backend), a recipe name
-    (``"caffe"``, ``"torch"``, ``"tf"``, ``"raw"``), ``None`` (use the values as given) or a
-    callable on the NHWC batch. ``resize``: ``"stretch"``, ``"crop"`` or ``"none"`` to
+    ``images``: a path, ``PIL.Image``, numpy array or tensor (HW, HWC or NHWC; uint8 0-255
+    or float on the 0-255 scale; a float image on the 0-1 scale gets an
+    :class:`~layerscope.InputScaleWarning`) or a list of those. ``layers``: canonical names
+    (``block1_conv1``, any case when unambiguous), native names (``features.1``) or
+    Keras-style indices. ``preprocess``: ``"native"`` (the recipe the model's weights were
+    trained with on that backend), a recipe name (``"caffe"``, ``"torch"``, ``"tf"``,
+    ``"raw"``), a callable on the NHWC batch, or ``None``: a tensor you prepared yourself
+    goes in untouched (no resize, no crop, no colour change, any values), at its own size
+    unless ``resize`` is given. ``resize``: ``"stretch"``, ``"crop"`` or ``"none"`` to
     override the recipe's geometry. ``input_size``: the square side images are brought to
     (``"native"``: the model's own, 224 for VGG/ResNet; ``None``: each image's own size,
-    for convolutional layers). ``variant``: an architecture variant (see :func:`load`).
-    Arrays are copies: later calls never overwrite them.
+    for convolutional layers; at most :data:`layerscope.model.MAX_INPUT_PIXELS` pixels).
+    ``variant``: an architecture variant (see :func:`load`). Arrays are copies: later calls
+    never overwrite them.
     """
     loaded = load(model, backend=backend, weights=weights, seed=seed, variant=variant)
     return loaded.extract(
@@ -214,12 +227,14 @@ def list_layers(
     backend: str | None = None,
     input_size: int | tuple[int, int] | str | None = "native",
     weights: Any = "random",
-    seed: int | None = 0,
+    seed: int | None = None,
 ) -> LayerTable:
     """Every layer of ``model``: canonical name, native name, kind, NHWC shape, parameters.
 
     Shapes do not depend on weights, so a name is built with random weights by default
-    (no download). ``print(table)`` shows a per-layer size table; ``table.total_params``
-    is the model's parameter count as its framework reports it.
+    (no download; ``seed`` defaults to 0 for them). ``print(table)`` shows a per-layer size
+    table; ``table.total_params`` is the model's parameter count as its framework reports it.
     """
+    if seed is None and isinstance(weights, str) and weights == "random":
+        seed = 0
     return load(model, backend=backend, weights=weights, seed=seed).list_layers(input_size)

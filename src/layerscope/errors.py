@@ -16,8 +16,12 @@ __all__ = [
     "BackendUnavailableError",
     "ImageError",
     "InputError",
+    "InputScaleWarning",
     "LayerscopeError",
+    "LayerscopeWarning",
     "MissingDependencyError",
+    "OutputError",
+    "OutputLockedError",
     "PluginError",
     "UnknownBackendError",
     "UnknownLayerError",
@@ -67,12 +71,32 @@ class ImageError(InputError):
     """An image could not be read or decoded."""
 
 
+class OutputError(LayerscopeError, OSError):
+    """An output file or folder cannot be written or read back (unwritable, disk full, corrupt)."""
+
+
+class OutputLockedError(OutputError):
+    """Another process (named by PID and host in the message) is writing the same output."""
+
+
 class WeightsError(LayerscopeError, ValueError):
     """Weights could not be loaded: wrong file, wrong architecture, wrong layout."""
 
 
 class WeightsUnavailableError(WeightsError):
     """Pretrained weights are neither in the framework's cache nor downloadable."""
+
+
+class LayerscopeWarning(UserWarning):
+    """Base class of the warnings layerscope issues (filter them all with this class)."""
+
+
+class InputScaleWarning(LayerscopeWarning):
+    """Float images look like they are on the 0-1 scale where the recipe expects 0-255.
+
+    Silence it with ``warnings.filterwarnings("ignore", category=layerscope.InputScaleWarning)``
+    when dark 0-255 images are really meant.
+    """
 
 
 def closest(name: str, choices: Iterable[str], n: int = 5) -> list[str]:

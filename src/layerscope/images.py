@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import struct
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +27,7 @@ import numpy as np
 
 from layerscope.errors import ImageError, InputError
 
-__all__ = ["Geometry", "ImageInput", "as_batch", "read_images", "resize"]
+__all__ = ["Geometry", "ImageInput", "as_batch", "labels", "read_images", "resize"]
 
 ImageInput = Any
 """A path, ``PIL.Image.Image``, numpy array (HW, HWC or NHWC), or a list of those."""
@@ -68,11 +70,18 @@ class Geometry:
         return replace(self, policy=policy)  # type: ignore[arg-type]
 
 
+_EXIF_ERRORS = (OSError, SyntaxError, ValueError, KeyError, TypeError, IndexError, struct.error)
+"""What a damaged EXIF block raises in ``ImageOps.exif_transpose`` (pixels are decoded before)."""
+
 _FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
 
 def read_images(images: ImageInput) -> list[np.ndarray]:
     """Turn any accepted image input into a list of HWC RGB arrays (uint8 or float32)."""
+    return _read(images, "images")
+
+
+def _read(images: ImageInput, label: str) -> list[np.ndarray]:
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise InputError("Invalid `images`. Expected at least one image. Received: an empty list.")
@@ -83,20 +92,49 @@ def read_images(images: ImageInput) -> list[np.ndarray]:
                     f"Invalid `images[{i}]`. Expected a path, PIL image or array. "
                     f"Received: a nested {type(item).__name__}."
                 )
-            out.extend(read_images(item))
+            out.extend(_read(item, f"images[{i}]"))
         return out
     if isinstance(images, (str, os.PathLike)):
         return [_read_path(Path(images))]
     if isinstance(images, np.ndarray):
-        return _from_array(images)
+        return _from_array(np.asarray(images), label)  # asarray: np.matrix -> plain 2-D array
     if _is_pil(images):
         return [_from_pil(images, str(getattr(images, "filename", "") or "PIL image"))]
     if hasattr(images, "__array__"):
-        return _from_array(np.asarray(images))
+        return _from_array(_tensor_to_numpy(images), label)
     raise InputError(
         "Invalid `images`. Expected a path, PIL.Image, numpy array (HW, HWC or NHWC) or a "
         f"list of those. Received: {type(images).__name__}."
     )
+
+
+def labels(images: ImageInput, label: str = "images") -> list[str]:
+    """A name per image :func:`read_images` returns, for error messages (path or index)."""
+    if isinstance(images, (list, tuple)):
+        return [name for i, item in enumerate(images) for name in labels(item, f"{label}[{i}]")]
+    if isinstance(images, (str, os.PathLike)):
+        return [str(images)]
+    if _is_pil(images):
+        return [str(getattr(images, "filename", "") or label)]
+    shape = getattr(images, "shape", ())
+    if len(shape) == 4:
+        return [f"{label}[{k}]" for k in range(shape[0])]
+    return [label]
+
+
+def _tensor_to_numpy(obj: Any) -> np.ndarray:
+    """A torch/TF tensor or other array-like as numpy; tensors that track gradients are detached."""
+    if callable(getattr(obj, "detach", None)):
+        obj = obj.detach()
+        if callable(getattr(obj, "cpu", None)):
+            obj = obj.cpu()
+    try:
+        return np.asarray(obj)
+    except Exception as exc:
+        raise InputError(
+            f"Invalid `images`: a {type(obj).__name__} could not be converted to a numpy array "
+            f"({type(exc).__name__}: {exc}). Pass a numpy array (e.g. tensor.detach().cpu().numpy())."
+        ) from exc
 
 
 def _is_pil(obj: Any) -> bool:
@@ -116,6 +154,11 @@ def _read_path(path: Path) -> np.ndarray:
         raise ImageError(
             f"Cannot read image {str(path)!r}: it is a directory. Pass the image files inside "
             "it (e.g. sorted(Path(folder).glob('*.jpg'))) or use extract_dataset for folders."
+        )
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+        raise ImageError(
+            f"Cannot read image {str(path)!r}: it is not a regular file (a FIFO, socket or "
+            "device). Expected an image file. Copy the data to a file first."
         )
     try:
         with warnings.catch_warnings():
@@ -143,7 +186,14 @@ def _read_path(path: Path) -> np.ndarray:
 def _from_pil(img: Any, label: str) -> np.ndarray:
     from PIL import ImageOps
 
-    with contextlib.suppress(Exception):  # a broken EXIF block must not make the image unreadable
+    try:  # decode first: a lazily opened image may be truncated or already closed
+        img.load()
+    except (OSError, SyntaxError, ValueError, AttributeError) as exc:
+        closed = "closed" in str(exc).lower() or getattr(img, "fp", True) is None
+        why = "the image was closed" if closed else f"the file is damaged or truncated ({exc})"
+        fix = "Pass it before closing it, or pass its path." if closed else "Check the file."
+        raise ImageError(f"Cannot read image {label!r}: {why}. {fix}") from exc
+    with contextlib.suppress(*_EXIF_ERRORS):  # only a broken EXIF block is tolerated
         img = ImageOps.exif_transpose(img) or img
     if img.width < 1 or img.height < 1:
         raise ImageError(f"Cannot use image {label!r}: it has no pixels ({img.width}x{img.height}).")
@@ -155,18 +205,24 @@ def _from_pil(img: Any, label: str) -> np.ndarray:
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
     if mode == "F":
         gray = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(gray).all():
+            raise ImageError(
+                f"Cannot use image {label!r}: {int(np.isnan(gray).sum())} NaN and "
+                f"{int(np.isinf(gray).sum())} infinite pixel values. Expected finite numbers; "
+                "repair the file (e.g. replace NaN with 0) or leave it out."
+            )
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
     if mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def _from_array(arr: np.ndarray) -> list[np.ndarray]:
+def _from_array(arr: np.ndarray, label: str = "images") -> list[np.ndarray]:
     if arr.size == 0:
-        raise InputError(f"Invalid `images`. Expected a non-empty array. Received: shape {arr.shape}.")
+        raise InputError(f"Invalid `{label}`. Expected a non-empty array. Received: shape {arr.shape}.")
     if arr.dtype == np.bool_ or arr.dtype.kind not in "uif":
         raise InputError(
-            "Invalid `images` dtype. Expected uint8 (0-255) or float (already on the 0-255 "
+            f"Invalid `{label}` dtype. Expected uint8 (0-255) or float (already on the 0-255 "
             f"scale, or preprocessed when preprocess=None). Received: dtype={arr.dtype}. "
             "Convert with arr.astype(np.uint8) or arr.astype(np.float32)."
         )
@@ -174,26 +230,44 @@ def _from_array(arr: np.ndarray) -> list[np.ndarray]:
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi > 255:
             raise InputError(
-                f"Invalid `images` values. Integer arrays must hold 0-255. Received: dtype="
+                f"Invalid `{label}` values. Integer arrays must hold 0-255. Received: dtype="
                 f"{arr.dtype} with values {lo}..{hi}. Scale to 0-255 (16-bit: arr / 257) first."
             )
         arr = arr.astype(np.uint8)
     if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all():
-            raise InputError(
-                "Invalid `images` values. Expected finite numbers. Received: an array with "
-                f"{int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} infinite values."
-            )
+        _check_finite(arr, label)
         arr = arr.astype(np.float32, copy=False)
     if arr.ndim == 2:
         return [_to_rgb(arr[..., None])]
     if arr.ndim == 3:
         return [_to_rgb(arr)]
     if arr.ndim == 4:
+        if arr.shape[1] in (1, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
+            raise InputError(
+                f"Invalid `{label}` layout. Expected an NHWC batch (channels last). Received: "
+                f"shape {arr.shape}, which looks channels-first (NCHW). Transpose the batch "
+                "with x.transpose(0, 2, 3, 1) (torch: x.permute(0, 2, 3, 1))."
+            )
         return [_to_rgb(a) for a in arr]
     raise InputError(
-        f"Invalid `images` rank. Expected HW, HWC or NHWC (2, 3 or 4 axes). Received: shape "
+        f"Invalid `{label}` rank. Expected HW, HWC or NHWC (2, 3 or 4 axes). Received: shape "
         f"{arr.shape} ({arr.ndim} axes)."
+    )
+
+
+def _check_finite(arr: np.ndarray, label: str) -> None:
+    """NaN/inf pixels are refused by name (a batch names the images that hold them)."""
+    if np.isfinite(arr).all():
+        return
+    where = label
+    if arr.ndim == 4:
+        bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))
+        shown = ", ".join(str(int(i)) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        where = f"{label}[{shown}]" if label == "images" else f"{label} (images {shown} of the batch)"
+    raise ImageError(
+        f"Invalid `{where}` values. Expected finite numbers. Received: an array with "
+        f"{int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} infinite values. "
+        "Replace them (e.g. np.nan_to_num) or leave those images out."
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pluggy
 
 from layerscope import hookspecs
+from layerscope.backend import Availability
 from layerscope.errors import PluginError
 
 __all__ = ["DEFAULT_PLUGINS", "PluginRecord", "Registry", "get_registry", "reset"]
@@ -57,15 +58,19 @@ class Registry:
         self.plugins: dict[str, PluginRecord] = {}
         self.backends: dict[str, type[Any]] = {}
         self.owner: dict[str, PluginRecord] = {}
+        self.installed: list[str] = []
+        """Every plugin name found, before LAYERSCOPE_PLUGINS / _DISABLE_PLUGINS filter them."""
 
     # -- loading -------------------------------------------------------------------------
     def load(self) -> None:
         """Import every allowed plugin, then call its ``layerscope_register_backends``."""
         version = _version("layerscope")
         for name, module in DEFAULT_PLUGINS:
+            self.installed.append(name)
             if _allowed(name):
                 self._add(name, lambda m=module: importlib.import_module(m), "layerscope", version)
         for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+            self.installed.append(ep.name)
             if not _allowed(ep.name) or ep.name in self.plugins:
                 continue
             dist = ep.dist
@@ -89,6 +94,34 @@ class Registry:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # reported by `layerscope backends`, others still load
             record.error = f"{type(exc).__name__}: {exc}"
+
+    def status(self, name: str) -> Availability:
+        """``is_available()`` of backend ``name``; a plugin that raises is unavailable, with why."""
+        try:
+            status = self.backends[name].is_available()
+        except Exception as exc:  # a third-party bug must not break the other backends
+            return Availability(False, f"is_available() raised {type(exc).__name__}: {exc}")
+        if not isinstance(getattr(status, "ok", None), bool):
+            return Availability(
+                False, f"is_available() returned {status!r}, expected layerscope.backend.Availability"
+            )
+        return Availability(status.ok, str(getattr(status, "reason", "")))
+
+    def hints(self) -> str:
+        """Why backends may be missing: failed plugins and the plugin environment variables."""
+        notes = [f"plugin {p.name!r} failed to load ({p.error})" for p in self.plugins.values() if p.error]
+        only = os.environ.get("LAYERSCOPE_PLUGINS")
+        if _names(only) is not None:
+            unknown = sorted(_names(only) - set(self.installed))  # type: ignore[operator]
+            notes.append(
+                f"LAYERSCOPE_PLUGINS={only!r} loads only the plugins it names"
+                + (f", and no installed plugin is named {', '.join(map(repr, unknown))}" if unknown else "")
+                + f" (installed: {', '.join(dict.fromkeys(self.installed))}); unset it or fix the names"
+            )
+        skip = os.environ.get("LAYERSCOPE_DISABLE_PLUGINS")
+        if _names(skip) is not None:
+            notes.append(f"LAYERSCOPE_DISABLE_PLUGINS={skip!r} skips the plugins it names")
+        return ("Note: " + "; ".join(notes) + ".") if notes else ""
 
     def register(self, cls: type[Any], record: PluginRecord) -> None:
         """Validate ``cls`` and add it under ``cls.name``; duplicates name both plugins."""

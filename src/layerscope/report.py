@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from layerscope.errors import InputError
+
 __all__ = ["HEADERS", "Diagnosis", "LayerDiff", "Report", "Side", "diff"]
 
 HEADERS = (
@@ -219,7 +221,15 @@ class Report:
         """JSON text of the report (NaN becomes null); also written to ``path`` if given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            out = Path(path)
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)  # a missing folder is created
+                out.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise InputError(
+                    f"Cannot write the report to {str(out)!r}: {exc.strerror or exc}. Expected a "
+                    "writable file path whose parent is a folder (or can be created). Pass another path."
+                ) from exc
         return text
 
     def to_html(self, path: str | Path) -> Path:
