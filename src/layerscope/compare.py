@@ -10,6 +10,7 @@ the same image file) or a per-backend ``preprocess`` is given. When layers disag
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
@@ -59,6 +60,13 @@ def compare(
     """
     if pipeline not in ("shared", "native"):
         raise InputError(f"Invalid `pipeline`. Expected 'shared' or 'native'. Received: {pipeline!r}.")
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 <= rtol < float("inf"):
+        raise InputError(
+            f"Invalid `rtol`. Expected a finite number >= 0 (e.g. 1e-5, relative to the largest "
+            f"value of a layer). Received: rtol={rtol!r}."
+        )
+    if not (isinstance(weights, str) and weights == "random"):
+        seed = None  # the default seed=0 means nothing for imagenet, files or bundles
     if not backends:
         raise InputError("Invalid `backends`. Expected at least one backend name. Received: [].")
     variants = dict(variants or {})
@@ -146,7 +154,10 @@ def _load_all(
     shared = bundle if bundle is not None else weights
     for i, b in enumerate(backends):
         if i not in loaded:
-            loaded[i] = load(model, backend=str(b), weights=shared, seed=seed, variant=variants.get(str(b)))
+            own_seed = seed if shared is weights else None  # a bundle carries its weights
+            loaded[i] = load(
+                model, backend=str(b), weights=shared, seed=own_seed, variant=variants.get(str(b))
+            )
     return [loaded[i] for i in range(len(backends))]
 
 
@@ -175,7 +186,7 @@ def _side(label: str, m: LoadedModel, recipe: str) -> Side:
 def _recipe_text(m: LoadedModel, preprocess: Preprocess) -> str:
     """What a side's input went through, in words."""
     if preprocess is None:
-        return "input: " + m.recipe.geometry.policy + " resize, values as given"
+        return "input: values as given, no resize"
     if isinstance(preprocess, Recipe):
         return "input: " + preprocess.describe()
     if isinstance(preprocess, str):
