@@ -181,6 +181,7 @@ def resolve(
         requested = [requested]
     natives = {r.native for r in rows}
     first_call = {r.native.rsplit(":", 1)[0]: r.native for r in reversed(rows) if r.native.endswith(":0")}
+    known = {*(cat.names() if cat else []), *natives, *first_call}
     targets: list[Target] = []
     for item in requested:
         if isinstance(item, bool) or not isinstance(item, (str, int)):
@@ -197,14 +198,15 @@ def resolve(
             row = rows[item]
             targets.append(Target(key=row.native, native=row.native, post=None))
             continue
-        entry = cat.entry(item) if cat else None
+        name = _case_match(item, known)  # the key stays as the caller spelt it
+        entry = cat.entry(name) if cat else None
         if entry is not None:
             native = entry.native_name(key)
             targets.append(Target(item, first_call.get(native, native), entry.post_op(key), entry.head))
-        elif item in natives:
-            targets.append(Target(item, item))
-        elif item in first_call:
-            targets.append(Target(item, first_call[item]))
+        elif name in natives:
+            targets.append(Target(item, name))
+        elif name in first_call:
+            targets.append(Target(item, first_call[name]))
         else:
             choices = (cat.names() if cat else []) + [r.native for r in rows]
             raise UnknownLayerError(
@@ -221,3 +223,11 @@ def resolve(
             f"(results are a dict keyed by layer). Received: layers={list(requested)!r}."
         )
     return targets
+
+
+def _case_match(item: str, known: set[str]) -> str:
+    """``item``, or the one known name equal to it ignoring case (``Block1_Conv1``)."""
+    if item in known:
+        return item
+    hits = {n for n in known if n.lower() == item.lower()}
+    return hits.pop() if len(hits) == 1 else item  # ambiguous: unknown, with suggestions
