@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import layerscope as ls
@@ -154,3 +155,68 @@ def test_missing_framework_is_listed_with_install_hint(monkeypatch, fresh_regist
     with pytest.raises(ls.BackendUnavailableError, match=r"pip install 'layerscope\[keras\]'") as err:
         ls.extract(ls.sample(), "vgg16", ["block1_conv1"], backend="keras", weights="random")
     assert isinstance(err.value, ImportError)
+
+
+RAISING_SOURCE = """
+import layerscope
+
+class Flaky:
+    name = "flaky"
+    catalog_key = "flaky"
+    @classmethod
+    def is_available(cls):
+        raise RuntimeError("driver probe crashed")
+    def models(self): return ["vgg16"]
+    def owns(self, obj): return False
+    def load(self, model, weights, seed): raise NotImplementedError
+    def list_layers(self, handle, input_size): return []
+    def extract(self, handle, batch, layers): return {}
+
+@layerscope.hookimpl
+def layerscope_register_backends(register):
+    register(Flaky)
+"""
+
+
+@pytest.mark.torch
+def test_a_plugin_whose_is_available_raises_is_unavailable(install_plugin, capsys) -> None:
+    """Issue 11, defect 11: before, the exception broke ls.backends(), extract(backend=None)
+    and `layerscope backends` for every backend."""
+    install_plugin("layerscope-flaky", "flaky", "ls_flaky", RAISING_SOURCE)
+    info = {b.name: b for b in ls.backends()}
+    assert info["flaky"].available is False
+    assert info["flaky"].reason == "is_available() raised RuntimeError: driver probe crashed"
+    assert info["torch"].available and info["keras"].available
+    with pytest.raises(ls.BackendUnavailableError, match="raised RuntimeError: driver probe crashed"):
+        ls.get_backend("flaky")
+    assert main(["backends"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("flaky"))
+    assert row.split()[1] == "no" and "driver probe crashed" in row
+    feats = ls.extract(
+        np.zeros((32, 32, 3), np.uint8), "resnet50", ["conv1_relu"], weights="random", seed=0, input_size=32
+    )
+    assert feats["conv1_relu"].shape == (1, 16, 16, 64)  # backend=None still finds torch
+
+
+def test_a_failed_plugin_is_named_when_its_backend_is_asked_for(install_plugin) -> None:
+    install_plugin("layerscope-broken", "broken", "ls_broken", "raise ImportError('needs libfoo 9')\n")
+    with pytest.raises(
+        ls.UnknownBackendError, match=r"plugin 'broken' failed to load \(ImportError: needs libfoo 9\)"
+    ):
+        ls.get_backend("broken")
+
+
+def test_plugin_variables_are_named_in_the_error(monkeypatch, fresh_registry) -> None:
+    """Issue 11, defect 13: LAYERSCOPE_PLUGINS=nosuch said only 'No backend is available'."""
+    monkeypatch.setenv("LAYERSCOPE_PLUGINS", "nosuch")
+    assert ls.backends() == []
+    with pytest.raises(ls.BackendUnavailableError) as err:
+        ls.extract(np.zeros((8, 8, 3), np.uint8), "vgg16", ["block1_conv1"], weights="random", seed=0)
+    message = str(err.value)
+    assert "LAYERSCOPE_PLUGINS='nosuch' loads only the plugins it names" in message
+    assert "no installed plugin is named 'nosuch'" in message and "installed: torch, keras" in message
+    plugins.reset()
+    monkeypatch.delenv("LAYERSCOPE_PLUGINS")
+    monkeypatch.setenv("LAYERSCOPE_DISABLE_PLUGINS", "keras")
+    with pytest.raises(ls.UnknownBackendError, match="LAYERSCOPE_DISABLE_PLUGINS='keras' skips"):
+        ls.get_backend("keras")
