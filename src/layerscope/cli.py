@@ -8,6 +8,7 @@ layer is out of tolerance.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -231,7 +232,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         elif args.view == "composite":
             fig = viz.composite(arr, title=title)
         else:
-            photo = loaded.prepare(args.images[:1], preprocess=None)[0]
+            # the photo as the model saw it (the recipe's resize and crop), values unchanged
+            photo = loaded.prepare(args.images[:1], preprocess=None, resize=loaded.recipe.geometry.policy)[0]
             fig = viz.overlay(photo, arr, title=title)
     fig.savefig(args.out)
     print(f"wrote {args.out}")
@@ -253,12 +255,33 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+_PY_ARGUMENT = re.compile(
+    r"\b(weights|seed|input_size|batch_size|preprocess|resize|backend|variant|pool|workers|rtol|"
+    r"pipeline|out|resume|overwrite)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+/-]+))"
+)
+
+
+def cli_spelling(message: str) -> str:
+    """A library message in command-line spelling: ``weights='random'`` -> ``--weights random``."""
+
+    def flag(m: re.Match[str]) -> str:
+        value = next(v for v in m.groups()[1:] if v is not None)
+        tail = ""
+        if m.group(4) is not None and value.endswith("."):  # the sentence's full stop
+            value, tail = value.rstrip("."), "."
+        value = "none" if value == "None" else value
+        return f"--{m.group(1).replace('_', '-')} {value}{tail}"
+
+    return _PY_ARGUMENT.sub(flag, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; a LayerscopeError is one line on stderr (no traceback), exit 2."""
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
     except LayerscopeError as exc:
-        print(f"layerscope: error: {exc}", file=sys.stderr)
+        print(f"layerscope: error: {cli_spelling(str(exc))}", file=sys.stderr)
         return 2
     return code
 
