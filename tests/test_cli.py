@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import layerscope as ls
-from layerscope.cli import main
+from layerscope.cli import cli_spelling, main
 
 from conftest import model
 
@@ -69,3 +69,47 @@ def test_errors_exit_2_without_traceback(capsys) -> None:
 def test_console_script_runs() -> None:
     proc = subprocess.run([sys.executable, "-m", "layerscope", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == f"layerscope {ls.__version__}"
+
+
+def test_errors_speak_cli_spelling_in_one_line(tmp_path: Path) -> None:
+    """Issue 10, item 7: the CLI said `weights='random'` (Python) after a chained traceback."""
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "layerscope", "extract", str(ls.sample("chelsea")), "--model", "vgg16",
+            "--layers", "block1_conv1", "--weights", "imagenet", "--seed", "0",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "layerscope: error: Invalid `seed`: it only applies to --weights random. Received: --seed 0 "
+        "with --weights imagenet. Pass --weights random for seeded random weights, or drop seed."
+    ]
+    assert proc.stdout == ""
+
+
+@pytest.mark.torch
+def test_backend_errors_speak_cli_spelling(capsys) -> None:
+    model("vgg16", "torch")
+    code = main(
+        [
+            "extract", str(ls.sample("chelsea")), "--model", "vgg16", "--layers", "fc1", "--backend", "torch",
+            "--weights", "random", "--seed", "0", "--input-size", "64",
+        ]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().endswith("Pass --input-size 224, or request convolutional layers only.")
+
+
+def test_cli_spelling_of_the_offline_weights_message() -> None:
+    message = (
+        "Cannot get the vgg16 imagenet weights: the file 'vgg16.h5' is not in Keras' cache folder "
+        "'/root/.keras/models' and downloading failed. Place it there (or set KERAS_HOME), or use "
+        "weights='random'."
+    )
+    assert cli_spelling(message).endswith("(or set KERAS_HOME), or use --weights random.")
+    assert cli_spelling("Received: input_size=None, batch_size=-1.") == (
+        "Received: --input-size none, --batch-size -1."
+    )
+    assert cli_spelling("Received: layers=['a', 'b'].") == "Received: layers=['a', 'b']."  # no flag form
