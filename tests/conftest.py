@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,3 +69,83 @@ def model(name: str, backend: str) -> ls.LoadedModel:
 @pytest.fixture
 def rng() -> Iterator[np.random.Generator]:
     yield np.random.default_rng(0)
+
+
+# -- cached models stay clean --------------------------------------------------------------
+# Models live for the whole session in layerscope's cache, so a test that leaves a hook, a
+# training-mode flag or a changed weight behind would make later tests pass or fail by
+# order. Every test starts and ends with each cached model checked; a dirty one fails the
+# test that dirtied it (at teardown) and is dropped from the cache, so later tests rebuild it.
+
+
+def _torch_state(net: Any) -> tuple[Any, ...]:
+    hooks = sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in net.modules()
+    )
+    training = sorted(name for name, m in net.named_modules() if m.training)
+    # an in-place write bumps a tensor's _version; a replaced tensor has a new data_ptr
+    tensors = tuple(
+        (name, t._version, t.data_ptr()) for name, t in (*net.named_parameters(), *net.named_buffers())
+    )
+    return hooks, tuple(training), tensors
+
+
+_KERAS_SUMS: dict[int, Any] = {}
+
+
+def _keras_state(net: Any) -> tuple[Any, ...]:
+    """A sum per variable, all in one traced call (any write changes it)."""
+    import tensorflow as tf
+
+    fn = _KERAS_SUMS.get(id(net))
+    if fn is None or fn[0] is not net:
+        variables = list(net.weights)
+        graph = tf.function(lambda: [tf.reduce_sum(v.value) for v in variables])
+        fn = _KERAS_SUMS[id(net)] = (net, graph)
+    return (len(net.weights), tuple(float(x) for x in fn[1]()))
+
+
+def model_state(m: ls.LoadedModel) -> tuple[Any, ...]:
+    """What must not change across tests: hooks, train/eval mode, weights (torch or keras)."""
+    if m.backend == "torch":
+        return _torch_state(m.model)
+    if m.backend == "keras":
+        return _keras_state(m.model)
+    return ()
+
+
+_CLEAN: dict[int, tuple[ls.LoadedModel, tuple[Any, ...]]] = {}
+
+
+def _dirty_models() -> list[str]:
+    """Cached models whose state differs from when first seen (first sight records it)."""
+    dirty = []
+    for key, m in list(api._cache.items()):
+        state = model_state(m)
+        seen = _CLEAN.get(id(m))
+        if seen is None or seen[0] is not m:  # first sight (an id can be reused after eviction)
+            _CLEAN[id(m)] = (m, state)
+        elif seen[1] != state:
+            dirty.append(_describe(m, seen[1], state))
+            with api._lock:
+                api._cache.pop(key, None)
+            _CLEAN.pop(id(m), None)
+    return dirty
+
+
+def _describe(m: ls.LoadedModel, before: tuple[Any, ...], after: tuple[Any, ...]) -> str:
+    what = ["hooks", "train mode", "weights"] if m.backend == "torch" else ["variable count", "weights"]
+    changed = [w for w, a, b in zip(what, before, after, strict=False) if a != b]
+    return f"{m!r}: {', '.join(changed)} changed"
+
+
+@pytest.fixture(autouse=True)
+def cached_models_are_clean() -> Iterator[None]:
+    """Fail a test that leaves a session-cached model with hooks, in train mode or with changed weights."""
+    dirty = _dirty_models()
+    if dirty:  # left by code outside a test (e.g. a module-scoped fixture)
+        pytest.fail(f"cached models were dirty before this test: {dirty}")
+    yield
+    dirty = _dirty_models()
+    if dirty:
+        pytest.fail(f"this test left cached models dirty (dropped from the cache): {dirty}")

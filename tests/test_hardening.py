@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -34,17 +34,80 @@ def any_array(draw: st.DrawFn) -> np.ndarray:
     return draw(hnp.arrays(dtype, shape))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(arr=any_array())
-def test_any_array_gives_a_result_or_a_layerscope_error(backend: str, arr: np.ndarray) -> None:
+@st.composite
+def valid_image(draw: st.DrawFn, min_side: int = 32, max_side: int = 40) -> np.ndarray:
+    """What the output contract accepts: uint8, or finite float on the 0-255 scale; HWC or
+    NHWC with 1 (gray), 3 (RGB) or 4 (RGBA) channels; sides >= ResNet50's comfortable 32."""
+    dtype = draw(st.sampled_from([np.uint8, np.float32, np.float64]))
+    h, w = (draw(st.integers(min_side, max_side)) for _ in range(2))
+    channels = draw(st.sampled_from([1, 3, 4]))
+    shape = (h, w, channels) if draw(st.booleans()) else (draw(st.integers(1, 2)), h, w, channels)
+    if dtype == np.uint8:
+        return draw(hnp.arrays(dtype, shape))
+    elements = st.floats(0.0, 255.0, allow_nan=False, allow_infinity=False, width=32)
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+def _stride4(side: int) -> int:
+    """conv2_block1_out's side: conv1 (stride 2, pad 3) then pool1 (stride 2, pad 1) round up."""
+    half = (side + 1) // 2
+    return (half + 1) // 2
+
+
+@pytest.mark.filterwarnings("ignore::layerscope.InputScaleWarning")  # dark float images are valid
+def test_every_valid_image_extracts(backend: str) -> None:
+    """No valid image may be rejected: shape, dtype and finiteness checked for each."""
     m = model("resnet50", backend)
-    try:
-        out = m.extract(arr, [LAYER], input_size=32)[LAYER]
-    except ls.LayerscopeError:
-        return
-    n = arr.shape[0] if arr.ndim == 4 else 1
-    assert out.shape == (n, 8, 8, 256)
-    assert out.dtype == np.float32 and np.isfinite(out).all()
+    seen: list[tuple[int, ...]] = []
+
+    @settings(max_examples=25, deadline=None, derandomize=True)
+    @given(img=valid_image())
+    def check(img: np.ndarray) -> None:
+        out = m.extract(img, [LAYER], input_size=None)[LAYER]  # any LayerscopeError fails the test
+        n, h, w = (img.shape[0], *img.shape[1:3]) if img.ndim == 4 else (1, *img.shape[:2])
+        assert out.shape == (n, _stride4(h), _stride4(w), 256)
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+        seen.append(img.shape)
+
+    check()
+    print(f"valid images: {len(seen)} extracted, 0 rejected")
+    assert len(seen) >= 20 and len({s[-1] for s in seen}) == 3  # gray, RGB and RGBA all reached
+
+
+@st.composite
+def any_array_tagged(draw: st.DrawFn) -> tuple[np.ndarray, bool]:
+    """A random array, or (one time in two) a valid image that must extract."""
+    if draw(st.booleans()):
+        return draw(valid_image(1, 12)), True
+    return draw(any_array()), False
+
+
+@pytest.mark.filterwarnings("ignore::layerscope.InputScaleWarning")
+def test_any_array_gives_a_result_or_a_layerscope_error(backend: str) -> None:
+    m = model("resnet50", backend)
+    counts = {"extracted": 0, "rejected": 0}
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(case=any_array_tagged())
+    def check(case: tuple[np.ndarray, bool]) -> None:
+        arr, valid = case
+        try:
+            out = m.extract(arr, [LAYER], input_size=32)[LAYER]
+        except ls.LayerscopeError as exc:
+            assert not valid, f"a valid image {arr.dtype} {arr.shape} was rejected: {exc}"
+            assert str(exc).startswith(("Invalid", "Layer")), str(exc)  # says what was wrong
+            counts["rejected"] += 1
+            return
+        n = arr.shape[0] if arr.ndim == 4 else 1
+        assert out.shape == (n, 8, 8, 256)
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+        counts["extracted"] += 1
+
+    check()
+    total = counts["extracted"] + counts["rejected"]
+    share = counts["rejected"] / total
+    print(f"random arrays: {counts['rejected']} of {total} rejected ({share:.0%})")
+    assert 0.2 <= share <= 0.8  # half the cases are valid images; the rest mostly invalid
 
 
 def _weights(m: ls.LoadedModel) -> list[np.ndarray]:

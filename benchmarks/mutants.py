@@ -1,0 +1,169 @@
+"""Mutation testing with mutmut: do the tests notice when core behaviour breaks? (issue 18)
+
+    python benchmarks/mutants.py                      every target below, then the summary
+    python benchmarks/mutants.py torch_capture        one target
+    python benchmarks/mutants.py --children 2 ...     parallel mutants (default 1: a shared machine)
+
+``nox -s mutants`` runs the same in its own virtualenv. Each target mutates one module
+(``only_mutate``) and runs only the test files that cover it (mutmut then picks, per
+mutated function, the tests that called it), in a scratch copy under ``build/mutants/<target>``
+so the checkout is never touched and each target's results stay cached between runs
+(``--fresh`` starts over). Prints per target the mutants killed / survived and the kill rate,
+and every survivor's diff; exits 1 when the overall kill rate is below ``--min`` (0.85).
+
+Mutants of the models' code run in processes forked from one that already built the models,
+so one mutant costs its tests' run time, not a framework import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "build" / "mutants"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One module to mutate and the pytest arguments that select the tests covering it."""
+
+    module: str
+    tests: list[str]
+    functions: list[str] = field(default_factory=list)
+    """Mutant name globs to run (default all of the module's), e.g. one code path."""
+
+
+TARGETS = {
+    "torch_capture": Target(
+        "src/layerscope/default_plugins/torch/capture.py",
+        ["tests/test_behaviour.py", "tests/test_extract.py", "tests/test_zoo.py", "-k", "not keras"],
+    ),
+    "keras_capture": Target(
+        "src/layerscope/default_plugins/keras/capture.py",
+        ["tests/test_behaviour.py", "tests/test_extract.py", "tests/test_zoo.py", "-k", "not torch"],
+    ),
+    "preprocess": Target(
+        "src/layerscope/preprocess.py",
+        ["tests/test_images.py", "tests/test_compare.py", "-k", "recipe or caffe or preprocess or native"],
+    ),
+    "diagnose": Target("src/layerscope/diagnose.py", ["tests/test_compare.py"]),
+    "dataset_resume": Target(
+        "src/layerscope/dataset.py",
+        ["tests/test_dataset.py", "-k", "resume or skip or crash or interrupt"],
+        ["layerscope.dataset.*resume*", "layerscope.dataset.*committed*", "layerscope.dataset.*truncat*"],
+    ),
+}
+
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+NOT_RUN = {"no tests", "skipped", "not checked"}
+
+
+def _pyproject(target: Target) -> str:
+    """mutmut's settings plus the checkout's pytest settings (markers, strictness)."""
+    import tomllib
+
+    pytest_ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    lines = [
+        "[tool.mutmut]",
+        'source_paths = ["src"]',
+        f"only_mutate = [{target.module!r}]",
+        f"pytest_add_cli_args_test_selection = {target.tests!r}",
+        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-x", "-q"]',
+        "use_git_change_detection = false",
+        "",
+        "[tool.pytest.ini_options]",
+        f"addopts = {pytest_ini.get('addopts', '')!r}",
+        f"markers = {pytest_ini.get('markers', [])!r}",
+        f"filterwarnings = {pytest_ini.get('filterwarnings', [])!r}",
+    ]
+    return "\n".join(lines).replace("'", '"') + "\n"
+
+
+def prepare(name: str, target: Target, fresh: bool) -> Path:
+    """A scratch project: src and tests copied (refreshed each run), mutmut's cache kept."""
+    work = WORK / name
+    if fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for sub in ("src", "tests"):
+        shutil.rmtree(work / sub, ignore_errors=True)
+        shutil.copytree(ROOT / sub, work / sub, ignore=ignore)
+    (work / "pyproject.toml").write_text(_pyproject(target))
+    return work
+
+
+def run_target(name: str, target: Target, children: int, fresh: bool) -> dict[str, str]:
+    """Run mutmut on one target; returns mutant name -> status."""
+    work = prepare(name, target, fresh)
+    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    print(f"== {name}: mutating {target.module}; tests: {' '.join(target.tests)}", flush=True)
+    subprocess.run(
+        [mutmut, "run", "--max-children", str(children), *target.functions], cwd=work, env=env, check=False
+    )
+    listing = subprocess.run(
+        [mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True, check=False
+    ).stdout
+    statuses = {}
+    for line in listing.splitlines():
+        key, sep, status = line.strip().rpartition(": ")
+        if sep and "__mutmut_" in key:
+            statuses[key] = status
+    if target.functions:
+        import fnmatch
+
+        statuses = {k: v for k, v in statuses.items() if any(fnmatch.fnmatch(k, g) for g in target.functions)}
+    for key, status in sorted(statuses.items()):
+        if status not in KILLED and status not in NOT_RUN:
+            diff = subprocess.run(
+                [mutmut, "show", key], cwd=work, env=env, capture_output=True, text=True, check=False
+            ).stdout
+            print(f"-- survivor {key} ({status})\n{diff.strip()}\n", flush=True)
+    return statuses
+
+
+def summary(results: dict[str, dict[str, str]]) -> float:
+    """Print killed/survived per target; returns the overall kill rate."""
+    total_killed = total_tried = 0
+    print("\ntarget            mutants  killed  survived  not run  kill rate")
+    for name, statuses in results.items():
+        tried = [s for s in statuses.values() if s not in NOT_RUN]
+        killed = sum(s in KILLED for s in tried)
+        not_run = len(statuses) - len(tried)
+        rate = killed / len(tried) if tried else float("nan")
+        print(
+            f"{name:<17} {len(statuses):>7}  {killed:>6}  {len(tried) - killed:>8}  {not_run:>7}  {rate:>9.1%}"
+        )
+        total_killed += killed
+        total_tried += len(tried)
+    overall = total_killed / total_tried if total_tried else 0.0
+    print(
+        f"{'all':<17} {'':>7}  {total_killed:>6}  {total_tried - total_killed:>8}  {'':>7}  {overall:>9.1%}"
+    )
+    return overall
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)} (default: all)")
+    parser.add_argument("--children", type=int, default=1, help="mutants run in parallel")
+    parser.add_argument("--fresh", action="store_true", help="forget cached results")
+    parser.add_argument("--min", type=float, default=0.85, help="fail below this overall kill rate")
+    args = parser.parse_args(argv)
+    names = args.targets or list(TARGETS)
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown:
+        parser.error(f"unknown targets {unknown}; expected any of {list(TARGETS)}")
+    results = {n: run_target(n, TARGETS[n], args.children, args.fresh) for n in names}
+    return 0 if summary(results) >= args.min else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Behaviours no output value shows, checked directly (issue 18).
+
+Early stop: the forward pass ends at the deepest requested layer, on torch (a hook on the
+next module must never fire) and on Keras (the cached sub-model holds nothing past the
+requested layers). Failures inside the forward pass leave no hook behind and restore the
+module's train/eval mode. None of this is timed: a counter or the built graph says it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import layerscope as ls
+
+from conftest import model
+
+SMALL = 32  # early stop does not depend on the input size
+
+
+class Counter:
+    """A forward hook that counts the calls of the modules it is registered on."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def watch(self, net: Any, *names: str) -> list[Any]:
+        modules = dict(net.named_modules())
+        return [modules[n].register_forward_hook(self._hook(n)) for n in names]
+
+    def _hook(self, name: str) -> Any:
+        def hook(_mod: Any, _inp: Any, _out: Any) -> None:
+            self.calls[name] = self.calls.get(name, 0) + 1
+
+        return hook
+
+
+@pytest.fixture
+def counter() -> Iterator[Counter]:
+    c = Counter()
+    c.handles = []  # type: ignore[attr-defined]
+    yield c
+    for h in c.handles:  # type: ignore[attr-defined]
+        h.remove()
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("layers", "last_run", "never_run"),
+    [
+        (["block1_conv1"], "features.1", ["features.2", "features.30", "classifier.0"]),
+        (["block3_pool", "block1_conv1"], "features.16", ["features.17", "features.30"]),
+        (["block5_pool"], "features.30", ["avgpool", "classifier.0", "classifier.6"]),
+    ],
+)
+def test_torch_forward_pass_stops_at_the_deepest_requested_layer(
+    layers: list[str], last_run: str, never_run: list[str], counter: Counter
+) -> None:
+    m = model("vgg16", "torch")
+    x = np.zeros((SMALL, SMALL, 3), np.uint8)
+    m.extract(x, layers, input_size=SMALL)  # a first call at a new size may trace the layer table
+    counter.handles += counter.watch(m.model, last_run, *never_run)  # type: ignore[attr-defined]
+    out = m.extract(x, layers, input_size=SMALL)
+    assert list(out) == layers
+    assert counter.calls == {last_run: 1}  # ran up to the deepest layer, once, and no further
+
+
+@pytest.mark.torch
+def test_torch_stops_at_the_requested_call_of_a_reused_module(counter: Counter) -> None:
+    """torchvision's Bottleneck calls one ReLU three times; ``:0`` is after bn1, before conv2."""
+    m = model("resnet50", "torch")
+    (target,) = m.resolve(["conv2_block1_1_relu"])
+    assert target.native == "layer1.0.relu:0"
+    x = np.zeros((SMALL, SMALL, 3), np.uint8)
+    m.extract(x, ["conv2_block1_1_relu"], input_size=SMALL)
+    counter.handles += counter.watch(m.model, "layer1.0.relu", "layer1.0.conv2", "layer1.1")  # type: ignore[attr-defined]
+    out = m.extract(x, ["conv2_block1_1_relu"], input_size=SMALL)
+    assert out["conv2_block1_1_relu"].shape == (1, 8, 8, 64)
+    assert counter.calls == {"layer1.0.relu": 1}
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("size", [SMALL, 224])  # the headless copy, and the full model
+def test_keras_submodel_ends_at_the_deepest_requested_layer(size: int, monkeypatch) -> None:
+    from layerscope.default_plugins.keras import capture
+
+    m = model("vgg16", "keras")
+    built: list[Any] = []
+    original = capture._runner
+
+    def recording(sub: Any, shape: Any) -> Any:
+        built.append(sub)
+        return original(sub, shape)
+
+    monkeypatch.setattr(capture, "_runner", recording)
+    monkeypatch.setitem(m.handle.state, "submodels", {})  # build afresh, restore the cache after
+    layers = ["block2_pool", "block1_conv1"]
+    out = m.extract(np.zeros((size, size, 3), np.uint8), layers, input_size=size)
+    assert list(out) == layers and out["block2_pool"].shape == (1, size // 4, size // 4, 128)
+    (sub,) = built
+    assert [layer.name for layer in sub.layers[1:]] == [
+        "block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2", "block2_pool",
+    ]  # fmt: skip
+    assert [t.shape[-1] for t in sub.outputs] == [128, 64]  # outputs in the requested order
+    m.extract(np.zeros((size, size, 3), np.uint8), layers, input_size=size)
+    assert len(built) == 1  # the second call reuses the cached sub-model
+
+
+def _midway_net() -> Any:
+    import torch
+
+    class Midway(torch.nn.Module):
+        """conv1 -> relu -> (raises when ``fail``) -> conv2, like a user's model with a bug."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.relu = torch.nn.ReLU()
+            self.conv2 = torch.nn.Conv2d(4, 2, 1)
+            self.fail = True
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.relu(self.conv1(x))
+            if self.fail:
+                raise RuntimeError("midway failure after relu ran")
+            return self.conv2(x)
+
+    torch.manual_seed(0)
+    return Midway()
+
+
+def _hooks(net: Any) -> int:
+    return sum(len(mod._forward_hooks) + len(mod._forward_pre_hooks) for mod in net.modules())
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("training", [True, False])
+def test_torch_failure_inside_the_forward_pass_leaves_no_hook_and_keeps_the_mode(training: bool) -> None:
+    """The hook on ``relu`` has fired and the one on ``conv2`` is waiting when forward raises."""
+    import torch
+
+    net = _midway_net()
+    m = ls.LoadedModel(ls.get_backend("torch"), ls.get_backend("torch").load(net, None, None))
+    x = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    net.fail = False
+    m.list_layers()  # the layer table traces the model once; now only the capture runs it
+    net.fail = True
+    net.train(training)  # loading put it in eval mode; a user may switch it back
+    with pytest.raises(RuntimeError, match="midway failure after relu ran"):
+        m.extract(x, ["relu", "conv2"], preprocess=None, input_size=None)
+    assert _hooks(net) == 0
+    assert [mod.training for mod in net.modules()] == [training] * 4
+    net.fail = False
+    out = m.extract(x, ["relu", "conv2"], preprocess=None, input_size=None)
+    assert _hooks(net) == 0 and [mod.training for mod in net.modules()] == [training] * 4
+    with torch.no_grad():
+        ref = net.conv2(net.relu(net.conv1(torch.from_numpy(x).permute(0, 3, 1, 2))))
+    np.testing.assert_allclose(out["conv2"], ref.permute(0, 2, 3, 1).numpy(), rtol=1e-6, atol=1e-6)
