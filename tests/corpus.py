@@ -8,6 +8,7 @@ case on every installed backend; ``python tests/corpus.py`` prints the table tha
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 import zlib
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 import layerscope as ls
 
@@ -87,10 +88,59 @@ def _exif_rotated(p: Path) -> None:
     _photo((60, 40)).save(p, "JPEG", exif=exif)
 
 
-def _check_exif(feats: np.ndarray, folder: Path) -> None:
+def _pil_rgb(img: Image.Image) -> np.ndarray:
+    """PIL's own conversion to RGB (palette, gray, CMYK; alpha dropped), first frame."""
+    return np.asarray(img.convert("RGB"))
+
+
+def _pil_upright(img: Image.Image) -> np.ndarray:
+    """PIL's own EXIF handling: ``ImageOps.exif_transpose``, then RGB."""
+    upright = ImageOps.exif_transpose(img)
+    assert upright.size == (40, 60)  # the 60x40 photo turned upright: taller than wide
+    return _pil_rgb(upright)
+
+
+def _pil_16bit(img: Image.Image) -> np.ndarray:
+    """PIL's decoding of a 16-bit gray PNG (``convert("F")``: the raw 0-65535 values) on the
+    0-255 scale (/ 257, so 65535 -> 255), repeated to RGB."""
+    assert img.mode.startswith("I;16")
+    gray = np.asarray(img.convert("F"), dtype=np.float64) / 257.0
+    return np.repeat(gray.astype(np.float32)[..., None], 3, axis=2)
+
+
+def _decoded(
+    name: str, pil: Callable[[Image.Image], np.ndarray] = _pil_rgb
+) -> Callable[[np.ndarray, Path], None]:
+    """The file decodes to exactly what PIL decodes (``pil`` of ``Image.open``), pixel for
+    pixel, and the features are those of PIL's pixels."""
+
+    def check(feats: np.ndarray, folder: Path) -> None:
+        with Image.open(folder / name) as img:
+            expected = pil(img)
+        _same_pixels(folder / name, [expected], feats)
+
+    return check
+
+
+def _as_arrays(source: Any, expected: Callable[[], list[np.ndarray]]) -> Callable[[np.ndarray, Path], None]:
+    """An array input reads as ``expected()`` (numpy's own conversion), pixel for pixel."""
+
+    def check(feats: np.ndarray, folder: Path) -> None:
+        _same_pixels(source() if callable(source) else source, expected(), feats)
+
+    return check
+
+
+def _same_pixels(images: Any, expected: list[np.ndarray], feats: np.ndarray) -> None:
     from layerscope.images import read_images
 
-    assert read_images(folder / "rotated.jpg")[0].shape == (60, 40, 3)  # upright: taller than wide
+    got = read_images(images)
+    assert [(g.shape, g.dtype) for g in got] == [(e.shape, e.dtype) for e in expected]
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+    # and the features are the expected pixels' (same backend, same pipeline)
+    want = ls.extract(expected, MODEL, [LAYER], weights="random", seed=0, backend=_BACKEND[0])
+    np.testing.assert_allclose(feats, want[LAYER], rtol=1e-6, atol=1e-6)
 
 
 def _same_as(reference: Callable[[Path], Any]) -> Callable[[np.ndarray, Path], None]:
@@ -126,6 +176,35 @@ def _wrong_arch_weights(folder: Path) -> dict[str, Any]:
     return {"images": _photo(), "weights": path}
 
 
+def _fifo(p: Path) -> None:
+    os.mkfifo(p)  # reading it would block until a writer comes: it must be refused unopened
+
+
+def _nan_tiff(p: Path) -> None:
+    values = np.full((40, 60), 100.0, np.float32)
+    values[5, 7] = np.nan
+    Image.fromarray(values, "F").save(p)
+
+
+def _lazy_truncated(folder: Path) -> dict[str, Any]:
+    path = folder / "cut.png"
+    _truncated("PNG")(path)
+    return {"images": Image.open(path)}  # opened, not decoded: PIL reads lazily
+
+
+def _closed(folder: Path) -> dict[str, Any]:
+    _photo().save(folder / "photo.png")
+    img = Image.open(folder / "photo.png")
+    img.close()
+    return {"images": img}
+
+
+def _nan_in_batch() -> np.ndarray:
+    batch = np.stack([rgb.astype(np.float32)] * 3)
+    batch[1, 0, 0, 0] = np.nan
+    return batch
+
+
 rgb = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
 
 CASES: list[Case] = [
@@ -157,25 +236,11 @@ CASES: list[Case] = [
         ls.ImageError,
         "decompression bomb",
     ),
-    Case(
-        "grayscale PNG",
-        "file",
-        _file("gray.png", _save("L")),
-        check=_same_as(lambda f: np.repeat(np.asarray(Image.open(f / "gray.png"))[..., None], 3, 2)),
-    ),
-    Case(
-        "palette PNG",
-        "file",
-        _file("palette.png", _save("P")),
-        check=_same_as(lambda f: Image.open(f / "palette.png").convert("RGB")),
-    ),
-    Case(
-        "RGBA PNG",
-        "file",
-        _file("rgba.png", _save("RGBA")),
-        check=_same_as(lambda f: np.asarray(Image.open(f / "rgba.png"))[..., :3]),
-    ),
-    Case("gray + alpha PNG", "file", _file("la.png", _save("LA"))),
+    # success cases: layerscope's pixels must be PIL's own decoding, pixel for pixel
+    Case("grayscale PNG", "file", _file("gray.png", _save("L")), check=_decoded("gray.png")),
+    Case("palette PNG", "file", _file("palette.png", _save("P")), check=_decoded("palette.png")),
+    Case("RGBA PNG", "file", _file("rgba.png", _save("RGBA")), check=_decoded("rgba.png")),
+    Case("gray + alpha PNG", "file", _file("la.png", _save("LA")), check=_decoded("la.png")),
     Case(
         "16-bit PNG",
         "file",
@@ -183,18 +248,46 @@ CASES: list[Case] = [
             "deep.png",
             lambda p: Image.fromarray((np.arange(2400).reshape(40, 60) * 27).astype(np.uint16)).save(p),
         ),
+        check=_decoded("deep.png", _pil_16bit),
     ),
-    Case("CMYK JPEG", "file", _file("cmyk.jpg", _save("CMYK", "JPEG"))),
-    Case("1x1 image", "file", _file("dot.png", _save("RGB", size=(1, 1)))),
-    Case("very wide image (4000x3)", "file", _file("wide.png", _save("RGB", size=(4000, 3)))),
-    Case("EXIF-rotated photo", "file", _file("rotated.jpg", _exif_rotated), check=_check_exif),
+    Case("CMYK JPEG", "file", _file("cmyk.jpg", _save("CMYK", "JPEG")), check=_decoded("cmyk.jpg")),
+    Case("1x1 image", "file", _file("dot.png", _save("RGB", size=(1, 1))), check=_decoded("dot.png")),
+    Case(
+        "very wide image (4000x3)",
+        "file",
+        _file("wide.png", _save("RGB", size=(4000, 3))),
+        check=_decoded("wide.png"),
+    ),
+    Case(
+        "EXIF-rotated photo",
+        "file",
+        _file("rotated.jpg", _exif_rotated),
+        check=_decoded("rotated.jpg", _pil_upright),
+    ),
     Case(
         "animated GIF (first frame)",
         "file",
         _file("anim.gif", lambda p: _photo().save(p, save_all=True, append_images=[_photo(seed=2)])),
+        check=_decoded("anim.gif"),
     ),
-    Case("BMP", "file", _file("photo.bmp", _save("RGB", "BMP"))),
-    Case("TIFF", "file", _file("photo.tif", _save("RGB", "TIFF"))),
+    Case("BMP", "file", _file("photo.bmp", _save("RGB", "BMP")), check=_decoded("photo.bmp")),
+    Case("TIFF", "file", _file("photo.tif", _save("RGB", "TIFF")), check=_decoded("photo.tif")),
+    Case("FIFO (named pipe)", "file", _file("pipe.png", _fifo), ls.ImageError, "not a regular file"),
+    Case(
+        "float TIFF with a NaN pixel",
+        "file",
+        _file("depth.tif", _nan_tiff),
+        ls.ImageError,
+        "1 NaN and 0 infinite pixel values",
+    ),
+    Case(
+        "lazily opened truncated PNG (PIL.Image)",
+        "file",
+        _lazy_truncated,
+        ls.ImageError,
+        "damaged or truncated",
+    ),
+    Case("closed PIL.Image", "file", _closed, ls.ImageError, "the image was closed"),
     # -- arrays ---------------------------------------------------------------------------
     Case(
         "NaN in array", "array", _arr(lambda: np.full((40, 60, 3), np.nan, np.float32)), ls.InputError, "NaN"
@@ -233,7 +326,12 @@ CASES: list[Case] = [
     Case(
         "object array", "array", _arr(lambda: np.array([[None]], dtype=object)), ls.InputError, "dtype=object"
     ),
-    Case("int64 array, 0-255", "array", _arr(rgb.astype(np.int64)), check=_same_as(lambda f: rgb)),
+    Case(
+        "int64 array, 0-255",
+        "array",
+        _arr(rgb.astype(np.int64)),
+        check=_as_arrays(rgb.astype(np.int64), lambda: [rgb]),
+    ),
     Case(
         "int64 array out of range",
         "array",
@@ -246,17 +344,38 @@ CASES: list[Case] = [
         "float64 array",
         "array",
         _arr(rgb.astype(np.float64)),
-        check=_same_as(lambda f: rgb.astype(np.float32)),
+        check=_as_arrays(rgb.astype(np.float64), lambda: [rgb.astype(np.float32)]),
     ),
-    Case("float16 array", "array", _arr(rgb.astype(np.float16))),
-    Case("grayscale HW array", "array", _arr(rgb[..., 0])),
-    Case("gray HW1 array", "array", _arr(rgb[..., :1])),
+    Case(
+        "float16 array",
+        "array",
+        _arr(rgb.astype(np.float16)),
+        check=_as_arrays(rgb.astype(np.float16), lambda: [rgb.astype(np.float32)]),  # 0-255 exact in float16
+    ),
+    Case(
+        "grayscale HW array",
+        "array",
+        _arr(rgb[..., 0]),
+        check=_as_arrays(rgb[..., 0], lambda: [np.repeat(rgb[..., :1], 3, axis=2)]),
+    ),
+    Case(
+        "gray HW1 array",
+        "array",
+        _arr(rgb[..., :1]),
+        check=_as_arrays(rgb[..., :1], lambda: [np.repeat(rgb[..., :1], 3, axis=2)]),
+    ),
     Case("empty list", "array", _arr([]), ls.InputError, "at least one image"),
     Case("empty array", "array", _arr(np.zeros((0, 224, 224, 3), np.uint8)), ls.InputError, "non-empty"),
     Case("nested list", "array", _arr([[rgb]]), ls.InputError, "nested list"),
     Case("None", "array", _arr(None), ls.InputError, "Received: NoneType"),
     Case("dict", "array", _arr({"image": rgb}), ls.InputError, "Received: dict"),
-    Case("mixed sizes, resized", "array", _arr([rgb, rgb[:20]]), images=2),
+    Case(
+        "mixed sizes, resized",
+        "array",
+        _arr([rgb, rgb[:20]]),
+        images=2,
+        check=_as_arrays([rgb, rgb[:20]], lambda: [rgb, rgb[:20]]),
+    ),
     Case(
         "mixed sizes, input_size=None",
         "array",
@@ -264,7 +383,27 @@ CASES: list[Case] = [
         ls.InputError,
         "different sizes",
     ),
-    Case("NHWC batch of 3", "array", _arr(np.stack([rgb] * 3)), images=3),
+    Case(
+        "NHWC batch of 3",
+        "array",
+        _arr(np.stack([rgb] * 3)),
+        images=3,
+        check=_as_arrays(np.stack([rgb] * 3), lambda: [rgb] * 3),
+    ),
+    Case(
+        "NCHW batch (channels first)",
+        "array",
+        _arr(np.zeros((2, 3, 32, 32), np.float32)),
+        ls.InputError,
+        "x.transpose(0, 2, 3, 1)",
+    ),
+    Case("NaN in one image of a batch", "array", _arr(_nan_in_batch), ls.ImageError, "images[1]"),
+    Case(
+        "np.matrix (gray)",
+        "array",
+        _arr(lambda: np.asmatrix(rgb[..., 0])),
+        check=_same_as(lambda f: rgb[..., 0]),
+    ),
     # -- arguments ------------------------------------------------------------------------
     Case(
         "unknown model", "argument", _args(model="resnet5O"), ls.UnknownModelError, "Did you mean 'resnet50'"
@@ -316,6 +455,39 @@ CASES: list[Case] = [
     ),
     Case("seed not an int", "argument", _args(seed="0"), ls.InputError, "seed='0'"),
     Case(
+        "seed without random weights",
+        "argument",
+        _args(weights="imagenet", seed=0),
+        ls.InputError,
+        "only applies to weights='random'",
+    ),
+    Case("layers=None", "argument", _args(layers=None), ls.InputError, "Received: layers=None"),
+    Case(
+        "layers as a generator",
+        "argument",
+        lambda f: {"images": _photo(), "layers": (name for name in [LAYER])},  # a fresh one per run
+    ),
+    Case(
+        "layer name in another case",
+        "argument",
+        _args(layers=[LAYER.upper()]),
+        check=_same_as(lambda f: _photo()),
+    ),
+    Case(
+        "input_size beyond the pixel budget",
+        "argument",
+        _args(input_size=100_000),
+        ls.InputError,
+        "exceeds the pixel budget",
+    ),
+    Case(
+        "preprocess=None with input_size of another size",
+        "argument",
+        _args(preprocess=None, input_size=64),
+        ls.InputError,
+        "must already be 64x64",
+    ),
+    Case(
         "weights file does not exist",
         "argument",
         lambda f: {"images": _photo(), "weights": f / "w.pth"},
@@ -343,7 +515,11 @@ def run(case: Case, folder: Path, backend: str) -> Any:
     """Run one case: returns the feature array, or raises what extract raised."""
     _BACKEND[0] = backend
     kwargs = {"model": MODEL, "layers": [LAYER], "weights": "random", "seed": 0, "backend": backend}
-    kwargs.update(case.make(folder))
+    made = case.make(folder)
+    kwargs.update(made)
+    if "seed" not in made and not (isinstance(kwargs["weights"], str) and kwargs["weights"] == "random"):
+        kwargs["seed"] = None  # a seed only goes with random weights
+
     images = kwargs.pop("images")
     out = ls.extract(images, **kwargs)
     return out[next(iter(out))]
