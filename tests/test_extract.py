@@ -127,7 +127,7 @@ def test_keras_weights_unchanged(photo) -> None:
     m = model("resnet50", "keras")
     before = [w.copy() for w in m.model.get_weights()]
     m.extract(photo, ["conv2_block1_1_bn", "predictions"])
-    with pytest.raises(ls.UnknownLayerError):
+    with pytest.raises(ls.UnknownLayerError, match=r"'nope'"):
         m.extract(photo, ["conv2_block1_1_bn", "nope"])
     after = m.model.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))

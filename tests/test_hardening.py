@@ -121,14 +121,30 @@ def test_state_after_failing_calls(backend: str, photo: Path) -> None:
     baseline = m.extract(photo, [LAYER, "conv1_bn"])
     before = _weights(m)
     failures = [
-        lambda: m.extract(photo, [LAYER, "nope"]),
-        lambda: m.extract(np.full((8, 8, 3), np.nan, np.float32), [LAYER]),
-        lambda: m.extract(photo, [LAYER], preprocess=lambda b: 1 / 0),
-        lambda: m.extract(photo, [LAYER], preprocess=lambda b: b * np.float32(1e38)),  # overflows
-        lambda: m.extract(photo, ["predictions"], input_size=96),
+        (lambda: m.extract(photo, [LAYER, "nope"]), ls.UnknownLayerError, r"'nope'"),
+        (
+            lambda: m.extract(np.full((8, 8, 3), np.nan, np.float32), [LAYER]),
+            ls.InputError,
+            r"Expected finite numbers\. Received: an array with 192 NaN",
+        ),
+        (
+            lambda: m.extract(photo, [LAYER], preprocess=lambda b: 1 / 0),
+            ls.InputError,
+            r"The `preprocess` callable raised ZeroDivisionError",
+        ),
+        (  # 255 * 1e38 overflows float32 in the callable's result
+            lambda: m.extract(photo, [LAYER], preprocess=lambda b: b * np.float32(1e38)),
+            ls.InputError,
+            r"Invalid result of the `preprocess` callable\. Expected finite real numbers",
+        ),
+        (
+            lambda: m.extract(photo, ["predictions"], input_size=96),
+            ls.InputError,
+            r"\['predictions'\] belong to the classifier.*Received: 96x96",
+        ),
     ]
-    for fail in failures:
-        with pytest.raises(ls.LayerscopeError):
+    for fail, error, message in failures:
+        with pytest.raises(error, match=message):
             fail()
     if backend == "torch":
         assert sum(len(mod._forward_hooks) for mod in m.model.modules()) == 0
