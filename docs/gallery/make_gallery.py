@@ -22,7 +22,7 @@ for name in ("chelsea", "coffee", "astronaut"):
     viz.feature_grid(feats["block1_conv1"], title=f"{name}: vgg16 block1_conv1 (64 channels)").savefig(HERE / f"{name}-grid.png")
     viz.max_activation(feats["block3_conv3"], title=f"{name}: block3_conv3, max over channels").savefig(HERE / f"{name}-max.png")
     viz.composite(feats["block1_conv1"], channels=3, title=f"{name}: block1_conv1, 3 channels").savefig(HERE / f"{name}-composite.png")
-    crop = vgg.prepare(photo, preprocess=None)[0]
+    crop = vgg.prepare(photo, preprocess=None, resize="stretch")[0]  # the 224x224 the model saw
     viz.overlay(crop, feats["block3_conv3"], title=f"{name}: block3_conv3 over the input").savefig(HERE / f"{name}-overlay.png")
 
 viz.filters(vgg, "block1_conv1").savefig(HERE / "filters-block1_conv1.png")
