@@ -8,6 +8,7 @@ sub-models on Keras) is not safe to interleave on one network.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,10 @@ DEFAULT_BATCH_SIZE = 16
 
 Preprocess = str | Recipe | Callable[[np.ndarray], np.ndarray] | None
 _NATIVE = "native"
+_NAMES: contextvars.ContextVar[Callable[[], list[str]] | None] = contextvars.ContextVar(
+    "layerscope_image_names", default=None
+)
+"""How the images of the running :meth:`LoadedModel.extract` call are named in errors."""
 
 
 class LoadedModel:
@@ -185,7 +190,11 @@ class LoadedModel:
         """Feature maps of ``layers`` for ``images``: NHWC float32 arrays keyed as requested."""
         targets = self.resolve(layers)
         batch = self.prepare(images_in, preprocess=preprocess, resize=resize, input_size=input_size)
-        return self._run(batch, targets, batch_size, lambda: images.labels(images_in))
+        token = _NAMES.set(lambda: images.labels(images_in))  # errors name the user's images
+        try:
+            return self.extract_batch(batch, targets, batch_size=batch_size)
+        finally:
+            _NAMES.reset(token)
 
     def extract_batch(
         self,
@@ -199,15 +208,6 @@ class LoadedModel:
             targets = list(layers)  # type: ignore[arg-type]
         else:
             targets = self.resolve(layers)  # type: ignore[arg-type]
-        return self._run(batch, targets, batch_size, None)
-
-    def _run(
-        self,
-        batch: np.ndarray,
-        targets: list[Target],
-        batch_size: int | None,
-        names: Callable[[], list[str]] | None,
-    ) -> dict[str, np.ndarray]:
         step = _batch_size(batch_size)
         self._check_head(targets, batch)
         natives = list(dict.fromkeys(t.native for t in targets))
@@ -220,10 +220,10 @@ class LoadedModel:
                 except LayerscopeError:
                     raise
                 except Exception as exc:  # the framework's own error; too small is the usual one
-                    self._too_small(chunk, targets, natives, names, exc)
+                    self._too_small(chunk, targets, natives, exc)
                     raise
                 if any(np.asarray(raw[n]).size == 0 for n in natives):  # Keras pools 1x1 to 0x0
-                    self._too_small(chunk, targets, natives, names, None)
+                    self._too_small(chunk, targets, natives, None)
             for t in targets:
                 out = raw[t.native]
                 out = POST_OPS[t.post](out) if t.post else out
@@ -244,7 +244,6 @@ class LoadedModel:
         chunk: np.ndarray,
         targets: list[Target],
         natives: list[str],
-        names: Callable[[], list[str]] | None,
         exc: Exception | None,
     ) -> None:
         """Raise an InputError naming the images if ``chunk`` failed only for being too small."""
@@ -260,6 +259,7 @@ class LoadedModel:
         while hi - lo > 1:
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if self._runs(natives, mid) else (mid, hi)
+        names = _NAMES.get()
         who = ", ".join(map(repr, names())) if names is not None else f"{len(chunk)} image(s) of the batch"
         said = f" (the {self.backend} backend said: {str(exc).strip().splitlines()[0][:200]})" if exc else ""
         raise InputError(
