@@ -1,0 +1,273 @@
+"""``extract_dataset``: features of thousands of images, streamed to disk, resumable.
+
+Decoding and resizing run in a thread pool (PIL releases the GIL) while the model runs the
+previous batch; at most a few batches are in flight, so memory stays bounded whatever the
+dataset size. One process writes an output at a time (an OS lock beside it,
+:mod:`layerscope.dataset.lock`). Each batch is written, flushed and then committed, so a run
+killed at any instant leaves an output that the next run with ``resume=True`` completes
+into exactly what an uninterrupted run writes (:mod:`layerscope.dataset.store`). Files that
+cannot be used are recorded with their reason and skipped, never fatal, and stay skipped.
+
+Outputs:
+
+- ``.h5``/``.hdf5`` (needs ``h5py``): ``features/<layer>`` shaped ``(n, ...)``, ``paths``,
+  ``skipped``, ``skipped_reason``, ``commit``; attributes record the run settings
+  (:mod:`layerscope.dataset.h5`).
+- any other path: a folder of ``.npz`` shards and ``manifest.json``
+  (:mod:`layerscope.dataset.npz`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from layerscope.api import load
+from layerscope.dataset.batches import batches, run_model
+from layerscope.dataset.lock import OutputLock, lock_path
+from layerscope.dataset.sources import check_pool, check_workers, key_of, list_sources, pool_features
+from layerscope.dataset.store import Writer
+from layerscope.errors import InputError, OutputError
+from layerscope.layers import Target
+from layerscope.model import LoadedModel
+
+__all__ = ["DatasetResult", "check_pool", "extract_dataset", "list_sources", "pool_features"]
+
+
+@dataclass
+class DatasetResult:
+    """What a run did.
+
+    ``written``: rows added now; ``already_done``: source files already in the output (rows
+    or skipped) before this run; ``skipped``: files skipped now, with reasons; ``missing``:
+    rows of the output whose source is no longer in ``source`` (kept, reported);
+    ``lost``: npz shards listed by the manifest but gone, whose rows were computed again.
+    """
+
+    out: Path
+    written: int
+    already_done: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    missing: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def output_kind(out: Path) -> str:
+    """``"h5"`` for ``.h5``/``.hdf5`` (any case), ``"npz"`` for a folder of shards."""
+    suffix = out.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return "h5"
+    if suffix == ".npz":
+        raise InputError(
+            f"Invalid `out` {str(out)!r}: a dataset is written to an .h5/.hdf5 file or to a "
+            "folder of .npz shards. Pass a folder name without the .npz suffix (e.g. "
+            f"{str(out.with_suffix(''))!r}), or an .h5 path."
+        )
+    return "npz"
+
+
+def _check_out(out: Path, kind: str) -> None:
+    """Refuse outputs that cannot be written before any model is loaded."""
+    for parent in [out.parent, *out.parent.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(
+                    f"Cannot write {str(out)!r}: {str(parent)!r} is a file, not a folder. "
+                    "Choose an output path inside a folder."
+                )
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"Cannot write {str(out)!r}: the folder {str(parent)!r} is not writable. "
+                    "Choose another output path or fix its permissions."
+                )
+            break
+    if kind == "h5" and out.is_dir():
+        raise OutputError(f"Cannot write {str(out)!r}: it is a folder. Pass a file path ending in .h5.")
+    if kind == "npz" and out.exists() and not out.is_dir():
+        raise OutputError(
+            f"Cannot write shards into {str(out)!r}: it is a file. Pass a folder, or a path ending in .h5."
+        )
+
+
+def _describe(value: Any) -> str:
+    if callable(value) and not isinstance(value, str):
+        module = getattr(value, "__module__", None) or ""
+        return f"callable {module}.{getattr(value, '__qualname__', type(value).__qualname__)}"
+    return "none" if value is None else str(value)
+
+
+def _settings(
+    loaded: LoadedModel, targets: list[Target], pool: Any, preprocess: Any, size: Any
+) -> dict[str, str]:
+    return {
+        "model": loaded.architecture,
+        "backend": loaded.backend,
+        "weights": loaded.weights,
+        "variant": str(loaded.variant),
+        "layers": json.dumps([t.key for t in targets]),
+        "pool": pool or "none",
+        "preprocess": loaded.recipe.describe() if preprocess == "native" else _describe(preprocess),
+        "input_size": str(loaded.input_size if size == "native" else size),
+        "dtype": "float32",
+    }
+
+
+def _open(kind: str, out: Path, meta: dict[str, str], resume: bool, overwrite: bool) -> Writer:
+    if kind == "h5":
+        from layerscope.dataset.h5 import H5Writer
+
+        if overwrite:
+            out.unlink(missing_ok=True)
+        return H5Writer(out, meta, resume)
+    from layerscope.dataset.npz import MANIFEST, NpzWriter
+
+    if overwrite:
+        for path in out.iterdir():
+            if path.name == MANIFEST or path.name.startswith("shard-") or path.name.endswith(".tmp"):
+                path.unlink()
+    return NpzWriter(out, meta, resume)
+
+
+def extract_dataset(
+    source: Any,
+    model: Any,
+    layers: Sequence[str | int] | str,
+    out: str | os.PathLike[str],
+    *,
+    backend: str | None = None,
+    weights: Any = "imagenet",
+    seed: int | None = None,
+    batch_size: int = 32,
+    pool: str | None = None,
+    workers: int | None = None,
+    preprocess: Any = "native",
+    input_size: int | str | None = "native",
+    resume: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> DatasetResult:
+    """Extract ``layers`` for every image of ``source`` into ``out``; see the module docs.
+
+    ``pool="avg"|"max"`` stores one vector per map (global pooling over H and W) instead of
+    the map. ``workers`` threads decode and resize (default: CPU count, at most 4).
+    ``resume=False`` refuses to touch an existing output instead of continuing it;
+    ``overwrite=True`` replaces it. A resume must use the output's settings.
+    """
+    check_pool(pool)
+    check_workers(workers)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(
+            f"Invalid `batch_size`. Expected a positive int. Received: batch_size={batch_size!r}."
+        )
+    out_path = Path(out)
+    kind = output_kind(out_path)
+    _check_out(out_path, kind)
+    loaded = load(model, backend=backend, weights=weights, seed=seed)
+    targets = loaded.resolve([layers] if isinstance(layers, (str, int)) else list(layers))
+    items = list_sources(source)
+    sources: dict[str, Any] = {}
+    for i, item in enumerate(items):
+        sources.setdefault(key_of(item, i), item)  # a file listed twice is one row
+    meta = _settings(loaded, targets, pool, preprocess, input_size)
+    folder = kind == "npz"
+    try:
+        (out_path if folder else out_path.parent).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot create the output folder for {str(out_path)!r}: {exc.strerror or exc}."
+        ) from exc
+    with OutputLock(lock_path(out_path, folder), out_path):
+        writer = _open(kind, out_path, meta, resume, overwrite)
+        try:
+            return _run(writer, loaded, targets, sources, out_path, pool, batch_size, workers,
+                        preprocess, input_size, progress)  # fmt: skip
+        finally:
+            writer.close()
+
+
+def _run(
+    writer: Writer,
+    loaded: LoadedModel,
+    targets: list[Target],
+    sources: dict[str, Any],
+    out: Path,
+    pool: str | None,
+    batch_size: int,
+    workers: int | None,
+    preprocess: Any,
+    input_size: Any,
+    progress: bool,
+) -> DatasetResult:
+    done = set(writer.rows) | {k for k, _ in writer.skipped}
+    todo = [(k, item) for k, item in sources.items() if k not in done]
+    result = DatasetResult(out=out, written=0, already_done=len(sources) - len(todo))
+    result.missing = [k for k in writer.rows if k not in sources]
+    result.lost = list(getattr(writer, "lost", []))
+    started = time.perf_counter()
+    bar = _progress(len(sources), result.already_done, progress)
+    try:
+        for keys, arrays, failures in batches(loaded, todo, batch_size, workers, preprocess, input_size):
+            ok, outputs, failed = run_model(loaded, keys, arrays, targets)
+            feats = {name: [pool_features(v, pool) for v in parts] for name, parts in outputs.items()}
+            ok, stacked, wrong = _stack(ok, feats, writer.shapes)
+            skips = failures + sorted(failed + wrong, key=lambda kv: keys.index(kv[0]))
+            writer.write(ok, stacked, skips)
+            result.written += len(ok)
+            result.skipped.extend(skips)
+            if bar is not None:
+                bar.update(len(ok) + len(skips))
+    finally:
+        if bar is not None:
+            bar.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _stack(
+    keys: list[str], feats: dict[str, list[np.ndarray]], shapes: dict[str, tuple[int, ...]]
+) -> tuple[list[str], dict[str, np.ndarray], list[tuple[str, str]]]:
+    """Rows whose feature shapes match the output's (or the batch's first) and the others as skips."""
+    want = dict(shapes)
+    rows: list[int] = []
+    wrong: list[tuple[str, str]] = []
+    index = 0
+    per_key: list[dict[str, np.ndarray]] = [{} for _ in keys]
+    for name, parts in feats.items():
+        index = 0
+        for part in parts:
+            for row in part:
+                per_key[index][name] = row
+                index += 1
+    for i, key in enumerate(keys):
+        got = {name: tuple(v.shape) for name, v in per_key[i].items()}
+        if not want:
+            want = got
+        if got == want:
+            rows.append(i)
+        else:
+            wrong.append((key, f"InputError: its features have shapes {got}, the output's rows {want}. "
+                          "Pass pool='avg' (or a fixed input_size) to give every image the same shape."))  # fmt: skip
+    stacked = {name: np.stack([per_key[i][name] for i in rows]) for name in feats} if rows else {}
+    return [keys[i] for i in rows], stacked, wrong
+
+
+def _progress(total: int, done: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=done, unit="img", desc="extract", smoothing=0.1)
