@@ -8,6 +8,7 @@ layer is out of tolerance.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 import layerscope as ls
+from layerscope.dataset.sources import check_workers, list_sources
 from layerscope.errors import InputError, LayerscopeError
 
 __all__ = ["main"]
@@ -64,8 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize", default=None, choices=["stretch", "crop", "none"])
     p.add_argument("--input-size", type=_size, default="native", help="square side, 'native' or 'none'")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--out", type=Path, default=None, help="write arrays to this .npz (keys = layer names)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="an .npz (keys = layer names); for a dataset an .h5/.hdf5 file or a folder for .npz shards",
+    )
     p.add_argument("--resume", action="store_true", help="dataset mode: continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--pool", choices=["avg", "max"], default=None, help="dataset mode: store pooled vectors")
     p.add_argument("--workers", type=int, default=None, help="dataset mode: decoding threads")
     p.set_defaults(func=_cmd_extract)
@@ -118,29 +126,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _dataset_mode(args: argparse.Namespace) -> bool:
-    big_out = args.out is not None and (args.out.suffix.lower() in (".h5", ".hdf5") or args.out.suffix == "")
-    return big_out or any(Path(p).is_dir() or any(c in p for c in "*?[") for p in args.images)
+def _is_pattern(arg: str) -> bool:
+    """A glob pattern: has wildcards and is not an existing path (``img[1].png`` is a file)."""
+    return not os.path.lexists(arg) and any(c in arg for c in "*?[")
+
+
+def _out_kind(out: Path | None, dataset: bool) -> str | None:
+    """``"h5"``, ``"npz"`` (one file of arrays) or ``"shards"`` (a folder), from --out's ending."""
+    if out is None:
+        return None
+    suffix = out.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return "h5"
+    if suffix == ".npz":
+        if dataset:
+            raise InputError(
+                f"Invalid --out {str(out)!r}: a folder or glob of images is written to an .h5/.hdf5 "
+                f"file or to a folder of .npz shards. Pass e.g. --out {out.with_suffix('.h5')} or "
+                f"--out {out.with_suffix('')}."
+            )
+        return "npz"
+    if suffix == "" or out.is_dir():
+        return "shards"
+    raise InputError(
+        f"Invalid --out {str(out)!r}. Expected a path ending in .npz, .h5 or .hdf5, or a folder "
+        f"(for .npz shards). Received the suffix {out.suffix!r}."
+    )
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     preprocess: Any = None if args.preprocess.lower() == "none" else args.preprocess
-    if _dataset_mode(args):
-        if args.out is None:
-            raise InputError("Extracting a folder needs --out (a .h5 file, or a folder for .npz shards).")
-        source = args.images[0] if len(args.images) == 1 else args.images
-        result = ls.extract_dataset(
-            source, args.model, args.layers, args.out, backend=args.backend, weights=args.weights,
-            seed=args.seed, batch_size=args.batch_size or 32, pool=args.pool, workers=args.workers,
-            preprocess=preprocess, input_size=args.input_size, resume=args.resume,
-        )  # fmt: skip
-        print(
-            f"wrote {result.written} images to {result.out} ({result.already_done} already done, "
-            f"{len(result.skipped)} skipped, {result.images_per_second:.1f} images/s)"
-        )
-        for key, reason in result.skipped:
-            print(f"  skipped {key}: {reason}")
-        return 0
+    if args.resume and args.overwrite:
+        raise InputError("Pass either --resume (continue the output) or --overwrite (replace it), not both.")
+    check_workers(args.workers)
+    dataset = any(os.path.isdir(p) or _is_pattern(p) for p in args.images)
+    kind = _out_kind(args.out, dataset)
+    if dataset or kind in ("h5", "shards"):
+        return _extract_dataset(args, preprocess)
+    if kind == "npz" and args.out.exists() and not args.overwrite:
+        raise InputError(f"{str(args.out)!r} exists. Pass --overwrite to replace it, or another --out.")
     feats = ls.extract(
         args.images,
         args.model,
@@ -164,8 +188,35 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = dict(feats)
-        np.savez(args.out, **arrays)
+        with open(args.out, "wb") as fh:  # a handle: np.savez would add ".npz" to "feats.NPZ"
+            np.savez(fh, **arrays)
         print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
+    return 0
+
+
+def _extract_dataset(args: argparse.Namespace, preprocess: Any) -> int:
+    """Dataset mode: every file of every folder, glob and path given, streamed to --out."""
+    if args.out is None:
+        raise InputError("Extracting a folder or glob needs --out (a .h5 file, or a folder for .npz shards).")
+    source: list[Any] = []
+    for arg in args.images:
+        source.extend(list_sources(arg))  # an existing path is that file, never a pattern
+    result = ls.extract_dataset(
+        source, args.model, args.layers, args.out, backend=args.backend, weights=args.weights,
+        seed=args.seed, batch_size=args.batch_size or 32, pool=args.pool, workers=args.workers,
+        preprocess=preprocess, input_size=args.input_size, resume=args.resume, overwrite=args.overwrite,
+    )  # fmt: skip
+    print(
+        f"wrote {result.written} images to {result.out} ({result.already_done} already done, "
+        f"{len(result.skipped)} skipped, {result.images_per_second:.1f} images/s)"
+    )
+    for key, reason in result.skipped:
+        print(f"  skipped {key}: {reason}")
+    for key in result.missing:
+        print(f"  no longer in the source (row kept): {key}")
+    if result.skipped and result.written == 0 and result.already_done == 0:
+        print("layerscope: error: no image could be extracted (every file was skipped)", file=sys.stderr)
+        return 1
     return 0
 
 
