@@ -26,11 +26,11 @@ demo: $(STAMP)
 	$(BIN)/layerscope layers vgg16 --canonical --filters
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests plugins
+	$(BIN)/python -m pytest -q -p no:randomly tests plugins   # fixed order; nox -s random_order shuffles
 	$(BIN)/nox
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -x
+	$(BIN)/python -m pytest -q -p no:randomly -x
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -7,6 +7,12 @@
     nox -s plugins                    one session per package under plugins/: core + plugin, its tests
     nox -s crosscheck                 after the torch, keras and plugin sessions: every canonical
                                       layer of vgg16 and resnet50, same bundle and input, compared
+    nox -s random_order               the suite in three random orders (pytest-randomly seeds), in .venv
+    nox -s mutants                    mutmut over the capture, preprocess, diagnose and dataset-resume
+                                      code against the tests that cover them; kill rate and survivors
+
+random_order and mutants are not default sessions (each takes long on 2 cores) and reuse the
+Makefile's .venv, which has every framework (a fresh virtualenv with both would be 7 GB more).
 
 torch comes from this machine's local wheels, which pip finds (uv and poetry do not), so
 sessions use plain venv + pip.
@@ -105,3 +111,23 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("mypy", "-e", ".")
     session.run("mypy")
+
+
+RANDOM_SEEDS = (1, 2, 3)
+VENV_PYTHON = str(Path(".venv/bin/python").resolve())
+
+
+@nox.session(venv_backend="none")
+@nox.parametrize("seed", RANDOM_SEEDS)
+def random_order(session: nox.Session, seed: int) -> None:
+    """The suite in a random order (pytest-randomly): no test may depend on another's leftovers.
+
+    Runs in the Makefile's .venv (`make test` first creates it); posargs select tests."""
+    args = session.posargs or ["tests"]
+    session.run(VENV_PYTHON, "-m", "pytest", "-q", "-p", "randomly", f"--randomly-seed={seed}", *args)
+
+
+@nox.session(venv_backend="none")
+def mutants(session: nox.Session) -> None:
+    """Mutation testing (benchmarks/mutants.py): fails below an 85% kill rate. posargs: targets, --fresh."""
+    session.run(VENV_PYTHON, "benchmarks/mutants.py", *session.posargs)

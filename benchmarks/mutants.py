@@ -37,6 +37,10 @@ class Target:
     tests: list[str]
     functions: list[str] = field(default_factory=list)
     """Mutant name globs to run (default all of the module's), e.g. one code path."""
+    fork: bool = True
+    """Fork each mutant from the process that ran the tests (its models already built). Only
+    torch survives that (with one OpenMP thread); TensorFlow hangs in a child forked after it
+    ran, so targets whose tests run Keras fork from a server that only imported the frameworks."""
 
 
 TARGETS = {
@@ -46,13 +50,15 @@ TARGETS = {
     ),
     "keras_capture": Target(
         "src/layerscope/default_plugins/keras/capture.py",
-        ["tests/test_behaviour.py", "tests/test_extract.py", "tests/test_zoo.py", "-k", "not torch"],
+        ["tests/test_behaviour.py", "tests/test_extract.py", "-k", "keras and not torch"],
+        fork=False,
     ),
     "preprocess": Target(
         "src/layerscope/preprocess.py",
         ["tests/test_images.py", "tests/test_compare.py", "-k", "recipe or caffe or preprocess or native"],
+        fork=False,
     ),
-    "diagnose": Target("src/layerscope/diagnose.py", ["tests/test_compare.py"]),
+    "diagnose": Target("src/layerscope/diagnose.py", ["tests/test_compare.py"], fork=False),
     "dataset_resume": Target(
         "src/layerscope/dataset.py",
         ["tests/test_dataset.py", "-k", "resume or skip or crash or interrupt"],
@@ -76,6 +82,9 @@ def _pyproject(target: Target) -> str:
         f"pytest_add_cli_args_test_selection = {target.tests!r}",
         'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-x", "-q"]',
         "use_git_change_detection = false",
+        f"process_isolation = {'fork' if target.fork else 'forkserver'!r}",
+        'forkserver_warmup = "import"',
+        'preload_modules_file = "preload.txt"',
         "",
         "[tool.pytest.ini_options]",
         f"addopts = {pytest_ini.get('addopts', '')!r}",
@@ -96,6 +105,7 @@ def prepare(name: str, target: Target, fresh: bool) -> Path:
         shutil.rmtree(work / sub, ignore_errors=True)
         shutil.copytree(ROOT / sub, work / sub, ignore=ignore)
     (work / "pyproject.toml").write_text(_pyproject(target))
+    (work / "preload.txt").write_text("torch\ntorchvision\ntensorflow\nkeras\nlayerscope\n")
     return work
 
 
@@ -104,6 +114,7 @@ def run_target(name: str, target: Target, children: int, fresh: bool) -> dict[st
     work = prepare(name, target, fresh)
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), "1")  # a forked child may not use a pool
     print(f"== {name}: mutating {target.module}; tests: {' '.join(target.tests)}", flush=True)
     subprocess.run(
         [mutmut, "run", "--max-children", str(children), *target.functions], cwd=work, env=env, check=False
