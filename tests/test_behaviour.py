@@ -159,3 +159,55 @@ def test_torch_failure_inside_the_forward_pass_leaves_no_hook_and_keeps_the_mode
     with torch.no_grad():
         ref = net.conv2(net.relu(net.conv1(torch.from_numpy(x).permute(0, 3, 1, 2))))
     np.testing.assert_allclose(out["conv2"], ref.permute(0, 2, 3, 1).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("native", "parsed"),
+    [("layer1.0.relu:2", ("layer1.0.relu", 2)), ("relu:0", ("relu", 0)), ("features.29", ("features.29", 0)),
+     ("odd:name", ("odd:name", 0)), ("a:b:3", ("a:b", 3))],
+)  # fmt: skip
+def test_torch_native_call_suffix(native: str, parsed: tuple[str, int]) -> None:
+    from layerscope.default_plugins.torch.capture import parse
+
+    assert parse(native) == parsed
+
+
+@pytest.mark.torch
+def test_torch_capture_copies_to_nhwc_float32() -> None:
+    import torch
+
+    from layerscope.default_plugins.torch.capture import to_numpy
+
+    t = torch.arange(2 * 3 * 4 * 5, dtype=torch.float64).reshape(2, 3, 4, 5)
+    out = to_numpy((t, "state"), "x")  # (output, state) pairs give their output
+    assert out.shape == (2, 4, 5, 3) and out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, t.permute(0, 2, 3, 1).numpy().astype(np.float32))
+    t.zero_()
+    assert out.max() == 2 * 3 * 4 * 5 - 1  # a copy: later writes to the tensor do not reach it
+    vec = to_numpy(torch.ones(2, 7), "fc")
+    assert vec.shape == (2, 7) and vec.dtype == np.float32
+    with pytest.raises(ls.InputError, match=r"Layer 'head' returns a dict, not a tensor.*sub-modules"):
+        to_numpy({"a": t}, "head")
+
+
+@pytest.mark.torch
+def test_torch_capture_errors_name_the_module_and_the_missing_call() -> None:
+    """The capture itself (below name resolution): missing calls, unknown modules, key order."""
+    from layerscope.default_plugins.torch.capture import run
+
+    net = _midway_net()
+    net.fail = False
+    handle = ls.get_backend("torch").load(net, None, None)
+    x = np.zeros((1, 8, 8, 3), np.float32)
+    with pytest.raises(
+        ls.InputError, match=r"Layers \['relu:1'\] did not run in this forward pass of Midway"
+    ):
+        run(handle, x, ["relu:0", "relu:1"])
+    with pytest.raises(ls.InputError, match=r"Midway has no module 'conv3'"):
+        run(handle, x, ["conv1", "conv3"])
+    assert _hooks(net) == 0
+    out = run(handle, x, ["conv2", "relu:0", "conv1"])
+    assert list(out) == ["conv2", "relu:0", "conv1"]
+    assert [a.shape for a in out.values()] == [(1, 8, 8, 2), (1, 8, 8, 4), (1, 8, 8, 4)]
+    np.testing.assert_array_equal(out["relu:0"], np.maximum(out["conv1"], 0))
