@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,8 +120,10 @@ def test_bundle_errors(tmp_path: Path) -> None:
         ls.load_bundle(tmp_path / "plain.safetensors")
     with pytest.raises(ls.WeightsError, match=r"ending in \.safetensors"):
         bundle.save(tmp_path / "b.npz")
-    with pytest.raises(ls.UnknownModelError, match=r"variant 'v1.5'.*only builds v1"):
-        ls.load("resnet50", backend="keras", weights="random", variant="v1.5")
+    with pytest.raises(
+        ls.UnknownModelError, match=r"variant 'v2' of resnet50.*Expected one of \['v1', 'v1.5'\]"
+    ):
+        ls.load("resnet50", backend="keras", weights="random", variant="v2")
 
 
 def test_torch_v1_variant_matches_keras_parameter_layout() -> None:
@@ -148,3 +151,105 @@ def test_random_bundle_is_reproducible_and_loads_everywhere(photo: Path) -> None
     )
     deep = report._arrays["keras"]["conv5_block3_out"]
     assert 0.01 < float(deep.std()) < 100  # activations stay in a sane range through 50 layers
+
+
+def _tampered(tmp_path: Path, bundle: ls.Bundle, edit: Any) -> tuple[Path, ls.Bundle]:
+    tensors = dict(bundle.tensors)
+    edit(tensors)
+    path = tmp_path / "tampered.safetensors"
+    tampered = ls.Bundle(tensors, bundle.architecture, bundle.variant, bundle.source_backend, bundle.weights)
+    return tampered.save(path), tampered
+
+
+TAMPERINGS = {
+    # issue 11 item 13: each was a raw KeyError / IndexError / ValueError or silently ignored
+    "missing BatchNorm key": (
+        lambda t: t.pop("conv2_block1_1_bn/moving_mean"),
+        r"has no tensor 'conv2_block1_1_bn/moving_mean'\. Expected BatchNormalization layer "
+        r"'conv2_block1_1_bn' to have beta, epsilon, gamma, moving_mean, moving_variance\. "
+        r"Received: \['beta', 'epsilon', 'gamma', 'moving_variance'\]",
+    ),
+    "empty epsilon": (
+        lambda t: t.__setitem__("conv1_bn/epsilon", np.zeros(0, np.float32)),
+        r"tensor 'conv1_bn/epsilon' has shape \(0,\)\. Expected \(1,\)",
+    ),
+    "scalar kernel": (
+        lambda t: t.__setitem__("conv1_conv/kernel", np.array(1.0, np.float32)),
+        # a file stores it as shape (1,) (safetensors writes no 0-d arrays); a Bundle holds ()
+        r"tensor 'conv1_conv/kernel' has shape \((1,)?\)\. Expected \(7, 7, 3, 64\) \(Keras layout",
+    ),
+    "unknown extra tensor": (
+        lambda t: t.__setitem__("conv9_block1_1_conv/kernel", np.ones((1, 1, 4, 4), np.float32)),
+        r"holds 1 tensors no resnet50 layer has: \['conv9_block1_1_conv/kernel'\]",
+    ),
+    "negative epsilon": (
+        lambda t: t.__setitem__("conv1_bn/epsilon", np.array([-1.0], np.float32)),
+        r"tensor 'conv1_bn/epsilon' is -1\.0\. Expected a BatchNorm epsilon > 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERINGS))
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_tampered_bundles_are_refused_by_name(case: str, backend: str, tmp_path: Path) -> None:
+    edit, message = TAMPERINGS[case]
+    path, obj = _tampered(tmp_path, ls.random_bundle("resnet50", seed=0), edit)
+    with pytest.raises(ls.WeightsError, match=message):
+        ls.load("resnet50", backend=backend, weights=path)
+    with pytest.raises(ls.WeightsError, match=message):  # a Bundle object, not only a file
+        ls.load("resnet50", backend=backend, weights=obj)
+
+
+def test_truncated_bundle_is_a_weights_error(tmp_path: Path) -> None:
+    path = ls.random_bundle("vgg16", seed=0).save(tmp_path / "whole.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ls.WeightsError, match=r"'.*cut\.safetensors': the file is truncated or damaged \("):
+        ls.load_bundle(cut)
+    with pytest.raises(ls.WeightsError, match=r"truncated or damaged .*export it again"):
+        ls.load("vgg16", backend="torch", weights=cut)
+
+
+VGG16_LAYERS = catalog.get("vgg16").names()
+
+
+@pytest.mark.parametrize(("source", "target"), [("keras", "torch"), ("torch", "keras")])
+def test_bundle_brings_its_recipe(source: str, target: str, photo: Path, tmp_path: Path) -> None:
+    """Issue 10 acceptance 2: the other framework, default arguments, the source's numbers."""
+    own = model("vgg16", source)
+    path = ls.export_weights(own, tmp_path / "w.safetensors") and tmp_path / "w.safetensors"
+    recorded = ls.load_bundle(path).recipe
+    assert recorded == own.recipe
+    carried = ls.load("vgg16", backend=target, weights=path)
+    assert carried.recipe == own.recipe  # caffe + stretch/nearest, or resize 256 + crop 224
+    want = ls.extract(photo, "vgg16", VGG16_LAYERS, backend=source, weights="random", seed=0)
+    got = ls.extract(photo, "vgg16", VGG16_LAYERS, backend=target, weights=path)
+    for name in VGG16_LAYERS:
+        ref = want[name]
+        tol = 5e-5 if name == "predictions" else 1e-5  # softmax magnifies float32 rounding
+        worst = float(np.abs(got[name] - ref).max() / np.abs(ref).max())
+        assert worst <= tol, f"{name}: {worst:.2e}"
+    # the framework's own pipeline stays reachable by name
+    other = carried.prepare(photo, preprocess="caffe" if target == "keras" else "torch")
+    assert other.shape == (1, 224, 224, 3)
+
+
+@pytest.mark.parametrize("arch", ["resnet50"])
+def test_torchvision_resnet50_v15_runs_as_v15_on_keras(arch: str, photo: Path) -> None:
+    """Issue 10 acceptance 3: never silently v1; torch's numbers on every canonical layer."""
+    torch_model = model(arch, "torch")
+    bundle = torch_model.export_bundle()
+    assert bundle.variant == "v1.5"
+    on_keras = ls.load(arch, backend="keras", weights=bundle)
+    assert on_keras.variant == "v1.5"
+    assert on_keras.model.get_layer("conv3_block1_1_conv").strides == (1, 1)
+    assert on_keras.model.get_layer("conv3_block1_2_conv").strides == (2, 2)
+    assert on_keras.model.get_layer("conv3_block1_2_bn").epsilon == pytest.approx(1e-5)
+    report = ls.compare(photo, arch, backends=(torch_model, on_keras), weights=bundle)
+    assert all(s.variant.startswith("v1.5 (") for s in report.sides)
+    body = [d for d in report.layers if d.layer != "predictions"]
+    assert len(body) == len(catalog.get(arch).names()) - 1
+    assert max(d.max_rel for d in body) <= 1e-5, report.render(only_failed=True)
+    assert report.layer("predictions").max_rel <= 5e-5
+    with pytest.raises(ls.WeightsError, match=r"Keras has no 'imagenet' weights for resnet50 v1\.5"):
+        ls.load(arch, backend="keras", weights="imagenet", variant="v1.5")

@@ -89,7 +89,7 @@ def compare(
     models = _load_all(model, backends, weights, seed, variants)
     labels = _labels(models)
     if pipeline == "native" or isinstance(preprocess, Mapping):
-        fed = {label: (m, _pick(preprocess, m.backend)) for label, m in zip(labels, models, strict=True)}
+        fed = {label: (m, _pick(preprocess, m, pipeline)) for label, m in zip(labels, models, strict=True)}
     else:
         fed = dict.fromkeys(labels, (models[0], preprocess))  # one tensor for every backend
     batches = {label: m.prepare(images, preprocess=p) for label, (m, p) in fed.items()}
@@ -128,10 +128,14 @@ def compare(
     return report
 
 
-def _pick(preprocess: Preprocess | Mapping[str, Preprocess], backend: str) -> Preprocess:
-    if isinstance(preprocess, Mapping):
-        return preprocess.get(backend, "native")
-    return preprocess
+def _pick(preprocess: Preprocess | Mapping[str, Preprocess], m: LoadedModel, pipeline: str) -> Preprocess:
+    chosen = preprocess.get(m.backend, "native") if isinstance(preprocess, Mapping) else preprocess
+    if pipeline == "native" and chosen == "native":
+        # each framework's own pipeline, even when the weights (a bundle from the other
+        # framework) bring their own recipe: that is what comparing pipelines means
+        own: Preprocess = m.handle.state.get("framework_recipe", "native")
+        return own
+    return chosen
 
 
 def _load_all(

@@ -15,12 +15,24 @@ in Keras layouts:
 
 The header metadata records ``format`` (``layerscope-bundle``), ``version``,
 ``architecture`` (catalogue key), ``variant``, ``source_backend``, ``weights`` (what the
-source model held) and ``head`` (whether classifier layers are included).
+source model held), ``head`` (whether classifier layers are included) and ``recipe`` (JSON:
+the preprocessing the weights were trained with, i.e. the source model's native recipe, so
+``preprocess="native"`` on any backend follows the weights: Keras' VGG16 weights on torch
+get caffe BGR/mean and Keras' stretch-nearest resize). A bundle without ``recipe`` (older
+files, :func:`random_bundle`) leaves each backend its own native recipe.
+
+Every bundle is checked before any weight is copied (:func:`validate`): each weighted layer
+of the catalogue must have exactly its tensors with the catalogue's shapes, an epsilon of
+shape ``(1,)`` that is positive and finite, and nothing else; anything else is a
+:class:`~layerscope.errors.WeightsError` naming the tensor, what was expected and what was
+received.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +40,35 @@ from typing import Any
 import numpy as np
 
 from layerscope.errors import WeightsError
+from layerscope.images import Geometry
+from layerscope.preprocess import Recipe
 
 __all__ = [
     "FORMAT",
+    "SEEDED_INIT_LOCK",
     "Bundle",
     "check_architecture",
     "export_weights",
     "is_bundle",
     "load_bundle",
+    "refuse_absent",
     "save_bundle",
+    "validate",
 ]
 
 FORMAT = "layerscope-bundle"
 VERSION = "1"
+
+SEEDED_INIT_LOCK = threading.RLock()
+"""Held by the built-in backends while they build a model with seeded random weights.
+
+torchvision's and Keras' initialisers draw from their framework's *global* generators (no
+model constructor takes a private one), so a seeded build reseeds the global generator,
+builds, and restores it; this process-wide lock keeps two such builds from interleaving,
+so eight threads loading ``weights="random", seed=0`` get bit-identical weights. Code that
+draws from the global generators in other threads *during* a seeded build still shifts it:
+seed inside one thread, or build models before starting threads that use torch.rand.
+"""
 
 
 @dataclass
@@ -54,6 +82,8 @@ class Bundle:
     weights: str = ""
     head: bool = True
     extra: dict[str, str] = field(default_factory=dict)
+    recipe: Recipe | None = None
+    """The preprocessing the weights expect (the source model's native recipe), if known."""
 
     def layer(self, name: str) -> dict[str, np.ndarray]:
         """The tensors of one canonical layer, keyed by parameter name."""
@@ -74,12 +104,16 @@ class Bundle:
             "weights": self.weights,
             "head": "true" if self.head else "false",
             **self.extra,
+            **({"recipe": recipe_to_json(self.recipe)} if self.recipe is not None else {}),
         }
 
     @classmethod
     def of(cls, handle: Any, tensors: dict[str, np.ndarray], source: str, head: bool) -> Bundle:
-        """A bundle of ``tensors`` taken from a loaded model's handle."""
-        return cls(tensors, handle.architecture, handle.variant or "", source, handle.weights, head)
+        """A bundle of ``tensors`` taken from a loaded model's handle, with its native recipe."""
+        recipe = getattr(handle, "recipe", None)
+        return cls(
+            tensors, handle.architecture, handle.variant or "", source, handle.weights, head, recipe=recipe
+        )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the bundle to ``path`` (``.safetensors``)."""
@@ -156,9 +190,18 @@ def load_bundle(path: str | os.PathLike[str] | Bundle) -> Bundle:
             f"{str(p)!r} is not a layerscope weight bundle (its safetensors header has no "
             f"format={FORMAT!r}). Create one with layerscope.export_weights(model, path)."
         )
-    tensors = dict(_safetensors().load_file(str(p)))
-    known = {"format", "version", "architecture", "variant", "source_backend", "weights", "head"}
-    return Bundle(
+    try:
+        tensors = dict(_safetensors().load_file(str(p)))
+    except WeightsError:
+        raise
+    except Exception as exc:  # safetensors' SafetensorError, or an OSError mid-read
+        raise WeightsError(
+            f"Cannot read the weight bundle {str(p)!r}: the file is truncated or damaged "
+            f"({type(exc).__name__}: {exc}). Expected a complete .safetensors file as "
+            "layerscope.export_weights writes it; export it again."
+        ) from exc
+    known = {"format", "version", "architecture", "variant", "source_backend", "weights", "head", "recipe"}
+    bundle = Bundle(
         tensors=tensors,
         architecture=meta.get("architecture", ""),
         variant=meta.get("variant", ""),
@@ -166,16 +209,138 @@ def load_bundle(path: str | os.PathLike[str] | Bundle) -> Bundle:
         weights=meta.get("weights", ""),
         head=meta.get("head", "true") == "true",
         extra={k: v for k, v in meta.items() if k not in known},
+        recipe=recipe_from_json(meta["recipe"], str(p)) if "recipe" in meta else None,
     )
+    from layerscope import catalog
+
+    if catalog.get(bundle.architecture) is not None:
+        validate(bundle, bundle.architecture)
+    return bundle
 
 
 def check_architecture(bundle: Bundle, architecture: str) -> None:
-    """Refuse a bundle made for another architecture, naming both."""
+    """Refuse a bundle made for another architecture, naming both, or a tampered one."""
     if bundle.architecture != architecture:
         raise WeightsError(
             f"The weight bundle is for {bundle.architecture!r}, not {architecture!r}. Load it "
             f"into a {bundle.architecture} model."
         )
+    validate(bundle, architecture)
+
+
+def _expected(kind: str, shape: tuple[int, ...] | None) -> dict[str, tuple[int, ...] | None]:
+    """Tensor name -> expected shape (``None``: any) of one catalogue layer."""
+    if kind == "BatchNormalization":
+        (c,) = shape if shape is not None else (None,)
+        names = ("gamma", "beta", "moving_mean", "moving_variance")
+        return {**{n: (c,) if c is not None else None for n in names}, "epsilon": (1,)}
+    out = shape[-1] if shape is not None else None
+    return {"kernel": shape, "bias": (out,) if out is not None else None}
+
+
+def validate(bundle: Bundle, architecture: str) -> None:
+    """Check every tensor of ``bundle`` against the catalogue of ``architecture``.
+
+    Each weighted layer (without the classifier's when ``bundle.head`` is false) must have
+    its tensors (a conv ``bias`` may be absent: torchvision's ResNet convs have none) with
+    the catalogue's shapes in Keras layouts, float values, finite, an epsilon of shape
+    ``(1,)`` above zero; a tensor no layer expects is refused too, since silently dropping
+    it would load something other than what the file says.
+    """
+    from layerscope import catalog
+
+    cat = catalog.require(architecture)
+    where = f"The weight bundle for {architecture} ({bundle.source_backend or '?'}: {bundle.weights or '?'})"
+    known: set[str] = set()
+    for entry in cat.weighted():
+        expected = _expected(entry.kind, entry.shape)
+        known.update(f"{entry.name}/{n}" for n in expected)
+        if entry.head and not bundle.head:
+            continue
+        for param, shape in expected.items():
+            key = f"{entry.name}/{param}"
+            value = bundle.tensors.get(key)
+            if value is None:
+                if param == "bias" and entry.kind == "Conv2D":
+                    continue
+                raise WeightsError(
+                    f"{where} has no tensor {key!r}. Expected {entry.kind} layer {entry.name!r} to "
+                    f"have {', '.join(sorted(expected))}. Received: "
+                    f"{sorted(bundle.layer(entry.name)) or 'no tensors for that layer'}. "
+                    "Export the bundle again with layerscope.export_weights."
+                )
+            _check_tensor(where, key, np.asarray(value), shape)
+    unknown = sorted(set(bundle.tensors) - known)
+    if unknown:
+        raise WeightsError(
+            f"{where} holds {len(unknown)} tensors no {architecture} layer has: {unknown[:5]}. "
+            f"Expected only '<canonical layer>/<param>' names of {architecture}'s catalogue. "
+            "Was the file edited, or made for another architecture?"
+        )
+
+
+def _check_tensor(where: str, key: str, value: np.ndarray, shape: tuple[int, ...] | None) -> None:
+    if value.dtype.kind != "f":
+        raise WeightsError(f"{where}: tensor {key!r} holds {value.dtype}. Expected float32 values.")
+    if shape is not None and tuple(value.shape) != shape:
+        raise WeightsError(
+            f"{where}: tensor {key!r} has shape {tuple(value.shape)}. Expected {shape} "
+            "(Keras layout: conv HWIO, dense (in, out)). Export the bundle again."
+        )
+    if shape is None and (value.ndim == 0 or value.size == 0):
+        raise WeightsError(
+            f"{where}: tensor {key!r} has shape {tuple(value.shape)}. Expected a non-empty array."
+        )
+    if not np.isfinite(value).all():
+        raise WeightsError(f"{where}: tensor {key!r} holds NaN or infinite values. Expected finite weights.")
+    if key.endswith("/epsilon") and not float(value[0]) > 0:
+        raise WeightsError(f"{where}: tensor {key!r} is {float(value[0])}. Expected a BatchNorm epsilon > 0.")
+
+
+def recipe_to_json(recipe: Recipe) -> str:
+    """A recipe as the JSON a bundle's header stores."""
+    g = recipe.geometry
+    return json.dumps(
+        {
+            "name": recipe.name,
+            "normalisation": recipe.normalisation,
+            "policy": g.policy,
+            "size": g.size,
+            "resize_size": g.resize_size,
+            "interpolation": g.interpolation,
+            "mean": list(recipe.mean),
+            "std": list(recipe.std),
+        }
+    )
+
+
+def recipe_from_json(text: str, source: str = "bundle") -> Recipe:
+    """The recipe a bundle header stores, or a :class:`WeightsError` saying what is wrong."""
+    try:
+        d = json.loads(text)
+        geometry = Geometry(d["policy"], d["size"], d["resize_size"], d["interpolation"])
+        recipe = Recipe(
+            str(d["name"]),
+            d["normalisation"],
+            geometry,
+            tuple(map(float, d["mean"])),
+            tuple(map(float, d["std"])),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(
+            f"The recipe in {source}'s header is not valid ({type(exc).__name__}: {exc}). Expected "
+            "JSON with name, normalisation, policy, size, resize_size, interpolation, mean and std. "
+            f"Received: {text[:200]!r}."
+        ) from exc
+    if recipe.normalisation not in ("caffe", "torch", "tf", "raw") or geometry.policy not in (
+        "stretch",
+        "crop",
+        "none",
+    ):
+        raise WeightsError(
+            f"The recipe in {source}'s header names an unknown normalisation or policy. Received: {text[:200]!r}."
+        )
+    return recipe
 
 
 def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) -> Bundle:
@@ -230,3 +395,33 @@ def export_weights(model: Any, path: str | os.PathLike[str] | None = None, **loa
     if path is not None:
         save_bundle(bundle, path)
     return bundle
+
+
+def refuse_absent(handle: Any, natives: list[str]) -> None:
+    """Raise if any requested native layer is part of a head the weights file did not have.
+
+    A headless (notop) file builds the model without its classifier; the backend records
+    the absent layers in ``handle.state["absent"]`` (``layers``, ``head``, ``source``).
+    """
+    absent = handle.state.get("absent") if isinstance(getattr(handle, "state", None), dict) else None
+    if not absent:
+        return
+    gone = set(absent["layers"])
+    asked = [n for n in natives if n.rsplit(":", 1)[0] in gone]
+    if not asked:
+        return
+    from layerscope import catalog
+
+    cat = catalog.get(handle.architecture)
+    key = "keras" if handle.backend == "keras" else handle.backend
+    names = [
+        next((e.name for e in (cat.entries if cat else ()) if e.native_name(key) == n), n) for n in asked
+    ]
+    include_top = "include_top=True" if handle.backend == "keras" else "the classifier in its state_dict()"
+    raise WeightsError(
+        f"Layers {names} belong to {handle.architecture}'s classifier head "
+        f"({', '.join(absent['head'])}), which the {absent['source']} does not hold: it is a "
+        f"headless (notop) file, so the model was built without that head. Expected layers "
+        f"of the convolutional base (list_layers() shows what exists). To get the head, load a "
+        f"weights file saved from the full model ({include_top})."
+    )

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from layerscope.backend import Availability, LayerInfo, ModelHandle
-from layerscope.weights import Bundle
+from layerscope.weights import Bundle, refuse_absent
 
 __all__ = ["FrameworkBackend"]
 
@@ -63,6 +63,7 @@ class FrameworkBackend:
         return rows
 
     def extract(self, handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        refuse_absent(handle, list(layers))  # a head a headless (notop) weights file lacked
         out: dict[str, np.ndarray] = self._impl().capture.run(handle, batch, list(layers))
         return out
 

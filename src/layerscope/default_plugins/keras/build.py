@@ -2,9 +2,20 @@
 
 ``weights``: ``"imagenet"`` (Keras' own download into ``$KERAS_HOME/models``, default
 ``~/.keras/models``), ``"random"`` (Keras' initialisers, reproducible with ``seed``; this
-calls ``keras.utils.set_random_seed``, which also seeds TensorFlow's global generator), or a
-path to a ``.weights.h5``/``.h5``/``.keras`` file, or a weight bundle
-(:mod:`layerscope.weights`). Zoo names are the torchvision-style
+calls ``keras.utils.set_random_seed``, which also seeds TensorFlow's global generator, under
+:data:`layerscope.weights.SEEDED_INIT_LOCK` so concurrent loads cannot interleave), or a
+path to a ``.weights.h5`` / legacy ``.h5`` (as Keras' cache stores them) / ``.keras`` file,
+full or notop, or a weight bundle (:mod:`layerscope.weights`).
+
+A notop file (saved from ``include_top=False``, e.g. Keras' own
+``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``) is recognised by its contents: it does
+not fit the full model and does fit the model built with ``include_top=False``. The handle
+then holds that headless model and lists the absent head layers (``state["absent"]``), so
+asking for ``fc1`` or ``predictions`` says which head is missing and how to get it.
+
+A bundle brings its variant (torchvision's ResNet50 is v1.5, built by
+:mod:`~layerscope.default_plugins.keras.variants`) and its recipe: ``preprocess="native"``
+follows the weights. Zoo names are the torchvision-style
 spelling of the Keras function names: ``VGG16`` -> ``vgg16``, ``MobileNetV2`` ->
 ``mobilenet_v2``, ``ConvNeXtTiny`` -> ``convnext_tiny``.
 """
@@ -24,10 +35,10 @@ import numpy as np
 
 from layerscope import catalog
 from layerscope.backend import ModelHandle
-from layerscope.default_plugins.keras import port
+from layerscope.default_plugins.keras import port, variants
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
-from layerscope.weights import is_bundle, load_bundle
+from layerscope.weights import SEEDED_INIT_LOCK, is_bundle, load_bundle
 
 __all__ = ["app", "headless", "load", "zoo"]
 
@@ -85,22 +96,43 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     name = _snake(fn.__name__)
     cat = catalog.get(name)
     default = cat.variants.get("keras") if cat else None
-    if variant is not None and variant != default:
-        raise UnknownModelError(
-            f"Unknown variant {variant!r} of {name} for the keras backend: keras.applications "
-            f"only builds {default or 'its standard variant'}. Use the torch backend for other variants."
-        )
-    if is_bundle(weights):
-        bundle = load_bundle(weights)
-        net = _random(fn, 0)
+    bundle = load_bundle(weights) if is_bundle(weights) else None
+    chosen = _variant(name, default, variant or (bundle.variant if bundle else None))
+    build = variants.builder(name, chosen) or fn
+    absent: dict[str, Any] = {}
+    if bundle is not None:
+        net = _random(build, 0)
         port.from_bundle(net, name, bundle)
         label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
     else:
-        net, label = _build(fn, name, weights, seed)
+        if chosen != default and weights == "imagenet":
+            raise WeightsError(
+                f"Keras has no {weights!r} weights for {name} {chosen}. Export torchvision's "
+                "weights to a bundle (layerscope.export_weights) and load that, or use weights='random'."
+            )
+        net, label, absent = _build(build, name, weights, seed)
     family = fn.__module__.rsplit(".", 1)[-1]
-    recipe_name = cat.recipes["keras"] if cat else _FAMILY_RECIPE.get(family, "raw")
-    recipe = RECIPES[recipe_name].at(int(net.input_shape[1]))
-    return _wrap(net, name, label, default, recipe, fn)
+    recipe = bundle.recipe if bundle is not None else None
+    if recipe is None:
+        recipe = RECIPES[cat.recipes["keras"] if cat else _FAMILY_RECIPE.get(family, "raw")]
+    handle = _wrap(net, name, label, chosen, recipe.at(int(net.input_shape[1])), build)
+    own = RECIPES[cat.recipes["keras"] if cat else _FAMILY_RECIPE.get(family, "raw")]
+    handle.state["framework_recipe"] = own.at(int(net.input_shape[1]))  # compare(pipeline="native")
+    if absent:
+        handle.state["absent"] = absent
+    return handle
+
+
+def _variant(name: str, default: str | None, asked: str | None) -> str | None:
+    if asked is None or asked == default:
+        return default
+    if name == "resnet50" and asked == "v1.5":
+        return asked
+    options = [v for v in (default, "v1.5" if name == "resnet50" else None) if v]
+    raise UnknownModelError(
+        f"Unknown variant {asked!r} of {name} for the keras backend. Expected one of {options} "
+        "(keras.applications builds the first; layerscope builds torchvision's ResNet50 v1.5)."
+    )
 
 
 def _wrap(net: Any, arch: str, label: str, variant: str | None, recipe: Recipe, fn: Any) -> ModelHandle:
@@ -117,37 +149,69 @@ def _wrap(net: Any, arch: str, label: str, variant: str | None, recipe: Recipe, 
     )
 
 
-def _build(fn: Callable[..., Any], name: str, weights: Any, seed: int | None) -> tuple[Any, str]:
+def _build(
+    fn: Callable[..., Any], name: str, weights: Any, seed: int | None
+) -> tuple[Any, str, dict[str, Any]]:
+    """The net, its weights label and, for a notop file, what is absent."""
     if isinstance(weights, os.PathLike) or (
         isinstance(weights, str) and weights not in ("imagenet", "random")
     ):
-        net = _random(fn, 0)
-        load_file(net, Path(weights))
-        return net, f"file {Path(weights).name}"
+        net, absent = load_path(fn, Path(weights))
+        suffix = " (no classifier head)" if absent else ""
+        return net, f"file {Path(weights).name}{suffix}", absent
     if weights == "random":
-        return _random(fn, seed), f"random (seed={seed})"
+        return _random(fn, seed), f"random (seed={seed})", {}
     if weights == "imagenet":
-        return _imagenet(fn, name), "imagenet"
+        return _imagenet(fn, name), "imagenet", {}
     raise WeightsError(
         "Invalid `weights`. Expected 'imagenet', 'random' or a path to a weights file. "
         f"Received: weights={weights!r}."
     )
 
 
-def _random(fn: Callable[..., Any], seed: int | None) -> Any:
-    py_state, np_state = random.getstate(), np.random.get_state()
+def _random(fn: Callable[..., Any], seed: int | None, **kwargs: Any) -> Any:
+    # Keras' initialisers draw from global generators: reseed, build, restore Python's and
+    # numpy's, all under the process-wide init lock so concurrent builds do not interleave
+    with SEEDED_INIT_LOCK:
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            if seed is not None:
+                keras.utils.set_random_seed(seed)
+            return fn(weights=None, **kwargs)
+        finally:  # do not leave the caller's Python and numpy generators reseeded
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def load_path(fn: Callable[..., Any], path: Path) -> tuple[Any, dict[str, Any]]:
+    """The model with a weights file loaded: full, or headless for a notop file."""
+    net = _random(fn, 0)
     try:
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-        return fn(weights=None)
-    finally:  # do not leave the caller's Python and numpy generators reseeded
-        random.setstate(py_state)
-        np.random.set_state(np_state)
+        load_file(net, path)
+        return net, {}
+    except WeightsError as full_error:
+        side = tuple(net.input_shape[1:])
+        try:
+            body = _random(fn, 0, include_top=False, input_shape=side)
+        except (TypeError, ValueError):
+            raise full_error from None
+        try:
+            load_file(body, path)
+        except WeightsError:
+            raise full_error from None
+    kept = {layer.name for layer in body.layers}
+    gone = [
+        layer.name
+        for layer in net.layers
+        if layer.name not in kept and not isinstance(layer, keras.layers.InputLayer)
+    ]
+    return body, {"layers": gone, "head": gone, "source": f"weights file {str(path)!r}"}
 
 
 def _imagenet(fn: Callable[..., Any], name: str) -> Any:
     try:
-        return fn(weights="imagenet")
+        with SEEDED_INIT_LOCK:  # its initialisation draws from the global generators too
+            return fn(weights="imagenet")
     except Exception as exc:
         found = re.search(r"URL fetch failure on (\S+):\s", str(exc))
         if found is None:
@@ -182,8 +246,10 @@ def load_file(net: Any, path: Path) -> None:
             warnings.filterwarnings("ignore", message="Skipping nested container")
             net.load_weights(str(path))
     except Exception as exc:
-        raise WeightsError(
-            f"Weights file {str(path)!r} does not fit {net.name}: {exc}. Is it for another architecture?"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(  # Keras' message goes on to print whole weight arrays: first line only
+            f"Weights file {str(path)!r} does not fit {net.name}: {first[:300]} Is it for another "
+            "architecture? (A notop file, saved with include_top=False, fits its model's base.)"
         ) from exc
 
 

@@ -1,11 +1,24 @@
-"""Building torchvision models with the requested weights.
+"""Building torchvision models with the requested weights, and the recipe those weights need.
 
 ``weights``: ``"imagenet"`` (torchvision's ``IMAGENET1K_V1`` weights, the classic ones the
-literature and Keras ports use, through torchvision's own download and cache), another
+literature and Keras ports use, through torchvision's own download and cache; the two models
+without V1 weights, ``regnet_y_128gf`` and ``vit_h_14``, get their ``DEFAULT``), another
 weights-enum name such as ``"IMAGENET1K_V2"``, ``"random"`` (torchvision's initialisers,
-reproducible with ``seed``), a path to a ``.pth``/``.pt``/``.safetensors`` state dict, or a
-weight bundle (:mod:`layerscope.weights`). ``variant="v1"`` builds ResNet50 the Keras way
-(see :func:`_resnet50_v1`); a bundle brings its own variant.
+reproducible with ``seed``), a path to a ``.pth``/``.pt``/``.safetensors`` state dict (with
+or without the classifier), or a weight bundle (:mod:`layerscope.weights`).
+``variant="v1"`` builds ResNet50 the Keras way (see :func:`_resnet50_v1`); a bundle brings
+its own variant.
+
+The native recipe follows the weights (:func:`recipe_for`): a weights enum's own
+``transforms()`` (resize side, crop, interpolation, mean/std); a bundle's recorded recipe;
+for random weights and state-dict files, the architecture's ``DEFAULT`` enum's recipe,
+except VGG16/VGG19/ResNet50, which keep ``IMAGENET1K_V1``'s (resize 256, crop 224) so
+they stay comparable with Keras and with ``weights="imagenet"``.
+
+A state dict without the classifier (every key of a trailing module such as ``fc`` or
+``classifier`` missing, nothing else) loads with that module replaced by ``nn.Identity``;
+the handle lists the absent layers (``state["absent"]``) and asking for one raises an error
+naming the missing head (:func:`layerscope.weights.refuse_absent`).
 """
 
 from __future__ import annotations
@@ -26,9 +39,9 @@ from layerscope.default_plugins.torch import port
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
 from layerscope.preprocess import RECIPES, Recipe
-from layerscope.weights import check_architecture, is_bundle, load_bundle
+from layerscope.weights import SEEDED_INIT_LOCK, check_architecture, is_bundle, load_bundle
 
-__all__ = ["load", "zoo"]
+__all__ = ["load", "load_file", "recipe_for", "zoo"]
 
 
 def zoo() -> list[str]:
@@ -52,13 +65,20 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     if bundle is not None:
         check_architecture(bundle, name)
     chosen = _variant(name, cat, variant or (bundle.variant if bundle else None))
+    absent: dict[str, Any] = {}
     if bundle is not None:
         net = _random(name, 0, chosen)
         port.from_bundle(net, name, bundle)
         label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
+        recipe = bundle.recipe if bundle.recipe is not None else recipe_for(name)
     else:
-        net, label = _build(name, weights, seed, chosen)
-    return _wrap(net, name, label, chosen, _recipe(name, cat))
+        net, label, member, absent = _build(name, weights, seed, chosen)
+        recipe = recipe_for(name, member)
+    handle = _wrap(net, name, label, chosen, recipe)
+    handle.state["framework_recipe"] = recipe_for(name)  # compare(pipeline="native") uses it
+    if absent:
+        handle.state["absent"] = absent
+    return handle
 
 
 def _variant(name: str, cat: catalog.Catalog | None, asked: str | None) -> str | None:
@@ -107,13 +127,22 @@ def _wrap(
     )
 
 
-def _recipe(name: str, cat: catalog.Catalog | None) -> Recipe:
-    if cat is not None:
-        return RECIPES[cat.recipes["torch"]]
-    try:  # the recipe torchvision ships with the default weights (read, not downloaded)
-        preset = torchvision.models.get_model_weights(name).DEFAULT.transforms()
-    except Exception:
-        return RECIPES["torch"]
+def recipe_for(name: str, member: Any = None) -> Recipe:
+    """The native recipe of torchvision model ``name`` with weights-enum ``member``.
+
+    ``member=None`` (random weights, a state-dict file): the catalogue's torch recipe for
+    VGG16/VGG19/ResNet50 (``IMAGENET1K_V1``'s), else the ``DEFAULT`` enum's. Read from the
+    enum's ``transforms()``; nothing is downloaded.
+    """
+    if member is None:
+        cat = catalog.get(name)
+        if cat is not None:
+            return RECIPES[cat.recipes["torch"]]
+        try:
+            member = torchvision.models.get_model_weights(name).DEFAULT
+        except (ValueError, KeyError, AttributeError):
+            return RECIPES["torch"]
+    preset = member.transforms()
     if not hasattr(preset, "crop_size"):
         return RECIPES["torch"]
     geometry = Geometry(
@@ -122,24 +151,43 @@ def _recipe(name: str, cat: catalog.Catalog | None) -> Recipe:
     return Recipe("torch", "torch", geometry, tuple(preset.mean), tuple(preset.std))
 
 
-def _build(name: str, weights: Any, seed: int | None, variant: str | None) -> tuple[Any, str]:
+def _build(
+    name: str, weights: Any, seed: int | None, variant: str | None
+) -> tuple[Any, str, Any, dict[str, Any]]:
+    """The net, its weights label, the weights-enum member (or ``None``) and absent layers."""
     if isinstance(weights, (str, os.PathLike)) and _is_path(weights):
         net = _random(name, 0, variant)
-        load_file(net, Path(weights))
-        return net, f"file {Path(weights).name}"
+        absent = load_file(net, Path(weights))
+        suffix = " (no classifier head)" if absent else ""
+        return net, f"file {Path(weights).name}{suffix}", None, absent
     if weights == "random":
-        return _random(name, seed, variant), f"random (seed={seed})"
+        return _random(name, seed, variant), f"random (seed={seed})", None, {}
     if isinstance(weights, str):
         if variant == "v1":
             raise WeightsError(
                 "torchvision has no pretrained weights for the ResNet50 v1 variant. Export "
                 "Keras' weights to a bundle (layerscope.export_weights) and load that."
             )
-        return _pretrained(name, "IMAGENET1K_V1" if weights == "imagenet" else weights), weights
+        member = _member(name, weights)
+        return _pretrained(name, member), weights, member, {}
     raise WeightsError(
         "Invalid `weights`. Expected 'imagenet', 'random', a torchvision weights name such as "
         f"'IMAGENET1K_V2', or a path to a weights file. Received: weights={weights!r}."
     )
+
+
+def _member(name: str, weights: str) -> Any:
+    """The weights-enum member ``weights`` names (``"imagenet"``: IMAGENET1K_V1, else DEFAULT)."""
+    enum = torchvision.models.get_model_weights(name)
+    if weights == "imagenet":
+        weights = "IMAGENET1K_V1" if "IMAGENET1K_V1" in enum.__members__ else "DEFAULT"
+    if weights not in enum.__members__:
+        choices = ["imagenet", "random", *enum.__members__]
+        raise WeightsError(
+            f"Invalid `weights` for torch {name}. Expected one of {', '.join(map(repr, choices))} "
+            f"or a file path. Received: weights={weights!r}."
+        )
+    return enum[weights]
 
 
 def _is_path(weights: Any) -> bool:
@@ -148,7 +196,10 @@ def _is_path(weights: Any) -> bool:
 
 
 def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+    # torchvision's initialisers draw from torch's global generator: reseed it inside
+    # fork_rng (the caller's state comes back) and hold the process-wide init lock, so
+    # concurrent seeded loads cannot interleave their draws (layerscope.weights.SEEDED_INIT_LOCK)
+    with SEEDED_INIT_LOCK, torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # googlenet/inception warn about their init scheme
         if seed is not None:
             torch.manual_seed(seed)
@@ -157,30 +208,52 @@ def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
     return _resnet50_v1(net) if variant == "v1" else net
 
 
-def _pretrained(name: str, enum_name: str) -> Any:
-    enum = torchvision.models.get_model_weights(name)
-    if enum_name not in enum.__members__:
-        choices = ["imagenet", "random", *enum.__members__]
-        raise WeightsError(
-            f"Invalid `weights` for torch {name}. Expected one of {', '.join(map(repr, choices))} "
-            f"or a file path. Received: weights={enum_name!r}."
-        )
-    member = enum[enum_name]
+def _pretrained(name: str, member: Any) -> Any:
     filename = os.path.basename(urlparse(member.url).path)
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     try:
-        return torchvision.models.get_model(name, weights=member)
+        with SEEDED_INIT_LOCK:  # its initialisation draws from the global generator too
+            return torchvision.models.get_model(name, weights=member)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         raise WeightsUnavailableError(
-            f"Cannot get the {name} {enum_name} weights: the file {filename!r} is not in "
+            f"Cannot get the {name} {member.name} weights: the file {filename!r} is not in "
             f"torch's cache folder {folder!r} and downloading {member.url} failed ({exc}). "
             f"Download it on a machine with internet access and place it at "
             f"{os.path.join(folder, filename)!r} (or set TORCH_HOME), or use weights='random'."
         ) from exc
 
 
-def load_file(net: Any, path: Path) -> None:
-    """Load a ``.pth``/``.pt``/``.safetensors`` state dict into ``net`` (strictly)."""
+def load_file(net: Any, path: Path) -> dict[str, Any]:
+    """Load a ``.pth``/``.pt``/``.safetensors`` state dict into ``net`` (strictly).
+
+    A state dict that lacks exactly the trailing classifier module(s) loads headless: those
+    modules become ``nn.Identity`` and the returned dict names them (empty when complete).
+    """
+    state = _read_state(path)
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    head = _absent_head(net, missing) if missing and not unexpected else []
+    absent: dict[str, Any] = {}
+    if head:
+        modules = dict(net.named_modules())
+        natives = sorted(n for n in modules if any(n == h or n.startswith(h + ".") for h in head))
+        for h in head:
+            parent, _, child = h.rpartition(".")
+            setattr(modules[parent] if parent else net, child, torch.nn.Identity())
+        absent = {"layers": natives, "head": head, "source": f"weights file {str(path)!r}"}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(
+            f"Weights file {str(path)!r} does not fit {type(net).__name__}: "
+            f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+            f"keys (e.g. {unexpected[:3]}). Is it for another architecture?"
+        ) from exc
+    return absent
+
+
+def _read_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(f"Cannot load weights from {str(path)!r}: no such file.")
     suffix = path.suffix.lower()
@@ -207,14 +280,40 @@ def load_file(net: Any, path: Path) -> None:
             f"Weights file {str(path)!r} holds a {type(state).__name__}, not a state dict. "
             "Save weights with torch.save(model.state_dict(), path)."
         )
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        expected = net.state_dict()
-        missing = [k for k in expected if k not in state]
-        unexpected = [k for k in state if k not in expected]
-        raise WeightsError(
-            f"Weights file {str(path)!r} does not fit {type(net).__name__}: "
-            f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected "
-            f"keys (e.g. {unexpected[:3]}). Is it for another architecture?"
-        ) from exc
+    return state
+
+
+def _absent_head(net: Any, missing: list[str]) -> list[str]:
+    """The trailing modules whose every key is missing, if they explain all ``missing`` keys.
+
+    Judged on the file's contents (not its name): each missing key must lie in a module all
+    of whose keys are missing and that is the last child of its parent, all the way up
+    (``fc`` of a ResNet, ``classifier`` of a VGG, ``classifier.6`` after ``[:-1]``).
+    Anything else (a missing backbone layer) is not a headless file: returns ``[]``.
+    """
+    keys = list(net.state_dict())
+    gone = set(missing)
+    heads: list[str] = []
+    for key in missing:
+        parts = key.split(".")[:-1]
+        top = None
+        for i in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if all(k in gone for k in keys if k.startswith(prefix + ".")):
+                top = prefix
+                break
+        if top is None or not _is_tail(net, top):
+            return []
+        if top not in heads:
+            heads.append(top)
+    return heads
+
+
+def _is_tail(net: Any, name: str) -> bool:
+    module = net
+    for part in name.split("."):
+        children = list(module.named_children())
+        if not children or children[-1][0] != part:
+            return False
+        module = children[-1][1]
+    return True

@@ -1,0 +1,78 @@
+"""Architecture variants keras.applications does not build: torchvision's ResNet50 v1.5.
+
+``resnet50_v15`` has the layer names of ``keras.applications.ResNet50`` (so the catalogue's
+Keras names and bundles apply unchanged) with torchvision's layout: the stride-2 of stages
+3-5 sits on the 3x3 conv (``*_block1_2_conv``), not on the first 1x1, and BatchNorm epsilon
+is 1e-5. Convs keep Keras' biases, which a torchvision bundle fills with zeros (torchvision's
+convs have none). A 3x3 stride-2 conv pads like torch, one pixel on every side
+(``ZeroPadding2D(1)`` + ``valid``): Keras' ``same`` would pad only bottom/right on even
+inputs and shift every later map by half a pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from keras import layers
+
+__all__ = ["builder", "resnet50_v15"]
+
+_EPS = 1e-5  # torchvision's BatchNorm2d default
+
+
+def builder(name: str, variant: str | None) -> Callable[..., Any] | None:
+    """The model function of a variant keras.applications lacks, or ``None``."""
+    if name == "resnet50" and variant == "v1.5":
+        return resnet50_v15
+    return None
+
+
+def _block(x: Any, filters: int, stride: int, shortcut: bool, name: str) -> Any:
+    if shortcut:
+        short = layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
+        short = layers.BatchNormalization(axis=3, epsilon=_EPS, name=f"{name}_0_bn")(short)
+    else:
+        short = x
+    x = layers.Conv2D(filters, 1, name=f"{name}_1_conv")(x)
+    x = layers.BatchNormalization(axis=3, epsilon=_EPS, name=f"{name}_1_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    if stride == 1:
+        x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
+    else:
+        x = layers.ZeroPadding2D(padding=((1, 1), (1, 1)), name=f"{name}_2_pad")(x)
+        x = layers.Conv2D(filters, 3, strides=stride, name=f"{name}_2_conv")(x)
+    x = layers.BatchNormalization(axis=3, epsilon=_EPS, name=f"{name}_2_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_2_relu")(x)
+    x = layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
+    x = layers.BatchNormalization(axis=3, epsilon=_EPS, name=f"{name}_3_bn")(x)
+    x = layers.Add(name=f"{name}_add")([short, x])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def resnet50_v15(
+    include_top: bool = True,
+    weights: Any = None,
+    input_shape: tuple[int | None, int | None, int] | None = None,
+    classes: int = 1000,
+) -> Any:
+    """ResNet50 v1.5 (torchvision's layout) with keras.applications' layer names."""
+    if weights is not None:
+        raise ValueError("resnet50_v15 has no pretrained weights: load a bundle (weights=None here).")
+    shape = input_shape or ((224, 224, 3) if include_top else (None, None, 3))
+    inputs = keras.Input(shape=shape)
+    x = layers.ZeroPadding2D(padding=((3, 3), (3, 3)), name="conv1_pad")(inputs)
+    x = layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
+    x = layers.BatchNormalization(axis=3, epsilon=_EPS, name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.ZeroPadding2D(padding=((1, 1), (1, 1)), name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    for stage, (filters, blocks) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)], start=2):
+        for i in range(1, blocks + 1):
+            stride = 2 if i == 1 and stage > 2 else 1
+            x = _block(x, filters, stride, shortcut=i == 1, name=f"conv{stage}_block{i}")
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, x, name="resnet50_v1_5")

@@ -1,0 +1,188 @@
+"""Native weight files as users have them (issue 10, item 1; acceptance 1(b), 1(c)).
+
+Keras full and notop files (``.weights.h5`` from ``save_weights``, legacy ``.h5`` as Keras'
+cache stores them, a saved ``.keras`` model) and torch ``state_dict`` files with or without
+the classifier. Weights are seeded random (nothing can be downloaded here), written to the
+files a tutorial would write.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import layerscope as ls
+
+
+def _x(n: int = 1, side: int = 224) -> np.ndarray:
+    """A caffe-scale prepared batch (BGR minus mean): what preprocess=None users pass."""
+    return np.random.default_rng(3).uniform(-120, 130, (n, side, side, 3)).astype(np.float32)
+
+
+def _legacy_h5(model: Any, path: Path) -> Path:
+    """Write ``model``'s weights as Keras 2 did (the format of Keras' own cache files)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path
+
+
+@pytest.fixture(scope="module")
+def keras_resnet_notop() -> Any:
+    import keras
+
+    keras.utils.set_random_seed(21)
+    return keras.applications.ResNet50(weights=None, include_top=False)
+
+
+@pytest.fixture(scope="module")
+def keras_vgg_notop() -> Any:
+    import keras
+
+    keras.utils.set_random_seed(22)
+    return keras.applications.VGG16(weights=None, include_top=False)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("fmt", ["weights.h5", "legacy.h5"])
+def test_keras_resnet50_notop_submodel_snippet(keras_resnet_notop: Any, fmt: str, tmp_path: Path) -> None:
+    """Acceptance 1(b): the include_top=False sub-model of a tutorial, from its saved file."""
+    import keras
+
+    net = keras_resnet_notop
+    names = ["conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"]
+    sub = keras.Model(net.input, [net.get_layer(n).output for n in names])
+    x = _x()
+    expected = sub.predict(x, verbose=0)
+    if fmt == "weights.h5":
+        path = tmp_path / "mine.weights.h5"  # no "notop" in the name: judged by contents
+        net.save_weights(path)
+    else:
+        path = _legacy_h5(net, tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    got = ls.extract(x, "resnet50", names, backend="keras", weights=path, preprocess=None)
+    assert list(got) == names
+    for name, ref in zip(names, expected, strict=True):
+        assert got[name].shape == ref.shape
+        np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
+    loaded = ls.load("resnet50", backend="keras", weights=path)
+    assert loaded.weights == f"file {path.name} (no classifier head)"
+    rows = [r.native for r in loaded.list_layers().rows]
+    assert "conv5_block3_out" in rows and "avg_pool" not in rows and "predictions" not in rows
+    for head in ("predictions", "avg_pool"):
+        with pytest.raises(
+            ls.WeightsError, match=rf"\['{head}'\] belong to resnet50's classifier head"
+        ) as err:
+            loaded.extract(x, [head], preprocess=None)
+        assert "avg_pool, predictions" in str(err.value) and "include_top=True" in str(err.value)
+        assert "headless (notop) file" in str(err.value)
+
+
+@pytest.mark.keras
+def test_keras_vgg16_notop_layer_indices_snippet(keras_vgg_notop: Any, tmp_path: Path) -> None:
+    """Acceptance 1(c): outputs of ``layers[i]`` of VGG16(include_top=False), by index."""
+    import keras
+
+    net = keras_vgg_notop
+    indices = [1, 2, 5, 9, 13, 15, 17]
+    path = _legacy_h5(net, tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    x = _x(2)
+    expected = keras.Model(net.input, [net.layers[i].output for i in indices]).predict(x, verbose=0)
+    got = ls.extract(x, "vgg16", indices, backend="keras", weights=path, preprocess=None)
+    assert list(got) == [net.layers[i].name for i in indices]
+    for ref, (name, arr) in zip(expected, got.items(), strict=True):
+        np.testing.assert_allclose(arr, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max(), err_msg=name)
+    with pytest.raises(ls.WeightsError, match=r"\['fc1'\] belong to vgg16's classifier head \(flatten, fc1"):
+        ls.extract(x, "vgg16", ["fc1"], backend="keras", weights=path, preprocess=None)
+
+
+@pytest.mark.keras
+def test_keras_saved_model_and_full_files(keras_vgg_notop: Any, tmp_path: Path) -> None:
+    """A saved ``.keras`` notop model loads headless; a full file named *_notop loads whole."""
+    net = keras_vgg_notop
+    path = tmp_path / "mine.keras"
+    net.save(path)
+    x = _x(1, 64)
+    loaded = ls.load("vgg16", backend="keras", weights=path)
+    assert loaded.handle.state["absent"]["layers"] == ["flatten", "fc1", "fc2", "predictions"]
+    got = loaded.extract(x, ["block5_pool"], preprocess=None, input_size=None)["block5_pool"]
+    np.testing.assert_allclose(got, net.predict(x, verbose=0), rtol=1e-6, atol=1e-6 * np.abs(got).max())
+    full = ls.load("vgg16", backend="keras", weights="random", seed=4)
+    misnamed = tmp_path / "vgg16_notop.weights.h5"
+    full.model.save_weights(misnamed)
+    whole = ls.load("vgg16", backend="keras", weights=misnamed)
+    assert "absent" not in whole.handle.state and whole.weights == "file vgg16_notop.weights.h5"
+    probe = _x(1)
+    np.testing.assert_array_equal(
+        whole.extract(probe, ["predictions"], preprocess=None)["predictions"],
+        full.extract(probe, ["predictions"], preprocess=None)["predictions"],
+    )
+
+
+@pytest.mark.keras
+def test_keras_mismatched_file_keeps_the_refusal(keras_resnet_notop: Any, tmp_path: Path) -> None:
+    path = tmp_path / "resnet.weights.h5"
+    keras_resnet_notop.save_weights(path)
+    with pytest.raises(ls.WeightsError, match=r"does not fit vgg16.*Is it for another architecture"):
+        ls.load("vgg16", backend="keras", weights=path)
+
+
+@pytest.mark.torch
+def test_torch_state_dict_with_and_without_classifier(tmp_path: Path) -> None:
+    """The features[9] hook of a tutorial, from a full and a headless state_dict."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.vgg16().eval()
+    seen: dict[str, Any] = {}
+    net.features[9].register_forward_hook(lambda _m, _i, out: seen.update(out=out.detach().clone()))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        net(x)
+    ref = seen["out"].permute(0, 2, 3, 1).numpy()
+    full, headless = tmp_path / "vgg16.pth", tmp_path / "vgg16_features.pth"
+    torch.save(net.state_dict(), full)
+    torch.save({k: v for k, v in net.state_dict().items() if not k.startswith("classifier.")}, headless)
+    x_nhwc = x.permute(0, 2, 3, 1).numpy()
+    for path in (full, headless):
+        got = ls.extract(x_nhwc, "vgg16", ["features.9"], backend="torch", weights=path, preprocess=None)
+        np.testing.assert_allclose(got["features.9"], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    loaded = ls.load("vgg16", backend="torch", weights=headless)
+    assert loaded.weights == "file vgg16_features.pth (no classifier head)"
+    assert loaded.handle.total_params == 14_714_688  # the convolutional base alone
+    assert not [r for r in loaded.list_layers().rows if r.native.startswith("classifier.")]
+    assert loaded.extract(x_nhwc, ["flatten"], preprocess=None)["flatten"].shape == (2, 25088)
+    with pytest.raises(ls.WeightsError, match=r"\['fc2'\] belong to vgg16's classifier head \(classifier\)"):
+        loaded.extract(x_nhwc, ["fc2"], preprocess=None)
+
+
+@pytest.mark.torch
+def test_torch_resnet_without_fc_and_a_broken_file(tmp_path: Path) -> None:
+    import torch
+
+    source = ls.load("resnet50", backend="torch", weights="random", seed=3)
+    state = source.model.state_dict()
+    path = tmp_path / "backbone.pt"
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, path)
+    loaded = ls.load("resnet50", backend="torch", weights=path)
+    assert loaded.handle.state["absent"]["head"] == ["fc"]
+    x = _x(1, 64)
+    names = ["conv5_block3_out", "avg_pool"]
+    got = loaded.extract(x, names, preprocess=None, input_size=None)
+    want = source.extract(x, names, preprocess=None, input_size=None)
+    for n in names:
+        np.testing.assert_array_equal(got[n], want[n])
+    with pytest.raises(
+        ls.WeightsError, match=r"\['predictions'\] belong to resnet50's classifier head \(fc\)"
+    ):
+        loaded.extract(_x(1), ["predictions"], preprocess=None)
+    # a missing backbone tensor is not a headless file: today's refusal, naming the key
+    broken = tmp_path / "broken.pt"
+    torch.save({k: v for k, v in state.items() if k != "layer2.0.conv1.weight"}, broken)
+    with pytest.raises(ls.WeightsError, match=r"1 missing keys \(e.g. \['layer2.0.conv1.weight'\]\)"):
+        ls.load("resnet50", backend="torch", weights=broken)
