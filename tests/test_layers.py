@@ -158,3 +158,28 @@ def test_shapes_at_other_input_size(backend: str) -> None:
     rows = {r.canonical: r for r in table}
     assert rows["conv5_block3_out"].shape == (None, 10, 10, 2048)
     assert "predictions" not in rows or backend == "torch"  # keras drops the head off-size
+
+
+@pytest.mark.torch
+def test_torch_params_of_modules_used_without_being_called() -> None:
+    """MultiheadAttention uses its out_proj's weights without calling it: they count on the
+    attention row. A parameter of the model itself (a class token) is on no row."""
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Conv2d(3, 8, 4, stride=4)
+            self.attn = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+            self.token = torch.nn.Parameter(torch.zeros(1, 1, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seq = self.embed(x).flatten(2).transpose(1, 2)
+            seq = torch.cat([self.token.expand(len(seq), -1, -1), seq], dim=1)
+            return self.attn(seq, seq, seq, need_weights=False)[0]
+
+    table = ls.load(Tiny()).list_layers(input_size=16)
+    rows = {r.native: r for r in table}
+    assert rows["attn"].params == 4 * 8 * 8 + 4 * 8  # in_proj (3x) + out_proj, never called
+    assert "attn.out_proj" not in rows
+    assert table.total_params - sum(r.params for r in table) == 8  # the token: held by no row

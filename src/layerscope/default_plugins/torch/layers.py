@@ -4,14 +4,18 @@ Every module that runs is listed, in the order its forward pass finishes (a cont
 after its children), with the NHWC shape of its output for the given input size. A module
 that runs k > 1 times per pass is listed once per call as ``name:0`` ... ``name:k-1``.
 ``params`` counts the parameters a module holds *itself*, once (its first call; a
-parameter shared by several modules on the first row that holds it), so the column sums
-to the model's total; a module with children is marked ``kind="<Class> (container)"`` and
-shows only its own direct parameters, never its children's again. torch counts parameters
-only, not BatchNorm running statistics (Keras counts those too).
+parameter shared by several modules on the first row that holds it), plus those of
+sub-modules that never run as modules (``MultiheadAttention.out_proj``), so the column
+sums to the model's total. Only parameters no running module holds are on no row
+(GoogLeNet's and Inception's auxiliary classifiers, idle in eval mode; ViT's class token,
+held by the model itself). A module with children is marked ``kind="<Class> (container)"``
+and never repeats its children's counts. torch counts parameters only, not BatchNorm
+running statistics (Keras counts those too).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -64,6 +68,25 @@ def describe(handle: ModelHandle, input_size: int | tuple[int, int] | None) -> l
                 kernel=_kernel(mod),
             )
         )
+    return _adopt_unrun(model, rows, counted)
+
+
+def _adopt_unrun(model: Any, rows: list[LayerInfo], counted: set[int]) -> list[LayerInfo]:
+    """Count the parameters of modules that never run as modules on their closest listed
+    ancestor: ``MultiheadAttention`` uses its ``out_proj``'s weights without calling it."""
+    first: dict[str, int] = {}
+    for i, r in enumerate(rows):  # a module's first call: "name" or "name:0"
+        first.setdefault(r.native.partition(":")[0], i)
+    for name, mod in model.named_modules():
+        owner = name
+        while owner and owner not in first:
+            owner = owner.rpartition(".")[0]
+        if not owner or owner == name:
+            continue
+        extra = _own_params(mod, counted)
+        if extra:
+            i = first[owner]
+            rows[i] = replace(rows[i], params=rows[i].params + extra)
     return rows
 
 
