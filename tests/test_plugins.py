@@ -200,6 +200,10 @@ def test_a_plugin_whose_is_available_raises_is_unavailable(install_plugin, capsy
 
 def test_a_failed_plugin_is_named_when_its_backend_is_asked_for(install_plugin) -> None:
     install_plugin("layerscope-broken", "broken", "ls_broken", "raise ImportError('needs libfoo 9')\n")
+    info = {b.name: b for b in ls.backends()}
+    assert info["broken"].available is False and info["broken"].package == "layerscope-broken"
+    assert info["broken"].reason == "plugin failed to load: ImportError: needs libfoo 9"
+    assert info["torch"].available
     with pytest.raises(
         ls.UnknownBackendError, match=r"plugin 'broken' failed to load \(ImportError: needs libfoo 9\)"
     ):

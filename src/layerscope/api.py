@@ -62,6 +62,10 @@ def backends() -> list[BackendInfo]:
         status = registry.status(name)
         owner = registry.owner[name]
         out.append(BackendInfo(name, status.ok, status.reason, owner.name, owner.package, owner.version))
+    for record in registry.plugins.values():  # a plugin that failed before registering anything
+        if record.error and not record.backends:
+            reason = f"plugin failed to load: {record.error}"
+            out.append(BackendInfo(record.name, False, reason, record.name, record.package, record.version))
     return out
 
 
@@ -141,7 +145,8 @@ def load(
 
     ``backend=None`` picks the first available backend that has the model (torch, then
     keras, then plugins). ``weights``: ``"imagenet"`` (the framework's download and cache),
-    ``"random"`` (reproducible with ``seed``), a weights file path, or a weight bundle
+    ``"random"`` (reproducible with ``seed``; a seed with any other weights is an
+    :class:`~layerscope.InputError`), a weights file path, or a weight bundle
     (path or :class:`~layerscope.weights.Bundle`; see :func:`layerscope.export_weights`).
     ``variant``: an architecture variant, e.g. ``"v1"`` or ``"v1.5"`` for ResNet50 on torch
     (default: the backend's own, or the bundle's). Loaded models are cached in-process (the

@@ -346,7 +346,8 @@ def as_batch(images: Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
     if len(shapes) > 1:
         raise InputError(
             "Images of different sizes cannot share a batch when resizing is off "
-            f"(input_size=None or resize='none'). Received sizes: {', '.join(str(s[:2]) for s in shapes)}. "
-            "Pass an input_size, or extract each size separately."
+            "(input_size=None, resize='none', or preprocess=None without resize). Received sizes: "
+            f"{', '.join(str(s[:2]) for s in shapes)}. Pass an input_size (with preprocess=None, "
+            "also resize='stretch' or 'crop'), or extract each size separately."
         )
     return np.ascontiguousarray(np.stack(resized, axis=0), dtype=np.float32)
