@@ -23,6 +23,8 @@ the two layouts by up to 3.9e-6 (VGG16 3.1e-6, VGG19 3.9e-6, ResNet50 2.9e-6, me
 this machine, 1 or 2 threads): layerscope must then stay within :data:`NCHW_TOLERANCE` and
 differ from NCHW no more than torchvision's own channels_last model does.
 The zoo models (beyond the catalogue) are checked the same way at two intermediate layers.
+Last, VGG16 from photo files to features, layerscope's decoding and native recipe against
+the framework's own pipeline (a dropped caffe RGB->BGR flip fails it at 0.67).
 """
 
 from __future__ import annotations
@@ -256,3 +258,22 @@ def test_zoo_intermediate_layers_match_framework(backend: str, name: str, layers
     nchw = {k: _to_numpy(v) for k, v in torch_reference(net, batch, layers).items()}
     cl = {k: _to_numpy(v) for k, v in torch_reference(channels_last(net), batch, layers).items()}
     check_torch(ours, nchw, cl)
+
+
+# -- the whole pipeline -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["keras", "torch"])
+def test_vgg16_from_photos_matches_framework_pipeline(backend: str) -> None:
+    """Photos in, features out: layerscope's decoding and native preprocessing against the
+    framework's own (``load_img`` + ``preprocess_input``; torchvision's ``transforms()``)."""
+    m = model("vgg16", backend)
+    names = ["block1_conv1", "block3_pool", "block5_conv3", "predictions"]
+    ours = m.extract([ls.sample(p) for p in PHOTOS], names)
+    if backend == "keras":
+        ref = keras_reference(m.model, keras_batch(224, "vgg16"), names)
+    else:
+        net = channels_last(plain_torchvision(m, "vgg16"))
+        everything = torch_canonical(net, torch_batch("vgg16"), "vgg16")
+        ref = {n: everything[n] for n in names}
+    assert worst(ours, ref, TOLERANCE) == {}
