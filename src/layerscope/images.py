@@ -116,7 +116,7 @@ def labels(images: ImageInput, label: str = "images") -> list[str]:
         return [str(images)]
     if _is_pil(images):
         return [str(getattr(images, "filename", "") or label)]
-    shape = getattr(images, "shape", ())
+    shape: tuple[int, ...] = tuple(getattr(images, "shape", ()))
     if len(shape) == 4:
         return [f"{label}[{k}]" for k in range(shape[0])]
     return [label]

@@ -204,8 +204,9 @@ class LoadedModel:
         batch_size: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Like :meth:`extract` for an already preprocessed NHWC float32 batch."""
+        targets: list[Target]
         if isinstance(layers, Sequence) and layers and all(isinstance(t, Target) for t in layers):
-            targets = list(layers)  # type: ignore[arg-type]
+            targets = [t for t in layers if isinstance(t, Target)]
         else:
             targets = self.resolve(layers)  # type: ignore[arg-type]
         step = _batch_size(batch_size)
