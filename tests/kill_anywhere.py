@@ -186,6 +186,8 @@ def run_once(net: Any, src: Path, out: Path) -> float:
 def kill_anywhere(root: Path, fmt: str, kills: int, seed: int, n_images: int = 40) -> dict[str, Any]:
     """Kill runs ``kills`` times; return counts. Raises AssertionError on any mismatch."""
     net = _tiny_model()
+    import layerscope.dataset.h5  # noqa: F401  (imported once here, not in every child)
+
     src = root / "data"
     if not src.exists():
         make_images(src, n_images)

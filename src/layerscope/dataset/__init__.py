@@ -124,13 +124,15 @@ def _settings(
     }
 
 
-def _open(kind: str, out: Path, meta: dict[str, str], resume: bool, overwrite: bool) -> Writer:
+def _open(
+    kind: str, out: Path, meta: dict[str, str], resume: bool, overwrite: bool, keys: list[str]
+) -> Writer:
     if kind == "h5":
         from layerscope.dataset.h5 import H5Writer
 
         if overwrite:
             out.unlink(missing_ok=True)
-        return H5Writer(out, meta, resume)
+        return H5Writer(out, meta, resume, keys)
     from layerscope.dataset.npz import MANIFEST, NpzWriter
 
     if overwrite:
@@ -189,7 +191,7 @@ def extract_dataset(
             f"Cannot create the output folder for {str(out_path)!r}: {exc.strerror or exc}."
         ) from exc
     with OutputLock(lock_path(out_path, folder), out_path):
-        writer = _open(kind, out_path, meta, resume, overwrite)
+        writer = _open(kind, out_path, meta, resume, overwrite, list(sources))
         try:
             return _run(writer, loaded, targets, sources, out_path, pool, batch_size, workers,
                         preprocess, input_size, progress)  # fmt: skip

@@ -1,9 +1,13 @@
 """HDF5 output: SWMR from the moment the file is opened, committed counts, flag recovery.
 
-Layout: ``features/<layer>`` shaped ``(n, ...)`` float32, ``paths`` (variable-length bytes:
-``os.fsencode`` of each row's key, any length), ``skipped`` and ``skipped_reason`` (same
-type), ``commit`` = ``[rows, skipped]`` int64, attributes = the run settings and
-``layerscope_format``.
+Layout: ``features/<layer>`` shaped ``(n, ...)`` float32, ``paths`` and ``skipped``
+(fixed-width bytes, ``os.fsencode`` of each key, whole: the width is chosen from the
+source's longest path, at least 1024, and the file is rebuilt wider when a longer one
+comes), ``skipped_reason`` (UTF-8, up to 4096 bytes), ``commit`` = ``[rows, skipped]``
+int64, attributes = the run settings and ``layerscope_format``. Fixed-width, not
+variable-length, strings: variable-length data lives in HDF5's global heap, which SWMR does
+not protect, and a kill while it grows left heaps that later writes reject ("bad heap
+index", found by ``tests/kill_anywhere.py``).
 
 Why it survives a kill at any instant:
 
@@ -47,8 +51,27 @@ def _h5py() -> Any:
     return h5py
 
 
-def _encode(texts: list[str]) -> np.ndarray:
-    return np.array([os.fsencode(t) for t in texts], dtype=object)
+_REASON_BYTES = 4096
+
+
+def _encode(texts: list[str], width: int) -> np.ndarray:
+    return np.array([os.fsencode(t) for t in texts], dtype=f"S{width}")
+
+
+def _key_width(keys: Any) -> int:
+    """Bytes per key: the longest, rounded up to 256, at least 1024."""
+    longest = max((len(os.fsencode(k)) for k in keys), default=0)
+    return max(1024, -(-longest // 256) * 256)
+
+
+def _reasons(skips: list[tuple[str, str]]) -> np.ndarray:
+    out = []
+    for _, reason in skips:
+        raw = reason.encode("utf-8", "replace")
+        if len(raw) > _REASON_BYTES:  # cut on a character boundary, marked
+            raw = raw[: _REASON_BYTES - 3].decode("utf-8", "ignore").encode() + "…".encode()
+        out.append(raw)
+    return np.array(out, dtype=f"S{_REASON_BYTES}")
 
 
 def _decode(values: Any) -> list[str]:
@@ -56,8 +79,9 @@ def _decode(values: Any) -> list[str]:
 
 
 class H5Writer(Writer):
-    def __init__(self, out: Path, meta: dict[str, str], resume: bool) -> None:
+    def __init__(self, out: Path, meta: dict[str, str], resume: bool, keys: list[str]) -> None:
         self.h5py = _h5py()
+        self.width = _key_width(keys)
         self.out = out
         self.meta = meta
         self.file: Any = None
@@ -131,37 +155,47 @@ class H5Writer(Writer):
         f["skipped"].resize(n_skip, axis=0)
         f["skipped_reason"].resize(n_skip, axis=0)
         f.flush()
+        self.width = max(f["paths"].dtype.itemsize, f["skipped"].dtype.itemsize)
         self.rows = _decode(f["paths"][:])
         reasons = [bytes(r).decode("utf-8", "replace") for r in f["skipped_reason"][:]]
         self.skipped = list(zip(_decode(f["skipped"][:]), reasons, strict=True))
 
     # -- creating ----------------------------------------------------------------------------
     def _create(self, shapes: dict[str, tuple[int, ...]]) -> None:
-        """Write a complete new file aside, then move it in (the file holds no rows yet)."""
+        """Write a complete file aside (committed rows copied over), then move it in."""
         h5py = self.h5py
         if self.file is not None:
             self.file.close()
             self.file = None
-        text = h5py.string_dtype("ascii")  # variable-length bytes: any length, any byte
+        n = len(self.rows)
         with h5py.File(self._creating, "w", libver="latest") as f:
             f.attrs.update(self.meta)
             f.attrs["layerscope_format"] = FORMAT
-            f.create_dataset("paths", shape=(0,), maxshape=(None,), dtype=text, chunks=(256,))
-            keys = _encode([k for k, _ in self.skipped])
-            reasons = np.array([r.encode("utf-8", "surrogateescape") for _, r in self.skipped], dtype=object)
-            for name, values in (("skipped", keys), ("skipped_reason", reasons)):
-                f.create_dataset(name, data=values, dtype=text, maxshape=(None,), chunks=(256,))
-            f.create_dataset("commit", data=np.array([0, len(self.skipped)], np.int64))
+            for name, values in (
+                ("paths", _encode(self.rows, self.width)),
+                ("skipped", _encode([k for k, _ in self.skipped], self.width)),
+                ("skipped_reason", _reasons(self.skipped)),
+            ):
+                f.create_dataset(name, data=values, maxshape=(None,), chunks=(256,))
+            f.create_dataset("commit", data=np.array([n, len(self.skipped)], np.int64))
             group = f.create_group("features")
             for name, shape in shapes.items():
                 group.create_dataset(
-                    name, shape=(0, *shape), maxshape=(None, *shape), dtype="float32", chunks=(1, *shape)
+                    name, shape=(n, *shape), maxshape=(None, *shape), dtype="float32", chunks=(1, *shape)
                 )
+            if n:
+                self._copy_features(group, n)
         with open(self._creating, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(self._creating, self.out)
+        os.replace(self._creating, self.out)  # under the lock: no other process holds the file
         self.shapes = dict(shapes)
         self.file = self._swmr_write()
+
+    def _copy_features(self, group: Any, n: int) -> None:
+        with self.h5py.File(self.out, "r") as old:
+            for name, ds in old["features"].items():
+                for start in range(0, n, 256):
+                    group[name][start : min(n, start + 256)] = ds[start : min(n, start + 256)]
 
     # -- writing -----------------------------------------------------------------------------
     @staticmethod
@@ -174,6 +208,11 @@ class H5Writer(Writer):
             self.out, self.out, sum(v.nbytes for v in feats.values()) + 4096 * (len(keys) + len(skips))
         )
         try:
+            wider = _key_width([*keys, *(k for k, _ in skips)])
+            if wider > self.width:  # a longer path than the file's keys can hold: rebuild it wider
+                self.width = wider
+                if self.file is not None:
+                    self._create(self.shapes)
             if keys and (self.file is None or (not self.shapes and not self.rows)):
                 self._create({k: tuple(v.shape[1:]) for k, v in feats.items()})
             elif self.file is None:
@@ -181,11 +220,10 @@ class H5Writer(Writer):
             f, n, n_skip = self.file, len(self.rows), len(self.skipped)
             for name, arr in feats.items() if keys else ():
                 self._extend(f["features"][name], n, arr)
-            reasons = np.array([r.encode("utf-8", "surrogateescape") for _, r in skips], dtype=object)
-            self._extend(f["skipped_reason"], n_skip, reasons)
-            self._extend(f["skipped"], n_skip, _encode([k for k, _ in skips]))
+            self._extend(f["skipped_reason"], n_skip, _reasons(skips))
+            self._extend(f["skipped"], n_skip, _encode([k for k, _ in skips], self.width))
             f.flush()
-            self._extend(f["paths"], n, _encode(keys))
+            self._extend(f["paths"], n, _encode(keys, self.width))
             f.flush()
             f["commit"][:] = [n + len(keys), n_skip + len(skips)]  # the commit: one small write
             f.flush()
