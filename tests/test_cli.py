@@ -99,7 +99,10 @@ def test_backend_errors_speak_cli_spelling(capsys) -> None:
     )  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert err.strip().endswith("Pass --input-size 224, or request convolutional layers only.")
+    assert err.strip().endswith(
+        "Pass --input-size 224 (with --preprocess none also --resize stretch, or pass a 224x224 "
+        "batch), or request convolutional layers only."
+    )
 
 
 def test_cli_spelling_of_the_offline_weights_message() -> None:

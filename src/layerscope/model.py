@@ -286,7 +286,8 @@ class LoadedModel:
             raise InputError(
                 f"Layers {heads} belong to the classifier of {self.architecture}, which needs "
                 f"{native}x{native} inputs. Received: {side[0]}x{side[1]}. Pass "
-                f"input_size={native}, or request convolutional layers only."
+                f"input_size={native} (with preprocess=None also resize='stretch', or pass "
+                f"a {native}x{native} batch), or request convolutional layers only."
             )
 
 
