@@ -64,7 +64,7 @@ def _pngs(folder: Path, n: int, start: int = 0, size: int = 32) -> list[str]:
 
 # A child process: the same tiny model, optionally killing itself at a write step or under a
 # file size limit. argv[1] is a JSON dict: source, out, kill_on (HDF5 dataset name prefix),
-# kill_nth, kill_prepare (the N-th image decoded), fsize, sleep (seconds per image).
+# kill_nth, kill_prepare (the N-th image decoded), fsize, hold_until (a file to wait for).
 CHILD = textwrap.dedent(
     """
     import json, os, resource, signal, sys, time
@@ -107,14 +107,15 @@ CHILD = textwrap.dedent(
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"]))
     kw = dict(batch_size=4, workers=2, input_size=32, progress=False)
-    if cfg.get("sleep"):
+    if cfg.get("hold_until"):  # decoding waits for this file: the run holds its output meanwhile
         import layerscope.model as lm
         prepare = lm.LoadedModel.prepare
-        def slow(self, *a, **k):
-            time.sleep(cfg["sleep"])
+        def held(self, *a, **k):
+            deadline = time.monotonic() + 300
+            while not os.path.exists(cfg["hold_until"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
             return prepare(self, *a, **k)
-        lm.LoadedModel.prepare = slow
-        kw["workers"] = 1
+        lm.LoadedModel.prepare = held
     print("started", flush=True)
     r = ls.extract_dataset(cfg["source"], net, ["1", "3"], cfg["out"], **kw)
     print(json.dumps({"written": r.written, "already": r.already_done}), flush=True)
@@ -149,7 +150,7 @@ def test_1_a_second_writer_is_refused_and_the_first_completes(tmp_path: Path, ne
     paths = _pngs(tmp_path / "data", 24)
     out = tmp_path / "f.h5"
     first = subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps({"source": str(tmp_path / "data"), "out": str(out), "sleep": 0.5})],
+        [sys.executable, "-c", CHILD, json.dumps({"source": str(tmp_path / "data"), "out": str(out), "hold_until": str(tmp_path / "go")})],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     info = tmp_path / "f.h5.lock.info"
@@ -158,6 +159,7 @@ def test_1_a_second_writer_is_refused_and_the_first_completes(tmp_path: Path, ne
         time.sleep(0.05)
     assert info.exists(), first.communicate()[1]
     second = _child(source=str(tmp_path / "data"), out=str(out))
+    (tmp_path / "go").touch()  # let the first run go on only now
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     assert second.returncode == 1
