@@ -187,8 +187,18 @@ def test_torch_capture_copies_to_nhwc_float32() -> None:
     assert out.max() == 2 * 3 * 4 * 5 - 1  # a copy: later writes to the tensor do not reach it
     vec = to_numpy(torch.ones(2, 7), "fc")
     assert vec.shape == (2, 7) and vec.dtype == np.float32
-    with pytest.raises(ls.InputError, match=r"Layer 'head' returns a dict, not a tensor.*sub-modules"):
+    with pytest.raises(
+        ls.InputError,
+        match=r"^Layer 'head' returns a dict, not a tensor, so it has no feature map to extract\. "
+        r"Pick one of its sub-modules instead \(see list_layers\)\.$",
+    ):
         to_numpy({"a": t}, "head")
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # a user's global default does not change the contract
+    try:
+        assert to_numpy(torch.ones(1, 2, dtype=torch.float64), "fc").dtype == np.float32
+    finally:
+        torch.set_default_dtype(default)
 
 
 @pytest.mark.torch
@@ -201,7 +211,9 @@ def test_torch_capture_errors_name_the_module_and_the_missing_call() -> None:
     handle = ls.get_backend("torch").load(net, None, None)
     x = np.zeros((1, 8, 8, 3), np.float32)
     with pytest.raises(
-        ls.InputError, match=r"Layers \['relu:1'\] did not run in this forward pass of Midway"
+        ls.InputError,
+        match=r"^Layers \['relu:1'\] did not run in this forward pass of Midway \(a module that exists "
+        r"but is not called, or called fewer times than asked\)\.$",
     ):
         run(handle, x, ["relu:0", "relu:1"])
     with pytest.raises(ls.InputError, match=r"Midway has no module 'conv3'"):
@@ -211,3 +223,88 @@ def test_torch_capture_errors_name_the_module_and_the_missing_call() -> None:
     assert list(out) == ["conv2", "relu:0", "conv1"]
     assert [a.shape for a in out.values()] == [(1, 8, 8, 2), (1, 8, 8, 4), (1, 8, 8, 4)]
     np.testing.assert_array_equal(out["relu:0"], np.maximum(out["conv1"], 0))
+
+
+def _thrice_net() -> Any:
+    import torch
+
+    class Thrice(torch.nn.Module):
+        """One ReLU called three times, and a head that returns a dict (not a tensor)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 1)
+            self.relu = torch.nn.ReLU()
+            self.head = DictOut()
+
+        def forward(self, x: torch.Tensor) -> Any:
+            a = self.relu(self.conv(x))
+            b = self.relu(self.conv(a) - 0.5)
+            c = self.relu(self.conv(b) - 1.0)
+            return self.head(c)
+
+    class DictOut(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"out": x}
+
+    torch.manual_seed(0)
+    return Thrice()
+
+
+@pytest.mark.torch
+def test_torch_capture_counts_the_calls_of_a_reused_module() -> None:
+    """``relu:1`` and ``relu:2`` are the second and third calls, as computed by hand."""
+    import torch
+
+    from layerscope.default_plugins.torch.capture import run
+
+    net = _thrice_net()
+    handle = ls.get_backend("torch").load(net, None, None)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 5, 5, 3))  # float64: the capture converts
+    out = run(handle, x, ["relu:2", "relu:1", "relu"])
+    with torch.no_grad():
+        t = torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2)
+        a = torch.relu(net.conv(t))
+        b = torch.relu(net.conv(a) - 0.5)
+        c = torch.relu(net.conv(b) - 1.0)
+    for key, ref in (("relu", a), ("relu:1", b), ("relu:2", c)):
+        np.testing.assert_allclose(out[key], ref.permute(0, 2, 3, 1).numpy(), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ls.InputError, match=r"Thrice has no module ''"):
+        run(handle, x, [""])  # the root module is not a layer
+    with pytest.raises(ls.InputError, match=r"Layer 'head' returns a dict, not a tensor"):
+        run(handle, x, ["head"])
+    assert _hooks(net) == 0
+
+
+@pytest.mark.torch
+def test_torch_capture_feeds_channels_last_models_nhwc_memory_without_a_copy() -> None:
+    """layerscope's zoo models hold channels_last weights, so the NHWC batch goes in as is
+    (a channels_last view); a user's NCHW module gets a contiguous NCHW tensor."""
+    from layerscope.default_plugins.torch.capture import _channels_last
+
+    seen: list[tuple[bool, bool]] = []
+
+    def record(_mod: Any, inp: Any) -> None:
+        import torch
+
+        t = inp[0]
+        seen.append((t.is_contiguous(memory_format=torch.channels_last), t.is_contiguous()))
+
+    zoo = model("vgg16", "torch")
+    x = np.zeros((SMALL, SMALL, 3), np.uint8)
+    zoo.extract(x, ["block1_conv1"], input_size=SMALL)  # the layer table's trace at this size, first
+    user = _midway_net()
+    user.fail = False
+    assert _channels_last(zoo.model) is True and _channels_last(user) is False
+    assert _channels_last(_thrice_net().head) is False  # no 4-D weight at all
+    handles = [zoo.model.register_forward_pre_hook(record), user.register_forward_pre_hook(record)]
+    try:
+        zoo.extract(x, ["block1_conv1"], input_size=SMALL)
+        ls.LoadedModel(ls.get_backend("torch"), ls.get_backend("torch").load(user, None, None)).extract(
+            np.zeros((2, 8, 8, 3), np.float32), ["conv2"], preprocess=None, input_size=None
+        )
+    finally:
+        for h in handles:
+            h.remove()
+    assert seen[0] == (True, False)  # zoo: channels_last memory, as the batch was
+    assert seen[-1] == (False, True)  # user module: plain NCHW
