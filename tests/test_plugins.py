@@ -224,3 +224,11 @@ def test_plugin_variables_are_named_in_the_error(monkeypatch, fresh_registry) ->
     monkeypatch.setenv("LAYERSCOPE_DISABLE_PLUGINS", "keras")
     with pytest.raises(ls.UnknownBackendError, match="LAYERSCOPE_DISABLE_PLUGINS='keras' skips"):
         ls.get_backend("keras")
+
+
+def test_a_plugin_whose_is_available_returns_a_bool_is_unavailable(install_plugin) -> None:
+    source = RAISING_SOURCE.replace('raise RuntimeError("driver probe crashed")', "return True")
+    install_plugin("layerscope-flaky", "flaky", "ls_flaky", source)
+    info = {b.name: b for b in ls.backends()}
+    assert info["flaky"].available is False
+    assert info["flaky"].reason == "is_available() returned True, expected layerscope.backend.Availability"
