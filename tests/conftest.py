@@ -120,6 +120,12 @@ _CLEAN: dict[int, tuple[ls.LoadedModel, tuple[Any, ...]]] = {}
 def _dirty_models() -> list[str]:
     """Cached models whose state differs from when first seen (first sight records it)."""
     dirty = []
+    cached = {id(m) for m in api._cache.values()}
+    for gone in [k for k in _CLEAN if k not in cached]:  # evicted: let their memory go
+        _CLEAN.pop(gone)
+    nets = {id(m.model) for m in api._cache.values()}
+    for gone in [k for k in _KERAS_SUMS if k not in nets]:
+        _KERAS_SUMS.pop(gone)
     for key, m in list(api._cache.items()):
         state = model_state(m)
         seen = _CLEAN.get(id(m))

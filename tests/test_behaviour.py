@@ -308,3 +308,51 @@ def test_torch_capture_feeds_channels_last_models_nhwc_memory_without_a_copy() -
             h.remove()
     assert seen[0] == (True, False)  # zoo: channels_last memory, as the batch was
     assert seen[-1] == (False, True)  # user module: plain NCHW
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dirt", ["hooks", "train mode", "weights"])
+def test_the_clean_model_check_catches_each_leftover(dirt: str) -> None:
+    """conftest's autouse check: a cached model left with a hook, in train mode or with a
+    changed weight is reported (and dropped from the cache)."""
+    import torch
+
+    from layerscope import api
+
+    import conftest
+
+    net = _midway_net()
+    m = ls.load(net, backend="torch")
+    assert conftest._dirty_models() == []  # first sight records the clean state
+    handle = None
+    if dirt == "hooks":
+        handle = net.conv2.register_forward_hook(lambda *_: None)
+    elif dirt == "train mode":
+        net.relu.train()
+    else:
+        with torch.no_grad():
+            net.conv1.bias.add_(0.0)  # an in-place write, even of the same values
+    try:
+        assert conftest._dirty_models() == [f"{m!r}: {dirt} changed"]
+        assert all(cached is not m for cached in api._cache.values())
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+@pytest.mark.keras
+def test_the_clean_model_check_sees_keras_weights() -> None:
+    import keras
+
+    from layerscope import api
+
+    import conftest
+
+    inp = keras.Input((8, 8, 3))
+    net = keras.Model(inp, keras.layers.Conv2D(2, 1, name="conv")(inp))
+    m = ls.load(net, backend="keras")
+    assert conftest._dirty_models() == []
+    kernel = net.get_layer("conv").kernel
+    kernel.assign(kernel.value * 2.0)
+    assert conftest._dirty_models() == [f"{m!r}: weights changed"]
+    assert all(cached is not m for cached in api._cache.values())
