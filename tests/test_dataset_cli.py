@@ -14,6 +14,7 @@ from layerscope.cli import main
 from conftest import model
 
 pytest.importorskip("h5py")
+pytest.importorskip("filelock")  # the output lock (layerscope[dataset])
 pytestmark = pytest.mark.torch
 MODEL = ["--model", "resnet50", "--backend", "torch", "--weights", "random", "--seed", "0"]
 ARGS = [*MODEL, "--layers", "conv1_relu", "--input-size", "32"]

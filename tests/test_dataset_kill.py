@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("h5py")
+pytest.importorskip("filelock")  # the output lock (layerscope[dataset])
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 SCRIPT = Path(__file__).with_name("kill_anywhere.py")
 

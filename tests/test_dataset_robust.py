@@ -27,6 +27,7 @@ from PIL import Image
 import layerscope as ls
 
 h5py = pytest.importorskip("h5py")
+pytest.importorskip("filelock")  # the output lock (layerscope[dataset])
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 sys.path.insert(0, str(Path(__file__).parent))
