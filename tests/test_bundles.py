@@ -107,6 +107,12 @@ def test_headless_bundle(tmp_path: Path, photo: Path) -> None:
     ref = source.extract(photo, ["block5_pool"], preprocess="caffe")["block5_pool"]
     got = target.extract(photo, ["block5_pool"], preprocess="caffe")["block5_pool"]
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    # the head has no trained weights: asking for it is an error, not random numbers
+    with pytest.raises(
+        ls.WeightsError, match=r"\['fc1'\] belong to vgg16's classifier head \(fc1, fc2, predictions\)"
+    ):
+        target.extract(photo, ["fc1"])
+    assert target.export_bundle().head is False
 
 
 def test_bundle_errors(tmp_path: Path) -> None:

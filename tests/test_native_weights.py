@@ -186,3 +186,18 @@ def test_torch_resnet_without_fc_and_a_broken_file(tmp_path: Path) -> None:
     torch.save({k: v for k, v in state.items() if k != "layer2.0.conv1.weight"}, broken)
     with pytest.raises(ls.WeightsError, match=r"1 missing keys \(e.g. \['layer2.0.conv1.weight'\]\)"):
         ls.load("resnet50", backend="torch", weights=broken)
+
+
+@pytest.mark.torch
+@pytest.mark.keras
+def test_a_headless_model_exports_a_headless_bundle(keras_vgg_notop: Any, tmp_path: Path) -> None:
+    """A notop Keras file, carried to torch as a bundle: the base agrees, the head stays absent."""
+    path = _legacy_h5(keras_vgg_notop, tmp_path / "vgg16_notop.h5")
+    source = ls.load("vgg16", backend="keras", weights=path)
+    bundle = source.export_bundle()
+    assert not bundle.head and "fc1/kernel" not in bundle.tensors
+    target = ls.load("vgg16", backend="torch", weights=bundle)
+    x = _x(1)
+    want = source.extract(x, ["block5_pool"], preprocess=None)["block5_pool"]
+    got = target.extract(x, ["block5_pool"], preprocess=None)["block5_pool"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

@@ -20,8 +20,10 @@ __all__ = ["from_bundle", "kernel", "to_bundle"]
 
 
 def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
-    """The handle's weights as a bundle keyed by canonical layer names."""
+    """The handle's weights as a bundle keyed by canonical layer names (headless when the
+    model was loaded from a notop file: there is no head to export)."""
     cat = catalog.require(handle.architecture)
+    head = head and not handle.state.get("absent")
     tensors: dict[str, np.ndarray] = {}
     for entry in cat.weighted(head):
         layer = handle.model.get_layer(entry.native_name("keras"))

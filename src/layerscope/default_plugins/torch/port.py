@@ -33,8 +33,10 @@ def _np(t: Any) -> np.ndarray:
 
 
 def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
-    """The handle's weights as a bundle keyed by canonical layer names."""
+    """The handle's weights as a bundle keyed by canonical layer names (headless when the
+    model was loaded from a notop file: there is no head to export)."""
     cat = catalog.require(handle.architecture)
+    head = head and not handle.state.get("absent")
     tensors: dict[str, np.ndarray] = {}
     for entry in cat.weighted(head):
         mod = _module(handle.model, entry)
