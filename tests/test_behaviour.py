@@ -83,6 +83,45 @@ def test_torch_stops_at_the_requested_call_of_a_reused_module(counter: Counter) 
 
 
 @pytest.mark.keras
+def test_keras_capture_of_a_small_model_equals_keras_own_submodel() -> None:
+    """Values, order, dtype, copies and the one-layer case, against Keras' own sub-model."""
+    import keras
+
+    from layerscope.default_plugins.keras.capture import run
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6, 6, 3))
+    c1 = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
+    c2 = keras.layers.Conv2D(2, 1, name="c2")(c1)
+    net = keras.Model(inp, keras.layers.GlobalAveragePooling2D(name="gap")(c2))
+    handle = ls.get_backend("keras").load(net, None, None)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 6, 6, 3))  # float64: the capture converts
+    ref = [np.asarray(o) for o in keras.Model(inp, [c2, c1])(x.astype(np.float32), training=False)]
+    out = run(handle, x, ["c2", "c1"])
+    assert list(out) == ["c2", "c1"]
+    for arr, expected in zip(out.values(), ref, strict=True):
+        assert arr.dtype == np.float32 and arr.flags.c_contiguous
+        np.testing.assert_allclose(arr, expected, rtol=1e-6, atol=1e-6)
+    out["c1"][:] = -1.0  # the caller owns the arrays: the next call is unaffected
+    (one,) = run(handle, x, ["c1"]).values()  # a single output comes back as one array too
+    np.testing.assert_allclose(one, ref[1], rtol=1e-6, atol=1e-6)
+    assert run(handle, x, ["gap"])["gap"].shape == (2, 2)
+
+
+@pytest.mark.keras
+def test_keras_capture_refuses_classifier_layers_at_another_size() -> None:
+    from layerscope.default_plugins.keras.capture import run
+
+    m = model("vgg16", "keras")
+    with pytest.raises(
+        ls.InputError,
+        match=r"^Layer 'fc1' is not part of the model that runs at input size 32x48 "
+        r"\(classifier layers need 224x224\)\.$",
+    ):
+        run(m.handle, np.zeros((1, 32, 48, 3), np.float32), ["block1_conv1", "fc1"])
+
+
+@pytest.mark.keras
 @pytest.mark.parametrize("size", [SMALL, 224])  # the headless copy, and the full model
 def test_keras_submodel_ends_at_the_deepest_requested_layer(size: int, monkeypatch) -> None:
     from layerscope.default_plugins.keras import capture
