@@ -45,7 +45,6 @@ class Target:
 
 # the test_extract tests that exercise capture behaviour (copies, names, hooks), not the 224 px shapes
 TORCH_EXTRACT = "behaviour or native_names or canonical_equals or no_hooks or copies or unknown or duplicate"
-KERAS_EXTRACT = "behaviour or native_names or copies or unknown or duplicate or headless or head_layers"
 
 TARGETS = {
     "torch_capture": Target(
@@ -54,12 +53,7 @@ TARGETS = {
     ),
     "keras_capture": Target(
         "src/layerscope/default_plugins/keras/capture.py",
-        [
-            "tests/test_behaviour.py",
-            "tests/test_extract.py",
-            "-k",
-            f"keras and not torch and ({KERAS_EXTRACT})",
-        ],
+        ["tests/test_behaviour.py", "-k", "keras and not torch"],
         fork=False,
     ),
     "preprocess": Target(
