@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from layerscope.bundle_checks import bundle_absent, refuse_absent, validate
 from layerscope.errors import WeightsError
 from layerscope.images import Geometry
 from layerscope.preprocess import Recipe
@@ -229,76 +230,6 @@ def check_architecture(bundle: Bundle, architecture: str) -> None:
     validate(bundle, architecture)
 
 
-def _expected(kind: str, shape: tuple[int, ...] | None) -> dict[str, tuple[int, ...] | None]:
-    """Tensor name -> expected shape (``None``: any) of one catalogue layer."""
-    if kind == "BatchNormalization":
-        (c,) = shape if shape is not None else (None,)
-        names = ("gamma", "beta", "moving_mean", "moving_variance")
-        return {**{n: (c,) if c is not None else None for n in names}, "epsilon": (1,)}
-    out = shape[-1] if shape is not None else None
-    return {"kernel": shape, "bias": (out,) if out is not None else None}
-
-
-def validate(bundle: Bundle, architecture: str) -> None:
-    """Check every tensor of ``bundle`` against the catalogue of ``architecture``.
-
-    Each weighted layer (without the classifier's when ``bundle.head`` is false) must have
-    its tensors (a conv ``bias`` may be absent: torchvision's ResNet convs have none) with
-    the catalogue's shapes in Keras layouts, float values, finite, an epsilon of shape
-    ``(1,)`` above zero; a tensor no layer expects is refused too, since silently dropping
-    it would load something other than what the file says.
-    """
-    from layerscope import catalog
-
-    cat = catalog.require(architecture)
-    where = f"The weight bundle for {architecture} ({bundle.source_backend or '?'}: {bundle.weights or '?'})"
-    known: set[str] = set()
-    for entry in cat.weighted():
-        expected = _expected(entry.kind, entry.shape)
-        known.update(f"{entry.name}/{n}" for n in expected)
-        if entry.head and not bundle.head:
-            continue
-        for param, shape in expected.items():
-            key = f"{entry.name}/{param}"
-            value = bundle.tensors.get(key)
-            if value is None:
-                if param == "bias" and entry.kind == "Conv2D":
-                    continue
-                raise WeightsError(
-                    f"{where} has no tensor {key!r}. Expected {entry.kind} layer {entry.name!r} to "
-                    f"have {', '.join(sorted(expected))}. Received: "
-                    f"{sorted(bundle.layer(entry.name)) or 'no tensors for that layer'}. "
-                    "Export the bundle again with layerscope.export_weights."
-                )
-            _check_tensor(where, key, np.asarray(value), shape)
-    unknown = sorted(set(bundle.tensors) - known)
-    if unknown:
-        raise WeightsError(
-            f"{where} holds {len(unknown)} tensors no {architecture} layer has: {unknown[:5]}. "
-            f"Expected only '<canonical layer>/<param>' names of {architecture}'s catalogue. "
-            "Was the file edited, or made for another architecture?"
-        )
-
-
-def _check_tensor(where: str, key: str, value: np.ndarray, shape: tuple[int, ...] | None) -> None:
-    if value.dtype.kind != "f":
-        raise WeightsError(f"{where}: tensor {key!r} holds {value.dtype}. Expected float32 values.")
-    if shape is not None and tuple(value.shape) != shape:
-        raise WeightsError(
-            f"{where}: tensor {key!r} has shape {tuple(value.shape)}. Expected {shape} "
-            "(Keras layout: conv HWIO, dense (in, out)). Export the bundle again."
-        )
-    if shape is None and (value.ndim == 0 or value.size == 0):
-        raise WeightsError(
-            f"{where}: tensor {key!r} has shape {tuple(value.shape)}. Expected a non-empty array."
-        )
-    # a float64 sum is finite exactly when every value is (one pass, no 100 MB temporary)
-    if not np.isfinite(np.add.reduce(value, axis=None, dtype=np.float64)) and not np.isfinite(value).all():
-        raise WeightsError(f"{where}: tensor {key!r} holds NaN or infinite values. Expected finite weights.")
-    if key.endswith("/epsilon") and not float(value[0]) > 0:
-        raise WeightsError(f"{where}: tensor {key!r} is {float(value[0])}. Expected a BatchNorm epsilon > 0.")
-
-
 def recipe_to_json(recipe: Recipe) -> str:
     """A recipe as the JSON a bundle's header stores."""
     g = recipe.geometry
@@ -397,53 +328,3 @@ def export_weights(model: Any, path: str | os.PathLike[str] | None = None, **loa
     if path is not None:
         save_bundle(bundle, path)
     return bundle
-
-
-def refuse_absent(handle: Any, natives: list[str]) -> None:
-    """Raise if any requested native layer is part of a head the weights file did not have.
-
-    A headless (notop) file builds the model without its classifier; the backend records
-    the absent layers in ``handle.state["absent"]`` (``layers``, ``head``, ``source``).
-    """
-    absent = handle.state.get("absent") if isinstance(getattr(handle, "state", None), dict) else None
-    if not absent:
-        return
-    gone = set(absent["layers"])
-    asked = [n for n in natives if n.rsplit(":", 1)[0] in gone]
-    if not asked:
-        return
-    from layerscope import catalog
-
-    cat = catalog.get(handle.architecture)
-    key = "keras" if handle.backend == "keras" else handle.backend
-    names = [
-        next((e.name for e in (cat.entries if cat else ()) if e.native_name(key) == n), n) for n in asked
-    ]
-    include_top = "include_top=True" if handle.backend == "keras" else "the classifier in its state_dict()"
-    raise WeightsError(
-        f"Layers {names} belong to {handle.architecture}'s classifier head "
-        f"({', '.join(absent['head'])}), which the {absent['source']} does not hold: it is a "
-        f"headless (notop) file, so those layers have no trained weights here. Expected layers "
-        f"of the convolutional base (list_layers() shows what exists). To get the head, load a "
-        f"weights file saved from the full model ({include_top})."
-    )
-
-
-def bundle_absent(bundle: Bundle, backend_key: str) -> dict[str, Any]:
-    """What a headless bundle leaves without weights: its weighted head layers' native names.
-
-    The model is built whole, so the head's modules exist with their initial values; they
-    are marked absent so asking for them is an error rather than random numbers.
-    """
-    from layerscope import catalog
-
-    cat = catalog.get(bundle.architecture)
-    if bundle.head or cat is None:
-        return {}
-    heads = [e for e in cat.weighted() if e.head]
-    natives = {n for e in heads for n in (e.native_name(backend_key), e.weights.get(backend_key, ""))}
-    return {
-        "layers": sorted(n for n in natives if n),
-        "head": [e.name for e in heads],
-        "source": f"weight bundle ({bundle.source_backend or '?'}: {bundle.weights or '?'}, exported with head=False)",
-    }
