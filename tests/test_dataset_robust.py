@@ -418,6 +418,19 @@ def test_6_a_resume_with_other_settings_is_refused_naming_each(tmp_path: Path, n
         assert f["paths"].shape == (2,)  # nothing was added
 
 
+def test_6_a_resume_with_another_user_models_weights_is_refused(tmp_path: Path, net: Any) -> None:
+    paths = _pngs(tmp_path / "data", 2)
+    out = tmp_path / "f.h5"
+    ls.extract_dataset(paths[:1], net, LAYERS, out, **KW)
+    other = _net()
+    with torch.no_grad():
+        other[0].bias.add_(1.0)  # same class, same shapes, other values
+    msg = r"weights: file has 'user model \(sha256 [0-9a-f]{16}\)', this run 'user model \(sha256 "
+    with pytest.raises(ls.InputError, match=msg):
+        ls.extract_dataset(paths, other, LAYERS, out, **KW)
+    assert ls.extract_dataset(paths, _net(), LAYERS, out, **KW).written == 1  # the same weights, rebuilt
+
+
 def test_a_changed_source_folder_appends_new_files_and_reports_gone_ones(tmp_path: Path, net: Any) -> None:
     data = tmp_path / "data"
     paths = _pngs(data, 6)

@@ -19,6 +19,7 @@ Outputs:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -108,13 +109,39 @@ def _describe(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
+def _weights_identity(loaded: LoadedModel) -> str:
+    """The weights' description; for a model you built, plus a hash of its weight values.
+
+    Two user models of one class would otherwise both read "user model", and a resume with
+    other weights would be accepted. Duck-typed (``state_dict`` / ``get_weights``): no
+    framework is imported here.
+    """
+    if loaded.weights != "user model":
+        return loaded.weights
+    model = loaded.model
+    try:
+        if hasattr(model, "state_dict"):
+            arrays = [v.detach().cpu().numpy() for v in model.state_dict().values() if hasattr(v, "detach")]
+        elif hasattr(model, "get_weights"):
+            arrays = [np.asarray(w) for w in model.get_weights()]
+        else:
+            return loaded.weights
+    except (TypeError, RuntimeError, ValueError):  # e.g. bfloat16 has no numpy dtype
+        return loaded.weights
+    digest = hashlib.sha256()
+    for arr in arrays:
+        digest.update(str(arr.shape).encode())
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    return f"user model (sha256 {digest.hexdigest()[:16]})"
+
+
 def _settings(
     loaded: LoadedModel, targets: list[Target], pool: Any, preprocess: Any, size: Any
 ) -> dict[str, str]:
     return {
         "model": loaded.architecture,
         "backend": loaded.backend,
-        "weights": loaded.weights,
+        "weights": _weights_identity(loaded),
         "variant": str(loaded.variant),
         "layers": json.dumps([t.key for t in targets]),
         "pool": pool or "none",
