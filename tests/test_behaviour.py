@@ -395,3 +395,64 @@ def test_the_clean_model_check_sees_keras_weights() -> None:
     kernel.assign(kernel.value * 2.0)
     assert conftest._dirty_models() == [f"{m!r}: weights changed"]
     assert all(cached is not m for cached in api._cache.values())
+
+
+# -- preprocessing: what reports say and what a user's callable may return --------------------
+def test_recipe_describe_texts() -> None:
+    from layerscope.preprocess import RECIPES
+
+    assert [RECIPES[k].describe() for k in ("caffe", "torch", "tf", "raw")] == [
+        "caffe: resize to 224x224 (nearest, no crop); RGB->BGR, subtract BGR mean [103.939, 116.779, 123.68]",
+        "torch: shorter side to 256 (bilinear), centre crop 224; /255, subtract mean [0.485, 0.456, 0.406], "
+        "divide by std [0.229, 0.224, 0.225]",
+        "tf: resize to 224x224 (nearest, no crop); scale to [-1, 1] (x / 127.5 - 1)",
+        "raw: resize to 224x224 (nearest, no crop); values unchanged (0-255)",
+    ]
+    assert RECIPES["torch"].at(None).describe().startswith("torch: no resize; /255")
+    assert (
+        RECIPES["torch"]
+        .at(112)
+        .describe()
+        .startswith("torch: shorter side to 128 (bilinear), centre crop 112;")
+    )
+
+
+def test_recipe_callable_results_are_checked() -> None:
+    from layerscope.preprocess import apply_callable
+
+    batch = np.full((2, 4, 4, 3), 10.0, np.float32)
+    seen: list[np.ndarray] = []
+
+    def scribble(b: np.ndarray) -> np.ndarray:
+        seen.append(b)
+        b[...] = 0.0  # the callable gets a copy: the caller's batch is not touched
+        return (b + 1.0).astype(np.float64)
+
+    out = apply_callable(batch, scribble)
+    assert out.dtype == np.float32 and out.flags.c_contiguous and float(out.max()) == 1.0
+    assert float(batch.min()) == 10.0 and seen[0] is not batch
+    with pytest.raises(
+        ls.InputError,
+        match=r"^The `preprocess` callable raised ZeroDivisionError: division by zero\. It receives the "
+        r"NHWC float32 batch on the 0-255 scale after resizing, and must return an NHWC array\.$",
+    ):
+        apply_callable(batch, lambda b: 1 / 0)
+    shape_error = (
+        r"^Invalid result of the `preprocess` callable\. Expected an NHWC array of shape \(2, H, W, 3\)\. "
+        r"Received: shape {}\.$"
+    )
+    for bad, shape in (
+        (batch[0], r"\(4, 4, 3\)"),
+        (batch[:1], r"\(1, 4, 4, 3\)"),
+        (batch[..., :2], r"\(2, 4, 4, 2\)"),
+    ):
+        with pytest.raises(ls.InputError, match=shape_error.format(shape)):
+            apply_callable(batch, lambda b, bad=bad: bad)
+    value_error = (
+        r"^Invalid result of the `preprocess` callable\. Expected finite real numbers\. "
+        r"Received: dtype {} with non-finite or non-numeric values\.$"
+    )
+    for bad in (batch.astype(bool), batch.astype(np.complex64), np.full_like(batch, np.inf)):
+        with pytest.raises(ls.InputError, match=value_error.format(bad.dtype)):
+            apply_callable(batch, lambda b, bad=bad: bad)
+    assert apply_callable(batch, lambda b: b.astype(np.int64)).dtype == np.float32  # integers are fine
