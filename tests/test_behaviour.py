@@ -92,7 +92,8 @@ def test_keras_capture_of_a_small_model_equals_keras_own_submodel() -> None:
     keras.utils.set_random_seed(0)
     inp = keras.Input((6, 6, 3))
     c1 = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
-    c2 = keras.layers.Conv2D(2, 1, name="c2")(c1)
+    bn = keras.layers.BatchNormalization(name="bn")(c1)  # differs if run with training=True
+    c2 = keras.layers.Conv2D(2, 1, name="c2")(bn)
     net = keras.Model(inp, keras.layers.GlobalAveragePooling2D(name="gap")(c2))
     handle = ls.get_backend("keras").load(net, None, None)
     x = np.random.default_rng(0).uniform(-1, 1, (2, 6, 6, 3))  # float64: the capture converts
@@ -106,6 +107,31 @@ def test_keras_capture_of_a_small_model_equals_keras_own_submodel() -> None:
     (one,) = run(handle, x, ["c1"]).values()  # a single output comes back as one array too
     np.testing.assert_allclose(one, ref[1], rtol=1e-6, atol=1e-6)
     assert run(handle, x, ["gap"])["gap"].shape == (2, 2)
+
+
+@pytest.mark.keras
+def test_keras_submodel_runs_as_one_graph_traced_once_for_any_batch_size() -> None:
+    """The runner is a tf.function with a batch-agnostic float32 signature: traced once."""
+    import keras
+    import tensorflow as tf
+
+    from layerscope.default_plugins.keras.capture import submodel
+
+    inp = keras.Input((6, 6, 3))
+    net = keras.Model(inp, keras.layers.Conv2D(2, 1, name="c")(inp))
+    handle = ls.get_backend("keras").load(net, None, None)
+    runner = submodel(handle, ["c"], (6, 6))
+    graphs = [
+        c.cell_contents
+        for c in runner.__closure__ or ()
+        if isinstance(c.cell_contents, tf.types.experimental.PolymorphicFunction)
+    ]
+    assert len(graphs) == 1
+    for n in (1, 3, 2):
+        out = runner(np.zeros((n, 6, 6, 3), np.float32))
+        assert tuple(np.asarray(out[0] if isinstance(out, (list, tuple)) else out).shape) == (n, 6, 6, 2)
+    assert graphs[0].experimental_get_tracing_count() == 1
+    assert submodel(handle, ["c"], (6, 6)) is runner  # cached per layer set
 
 
 @pytest.mark.keras
