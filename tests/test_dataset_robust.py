@@ -29,6 +29,7 @@ import layerscope as ls
 h5py = pytest.importorskip("h5py")
 pytest.importorskip("filelock")  # the output lock (layerscope[dataset])
 torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
 pytestmark = pytest.mark.torch
 sys.path.insert(0, str(Path(__file__).parent))
 from kill_anywhere import read_output  # noqa: E402
@@ -429,6 +430,27 @@ def test_6_a_resume_with_another_user_models_weights_is_refused(tmp_path: Path, 
     with pytest.raises(ls.InputError, match=msg):
         ls.extract_dataset(paths, other, LAYERS, out, **KW)
     assert ls.extract_dataset(paths, _net(), LAYERS, out, **KW).written == 1  # the same weights, rebuilt
+
+
+def test_6_a_weights_file_rewritten_between_runs_is_refused(tmp_path: Path) -> None:
+    """The file's name stays, its values change: the description alone would let a resume mix
+    rows of two networks (it did before the weights were hashed)."""
+    paths = _pngs(tmp_path / "data", 2)
+    weights = tmp_path / "vgg16.pth"
+    torch.save(torchvision.models.vgg16().state_dict(), weights)
+    out = tmp_path / "f.h5"
+    first = ls.extract_dataset(
+        paths[:1], "vgg16", ["block1_conv1"], out, backend="torch", weights=weights, **KW
+    )
+    assert first.written == 1
+    state = torch.load(weights)
+    state["features.0.bias"] += 1.0
+    torch.save(state, weights)
+    msg = r"weights: file has 'file vgg16.pth \(sha256 [0-9a-f]{16}\)', this run 'file vgg16.pth \(sha256 "
+    with pytest.raises(ls.InputError, match=msg):
+        ls.extract_dataset(paths, "vgg16", ["block1_conv1"], out, backend="torch", weights=weights, **KW)
+    with h5py.File(out, "r") as f:
+        assert f["paths"].shape == (1,)
 
 
 def test_a_changed_source_folder_appends_new_files_and_reports_gone_ones(tmp_path: Path, net: Any) -> None:

@@ -110,14 +110,14 @@ def _describe(value: Any) -> str:
 
 
 def _weights_identity(loaded: LoadedModel) -> str:
-    """The weights' description; for a model you built, plus a hash of its weight values.
+    """The weights' description plus a hash of the weight values themselves.
 
-    Two user models of one class would otherwise both read "user model", and a resume with
-    other weights would be accepted. Duck-typed (``state_dict`` / ``get_weights``): no
-    framework is imported here.
+    A description alone does not pin the numbers: two models you built of one class both read
+    "user model", and a weights file (or bundle) edited between two runs keeps its name, so a
+    resume would mix rows of two networks. Hashing the values (every array of ``state_dict``
+    or ``get_weights``, BatchNorm statistics included; about a second for VGG16) refuses
+    that. Duck-typed: no framework is imported here.
     """
-    if loaded.weights != "user model":
-        return loaded.weights
     model = loaded.model
     try:
         if hasattr(model, "state_dict"):
@@ -132,7 +132,7 @@ def _weights_identity(loaded: LoadedModel) -> str:
     for arr in arrays:
         digest.update(str(arr.shape).encode())
         digest.update(np.ascontiguousarray(arr).tobytes())
-    return f"user model (sha256 {digest.hexdigest()[:16]})"
+    return f"{loaded.weights} (sha256 {digest.hexdigest()[:16]})"
 
 
 def _settings(
