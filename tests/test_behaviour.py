@@ -110,6 +110,25 @@ def test_keras_capture_of_a_small_model_equals_keras_own_submodel() -> None:
 
 
 @pytest.mark.keras
+def test_keras_runner_on_other_keras_backends_calls_the_submodel_in_inference_mode(monkeypatch) -> None:
+    """Keras on JAX or torch gets no tf.function: the sub-model is called, training=False."""
+    import keras
+
+    from layerscope.default_plugins.keras import capture
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4, 4, 3))
+    bn = keras.layers.BatchNormalization(name="bn")
+    bn_out = bn(inp)
+    sub = keras.Model(inp, bn_out)
+    bn.moving_mean.assign(np.full(3, 5.0, np.float32))  # inference mode subtracts 5
+    x = np.zeros((2, 4, 4, 3), np.float32)
+    monkeypatch.setattr(capture.keras.backend, "backend", lambda: "jax")
+    out = np.asarray(capture._runner(sub, (None, 4, 4, 3))(x))
+    np.testing.assert_allclose(out, np.full_like(x, -5.0 / np.sqrt(1 + 1e-3)), rtol=1e-5)
+
+
+@pytest.mark.keras
 def test_keras_submodel_runs_as_one_graph_traced_once_for_any_batch_size() -> None:
     """The runner is a tf.function with a batch-agnostic float32 signature: traced once."""
     import keras
