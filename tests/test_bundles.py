@@ -31,21 +31,23 @@ def test_every_canonical_layer_agrees_across_frameworks(arch: str, source: str, 
     if arch == "resnet50" and source == "torch":
         # torchvision's initialisation gives logits of about +-48 here, with the top two
         # classes close (0.51, 0.31 on chelsea), where softmax magnifies the logits' float32
-        # difference most: 1.75e-6 at avg_pool, 94% of it a uniform scale (TensorFlow's rsqrt
-        # in every BatchNorm rounds low), becomes 1.2e-5 of the probabilities. Every other
-        # layer is within 1e-5, and the report says all of that.
+        # difference most: measured 1.2e-5 of the probabilities on a CPU where TensorFlow's
+        # rsqrt rounds low in every BatchNorm (avg_pool 1.75e-6, a uniform scale), 1.9e-5 on
+        # this project's current CPUs, where it rounds correctly (avg_pool 3.6e-7). Every other
+        # layer is within 1e-5, and the report says all of that. Which CPU this is, is decided
+        # independently of the report (_tf_rsqrt_rounds_low), so no outcome passes by default.
         body = [d for d in report.layers if d.layer != "predictions"]
         assert max(d.max_rel for d in body) <= 1e-5
         pred = report.layer("predictions")
-        assert pred.max_rel <= 5e-5
-        if not pred.passed:
-            (found,) = report.diagnoses
-            assert found.cause == "floating-point numerics"
-            assert (
-                "predictions is a softmax output and the layer before it, avg_pool, agrees to"
-                in found.evidence
-            )
-            assert "keras rounds low" in found.evidence
+        assert 1e-5 < pred.max_rel <= 5e-5
+        assert not pred.passed and not report.passed
+        (found,) = report.diagnoses
+        assert (found.cause, found.layer) == ("floating-point numerics", "predictions")
+        assert (
+            "predictions is a softmax output and the layer before it, avg_pool, agrees to" in found.evidence
+        )
+        assert "here 0.51 and 0.31 in image 0" in found.evidence
+        assert ("keras rounds low" in found.evidence) == _tf_rsqrt_rounds_low()
         return
     assert report.passed, report.render(only_failed=True)
     assert max(d.max_rel for d in report.layers) <= 1e-5
@@ -259,3 +261,13 @@ def test_torchvision_resnet50_v15_runs_as_v15_on_keras(arch: str, photo: Path) -
     assert report.layer("predictions").max_rel <= 5e-5
     with pytest.raises(ls.WeightsError, match=r"Keras has no 'imagenet' weights for resnet50 v1\.5"):
         ls.load(arch, backend="keras", weights="imagenet", variant="v1.5")
+
+
+def _tf_rsqrt_rounds_low() -> bool:
+    """Whether TensorFlow's float32 rsqrt of 1 + 1.001e-5 (Keras' ResNet50 BatchNorm) comes out
+    below the correctly rounded value on this CPU (it depends on the CPU's instructions)."""
+    import tensorflow as tf
+
+    x = np.float32(1 + 1.001e-5)
+    exact = np.float32(1 / np.sqrt(np.float64(x)))
+    return bool(np.float32(tf.math.rsqrt(tf.constant(x)).numpy()) < exact)

@@ -38,7 +38,7 @@ from layerscope.backend import ModelHandle
 from layerscope.default_plugins.keras import port, variants
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
-from layerscope.weights import SEEDED_INIT_LOCK, bundle_absent, is_bundle, load_bundle
+from layerscope.weights import SEEDED_INIT_LOCK, bundle_absent, check_architecture, is_bundle, load_bundle
 
 __all__ = ["app", "headless", "load", "zoo"]
 
@@ -97,6 +97,8 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     cat = catalog.get(name)
     default = cat.variants.get("keras") if cat else None
     bundle = load_bundle(weights) if is_bundle(weights) else None
+    if bundle is not None:  # before its variant: a bundle of another architecture is named as such
+        check_architecture(bundle, name)
     chosen = _variant(name, default, variant or (bundle.variant if bundle else None))
     build = variants.builder(name, chosen) or fn
     absent: dict[str, Any] = {}
