@@ -501,3 +501,16 @@ def test_recipe_callable_results_are_checked() -> None:
         with pytest.raises(ls.InputError, match=value_error.format(bad.dtype)):
             apply_callable(batch, lambda b, bad=bad: bad)
     assert apply_callable(batch, lambda b: b.astype(np.int64)).dtype == np.float32  # integers are fine
+
+
+def test_recipe_normalize_returns_new_float32_and_leaves_the_input() -> None:
+    from layerscope.preprocess import RECIPES, normalize
+
+    for dtype in (np.float32, np.float64):
+        batch = np.full((1, 2, 2, 3), 255.0, dtype)
+        batch[..., 0] = 0.0
+        out = normalize(batch, RECIPES["caffe"])
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out[0, 0, 0], [255 - 103.939, 255 - 116.779, 0 - 123.68], rtol=1e-6)  # BGR
+        assert float(batch[..., 0].max()) == 0.0 and float(batch[..., 1:].min()) == 255.0  # untouched
+        assert normalize(batch, RECIPES["raw"]) is not batch
