@@ -54,11 +54,11 @@ def make_images(folder: Path, n: int) -> None:
     (folder / "img017x.png").write_bytes(b"")
 
 
-def _tiny_model() -> Any:
+def tiny_model() -> Any:
+    """A seeded two-conv torch model (the dataset tests' model too): 32 px in, fast."""
     import torch
 
     torch.manual_seed(0)
-    torch.set_num_threads(1)
     return torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3, padding=1),
         torch.nn.ReLU(),
@@ -185,7 +185,10 @@ def run_once(net: Any, src: Path, out: Path) -> float:
 
 def kill_anywhere(root: Path, fmt: str, kills: int, seed: int, n_images: int = 40) -> dict[str, Any]:
     """Kill runs ``kills`` times; return counts. Raises AssertionError on any mismatch."""
-    net = _tiny_model()
+    import torch
+
+    torch.set_num_threads(1)  # the forked writers inherit it: one thread each
+    net = tiny_model()
     import layerscope.dataset.h5  # noqa: F401  (imported once here, not in every child)
 
     src = root / "data"

@@ -33,19 +33,10 @@ torchvision = pytest.importorskip("torchvision")
 pytestmark = pytest.mark.torch
 sys.path.insert(0, str(Path(__file__).parent))
 from kill_anywhere import read_output  # noqa: E402
+from kill_anywhere import tiny_model as _net  # noqa: E402
 
 KW: dict[str, Any] = {"batch_size": 4, "workers": 2, "input_size": 32, "progress": False}
 LAYERS = ["1", "3"]
-
-
-def _net() -> Any:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(4, 6, 3, stride=2),
-        torch.nn.ReLU(),
-    )
 
 
 @pytest.fixture(scope="module")
