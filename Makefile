@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile $(PLUGINS)
 
 demo: $(STAMP)
 	$(BIN)/layerscope extract src/layerscope/data/images/chelsea.png --model vgg16 \
-		--layers block1_conv1,block5_pool --weights random --seed 0 --out out/chelsea-vgg16.npz
+		--layers block1_conv1,block5_pool --weights random --seed 0 --out out/chelsea-vgg16.npz --overwrite
 	$(BIN)/layerscope layers vgg16 --canonical --filters
 
 test: $(STAMP)
