@@ -15,6 +15,8 @@ import layerscope as ls
 from layerscope import plugins
 from layerscope.cli import main
 
+from conftest import HAS
+
 BACKEND_SOURCE = """
 import layerscope
 from layerscope.backend import Availability
@@ -186,16 +188,19 @@ def test_a_plugin_whose_is_available_raises_is_unavailable(install_plugin, capsy
     info = {b.name: b for b in ls.backends()}
     assert info["flaky"].available is False
     assert info["flaky"].reason == "is_available() raised RuntimeError: driver probe crashed"
-    assert info["torch"].available and info["keras"].available
+    # the built-in backends are as available as their frameworks (the nox sessions have one each)
+    assert {n: info[n].available for n in ("torch", "keras")} == HAS
     with pytest.raises(ls.BackendUnavailableError, match="raised RuntimeError: driver probe crashed"):
         ls.get_backend("flaky")
     assert main(["backends"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("flaky"))
     assert row.split()[1] == "no" and "driver probe crashed" in row
+    if not any(HAS.values()):
+        return  # the core session: no framework to extract with
     feats = ls.extract(
         np.zeros((32, 32, 3), np.uint8), "resnet50", ["conv1_relu"], weights="random", seed=0, input_size=32
     )
-    assert feats["conv1_relu"].shape == (1, 16, 16, 64)  # backend=None still finds torch
+    assert feats["conv1_relu"].shape == (1, 16, 16, 64)  # backend=None still finds torch (or keras)
 
 
 def test_a_failed_plugin_is_named_when_its_backend_is_asked_for(install_plugin) -> None:
@@ -203,7 +208,7 @@ def test_a_failed_plugin_is_named_when_its_backend_is_asked_for(install_plugin) 
     info = {b.name: b for b in ls.backends()}
     assert info["broken"].available is False and info["broken"].package == "layerscope-broken"
     assert info["broken"].reason == "plugin failed to load: ImportError: needs libfoo 9"
-    assert info["torch"].available
+    assert {n: info[n].available for n in ("torch", "keras")} == HAS  # the others are unharmed
     with pytest.raises(
         ls.UnknownBackendError, match=r"plugin 'broken' failed to load \(ImportError: needs libfoo 9\)"
     ):
