@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from layerscope.backend import Availability, LayerInfo, ModelHandle
+from layerscope.catalog.names import NameMap, load_names
 from layerscope.weights import Bundle, refuse_absent
 
 __all__ = ["FrameworkBackend"]
@@ -53,6 +54,10 @@ class FrameworkBackend:
     def load(self, model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
         handle: ModelHandle = self._impl().build.load(model, weights, seed, variant)
         return handle
+
+    def native_names(self, architecture: str) -> NameMap | None:
+        """This backend's names for the catalogue's canonical points (``<package>/names/``)."""
+        return load_names(self.package, architecture)
 
     def export_bundle(self, handle: ModelHandle, head: bool = True) -> Bundle:
         bundle: Bundle = self._impl().port.to_bundle(handle, head)

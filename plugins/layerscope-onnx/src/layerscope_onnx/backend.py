@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from layerscope.backend import Availability, LayerInfo, ModelHandle
+from layerscope.catalog.names import NameMap
 from layerscope.weights import Bundle
 
 __all__ = ["OnnxBackend"]
@@ -33,6 +34,12 @@ class OnnxBackend:
         if importlib.util.find_spec("torchvision") is None:
             return Availability(False, "exporting models needs torch: pip install 'layerscope-onnx[export]'")
         return Availability(True)
+
+    def native_names(self, architecture: str) -> NameMap | None:
+        """Graphs exported from torchvision keep torch's module paths: reuse torch's names."""
+        import layerscope
+
+        return layerscope.get_backend("torch").native_names(architecture)  # type: ignore[attr-defined,no-any-return]
 
     def models(self) -> list[str]:
         return list(MODELS)
