@@ -166,10 +166,10 @@ def test_duplicate_layers_rejected(backend: str, photo) -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_bad_batch_size(bad) -> None:
-    from layerscope.model import _batch_size
+    from layerscope.requests import batch_size_of
 
     with pytest.raises(ls.InputError, match="batch_size"):
-        _batch_size(bad)
+        batch_size_of(bad)
 
 
 @pytest.mark.keras

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from layerscope.catalog.names import NameMap, split_call
 from layerscope.errors import WeightsError
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def _check_tensor(where: str, key: str, value: np.ndarray, shape: tuple[int, ...
         raise WeightsError(f"{where}: tensor {key!r} is {float(value[0])}. Expected a BatchNorm epsilon > 0.")
 
 
-def refuse_absent(handle: Any, natives: list[str]) -> None:
+def refuse_absent(handle: Any, natives: list[str], names: NameMap | None = None) -> None:
     """Raise if any requested native layer is part of a head the weights file did not have.
 
     A headless (notop) file builds the model without its classifier; the backend records
@@ -102,19 +103,17 @@ def refuse_absent(handle: Any, natives: list[str]) -> None:
     if not absent:
         return
     gone = set(absent["layers"])
-    asked = [n for n in natives if n.rsplit(":", 1)[0] in gone]
+    asked = [n for n in natives if split_call(n)[0] in gone]
     if not asked:
         return
     from layerscope import catalog
 
     cat = catalog.get(handle.architecture)
-    key = "keras" if handle.backend == "keras" else handle.backend
-    names = [
-        next((e.name for e in (cat.entries if cat else ()) if e.native_name(key) == n), n) for n in asked
-    ]
+    canonical = cat.names() if cat else []
+    shown = [(names.canonical_of(n, canonical) if names else None) or n for n in asked]
     include_top = "include_top=True" if handle.backend == "keras" else "the classifier in its state_dict()"
     raise WeightsError(
-        f"Layers {names} belong to {handle.architecture}'s classifier head "
+        f"Layers {shown} belong to {handle.architecture}'s classifier head "
         f"({', '.join(absent['head'])}), which the {absent['source']} does not hold: it is a "
         f"headless (notop) file, so those layers have no trained weights here. Expected layers "
         f"of the convolutional base (list_layers() shows what exists). To get the head, load a "
@@ -122,7 +121,7 @@ def refuse_absent(handle: Any, natives: list[str]) -> None:
     )
 
 
-def bundle_absent(bundle: Bundle, backend_key: str) -> dict[str, Any]:
+def bundle_absent(bundle: Bundle, names: NameMap) -> dict[str, Any]:
     """What a headless bundle leaves without weights: its weighted head layers' native names.
 
     The model is built whole, so the head's modules exist with their initial values; they
@@ -134,7 +133,7 @@ def bundle_absent(bundle: Bundle, backend_key: str) -> dict[str, Any]:
     if bundle.head or cat is None:
         return {}
     heads = [e for e in cat.weighted() if e.head]
-    natives = {n for e in heads for n in (e.native_name(backend_key), e.weights.get(backend_key, ""))}
+    natives = {n for e in heads for n in (names.native_of(e.name), names.weights_of(e.name))}
     return {
         "layers": sorted(n for n in natives if n),
         "head": [e.name for e in heads],

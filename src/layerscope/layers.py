@@ -13,9 +13,10 @@ from typing import overload
 
 from layerscope.backend import LayerInfo, Shape
 from layerscope.catalog import Catalog
+from layerscope.catalog.names import NameMap, split_call
 from layerscope.errors import InputError, UnknownLayerError, suggest
 
-__all__ = ["LayerTable", "Target", "annotate", "resolve"]
+__all__ = ["LayerTable", "Target", "annotate", "first_calls", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     )
 
 
-def annotate(rows: Sequence[LayerInfo], cat: Catalog | None, key: str) -> list[LayerInfo]:
+def annotate(rows: Sequence[LayerInfo], cat: Catalog | None, names: NameMap | None) -> list[LayerInfo]:
     """Attach canonical names (and kernels of their weight layers) to a backend's rows.
 
     A canonical row shows what the canonical point spans: the parameters of the row the
@@ -132,31 +133,42 @@ def annotate(rows: Sequence[LayerInfo], cat: Catalog | None, key: str) -> list[L
     *and* the conv ``features.0``: 1,792, as Keras shows), and the shape its name
     extracts to (``flatten`` on torch: ``(N, 25088)``, after the ``flatten`` post-op). The
     weight row keeps its place but shows 0 params and ``kind="Conv2d (in block1_conv1)"``,
-    so the column still sums to the model's total.
+    so the column still sums to the model's total. ``names`` is the backend's
+    :class:`~layerscope.catalog.names.NameMap`; without one the rows stay native only.
     """
-    if cat is None:
+    if cat is None or names is None:
         return list(rows)
     by_native = {r.native: r for r in rows}
-    first_call = {r.native.rsplit(":", 1)[0]: r for r in reversed(rows) if r.native.endswith(":0")}
+    first_call = {module: by_native[native] for module, native in first_calls(rows).items()}
     out = {r.native: r for r in rows}
     for entry in cat.entries:
-        native = entry.native_name(key)
+        native = names.native_of(entry.name)
         row = by_native.get(native) or first_call.get(native)
         if row is None or out[row.native].canonical:
             continue
         row = out[row.native]
-        weight_row = by_native.get(entry.weights.get(key, native))
+        weight_row = by_native.get(names.weights_of(entry.name))
         kernel = row.kernel or (weight_row.kernel if weight_row else None)
         params = row.params
         if weight_row is not None and weight_row.native != row.native:
             spanned = out[weight_row.native]
             params += spanned.params
             out[spanned.native] = replace(spanned, params=0, kind=f"{spanned.kind} (in {entry.name})")
-        post = entry.post_op(key)
+        post = names.post_of(entry.name)
         out[row.native] = replace(
             row, canonical=entry.name, post=post, kernel=kernel, params=params, shape=_after(post, row.shape)
         )
     return [out[r.native] for r in rows]
+
+
+def first_calls(rows: Sequence[LayerInfo]) -> dict[str, str]:
+    """A reused module's name -> the native name of its first call (``relu`` -> ``relu:0``)."""
+    found: dict[str, str] = {}
+    for r in rows:
+        module, k = split_call(r.native)
+        if k == 0:
+            found.setdefault(module, r.native)
+    return found
 
 
 def _after(post: str | None, shape: Shape) -> Shape:
@@ -173,14 +185,20 @@ def resolve(
     requested: Sequence[str | int],
     rows: Sequence[LayerInfo],
     cat: Catalog | None,
-    key: str,
+    names: NameMap | None,
     model: str,
 ) -> list[Target]:
-    """Turn requested names/indices into :class:`Target`s, or raise naming close matches."""
+    """Turn requested names/indices into :class:`Target`s, or raise naming close matches.
+
+    Canonical names resolve through the backend's ``names``; without a map (a backend that
+    names no canonical points) only native names and indices do.
+    """
     if isinstance(requested, (str, int)):
         requested = [requested]
+    if names is None:
+        cat = None
     natives = {r.native for r in rows}
-    first_call = {r.native.rsplit(":", 1)[0]: r.native for r in reversed(rows) if r.native.endswith(":0")}
+    first_call = first_calls(rows)
     known = {*(cat.names() if cat else []), *natives, *first_call}
     targets: list[Target] = []
     for item in requested:
@@ -200,9 +218,11 @@ def resolve(
             continue
         name = _case_match(item, known)  # the key stays as the caller spelt it
         entry = cat.entry(name) if cat else None
-        if entry is not None:
-            native = entry.native_name(key)
-            targets.append(Target(item, first_call.get(native, native), entry.post_op(key), entry.head))
+        if entry is not None and names is not None:
+            native = names.native_of(entry.name)
+            targets.append(
+                Target(item, first_call.get(native, native), names.post_of(entry.name), entry.head)
+            )
         elif name in natives:
             targets.append(Target(item, name))
         elif name in first_call:

@@ -10,24 +10,31 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from layerscope import catalog, images
 from layerscope.backend import Backend, ModelHandle
+from layerscope.bundle_checks import refuse_absent
 from layerscope.catalog import POST_OPS
-from layerscope.errors import InputError, InputScaleWarning, LayerscopeError, WeightsError
+from layerscope.catalog.names import NameMap
+from layerscope.errors import InputError, LayerscopeError, WeightsError
 from layerscope.layers import LayerTable, Target, annotate, resolve
 from layerscope.preprocess import Recipe, apply_callable, get_recipe, normalize
+from layerscope.requests import (
+    DEFAULT_BATCH_SIZE,
+    all_finite,
+    batch_size_of,
+    check_given_size,
+    layer_list,
+    warn_scale,
+)
 from layerscope.weights import Bundle
 
 __all__ = ["DEFAULT_BATCH_SIZE", "MAX_INPUT_PIXELS", "LoadedModel", "Preprocess"]
 
-DEFAULT_BATCH_SIZE = 16
-"""Images per forward pass when ``batch_size=None``."""
 
 Preprocess = str | Recipe | Callable[[np.ndarray], np.ndarray] | None
 _NATIVE = "native"
@@ -40,16 +47,20 @@ _NAMES: contextvars.ContextVar[Callable[[], list[str]] | None] = contextvars.Con
 class LoadedModel:
     """A model loaded by a backend. Get one with :func:`layerscope.load`.
 
-    ``model`` is the framework's own object; ``backend`` the backend's name;
-    ``architecture`` the catalogue key or class name; ``weights`` a description of the
-    weights; ``variant`` the architecture variant (e.g. ResNet v1 vs v1.5); ``recipe`` the
-    native preprocessing; ``input_size`` the native square input side.
+    ``model`` is the framework's own object; ``backend`` the backend's name (as everywhere in
+    layerscope: ``ls.get_backend(m.backend)`` is the implementation); ``architecture`` the
+    catalogue key or class name; ``weights`` a description of the weights; ``variant`` the
+    architecture variant (e.g. ResNet v1 vs v1.5); ``recipe`` the native preprocessing;
+    ``input_size`` the native square input side; ``catalog`` the architecture's canonical
+    points and ``names`` the backend's native names for them (``None`` when either is unknown).
     """
 
     def __init__(self, backend: Backend, handle: ModelHandle) -> None:
         self._backend = backend
         self.handle = handle
         self.catalog = catalog.get(handle.architecture)
+        find = getattr(backend, "native_names", None)
+        self.names: NameMap | None = find(handle.architecture) if find and self.catalog else None
         self._rows: dict[Any, LayerTable] = {}
         self.source_weights: Any = None
         """What ``weights=`` was when loaded (a name, path or Bundle)."""
@@ -90,13 +101,66 @@ class LoadedModel:
             f"input {self.input_size or 'any'} px>"
         )
 
+    # -- what its backend can do ---------------------------------------------------------
+    def supports(self, capability: str) -> bool:
+        """Whether this model's backend provides an optional capability (``"kernel"``,
+        ``"export_bundle"``, ``"inplace_after"``, ``"numerics_note"``, ``"native_names"``)."""
+        return callable(getattr(self._backend, capability, None))
+
     def export_bundle(self, head: bool = True) -> Bundle:
-        """This model's weights as a framework-neutral :class:`~layerscope.weights.Bundle`."""
-        export = getattr(self._backend, "export_bundle", None)
-        if export is None:
-            raise WeightsError(f"The {self.backend} backend cannot export weight bundles.")
-        bundle: Bundle = export(self.handle, head)
+        """This model's weights as a framework-neutral :class:`~layerscope.weights.Bundle`.
+
+        Raises :class:`~layerscope.WeightsError` when the backend cannot export bundles.
+        """
+        if not self.supports("export_bundle"):
+            raise WeightsError(
+                f"The {self.backend} backend cannot export weight bundles (its Backend has no "
+                "`export_bundle`). Load the model on a backend that can, e.g. torch or keras."
+            )
+        bundle: Bundle = self._backend.export_bundle(self.handle, head)  # type: ignore[attr-defined]
         return bundle
+
+    def kernel(self, layer: str) -> np.ndarray | None:
+        """The convolution kernel of ``layer`` in HWIO order ``(kh, kw, in, out)``, or ``None``.
+
+        ``layer`` is canonical (``block1_conv2``: on torch, the conv whose ReLU is that point)
+        or native. Raises :class:`~layerscope.InputError` when the backend cannot read kernels.
+        """
+        if not self.supports("kernel"):
+            raise InputError(
+                f"The {self.backend} backend cannot read kernels (its Backend has no `kernel`). "
+                "Load the model with backend='torch' or backend='keras' to see its filters."
+            )
+        entry = self.catalog.entry(layer) if self.catalog and self.names else None
+        native = (
+            self.names.weights_of(entry.name) if entry and self.names else self.resolve([layer])[0].native
+        )
+        with self._lock:
+            found = self._backend.kernel(self.handle, native)  # type: ignore[attr-defined]
+        return None if found is None else np.asarray(found, dtype=np.float32)
+
+    def inplace_after(self, native: str) -> str | None:
+        """The native layer right after ``native`` if it overwrites ``native``'s output in place
+        (torchvision's ``ReLU(inplace=True)``); ``None`` when none does or the backend cannot tell."""
+        if not self.supports("inplace_after"):
+            return None
+        found: str | None = self._backend.inplace_after(self.handle, native)  # type: ignore[attr-defined]
+        return found
+
+    def numerics_note(self) -> str | None:
+        """A known source of float32 differences in this backend's arithmetic, in words, if any."""
+        if not self.supports("numerics_note"):
+            return None
+        note: str | None = self._backend.numerics_note(self.handle)  # type: ignore[attr-defined]
+        return note
+
+    def extract_native(self, batch: np.ndarray, natives: Sequence[str]) -> dict[str, np.ndarray]:
+        """The backend's raw outputs of native layers for a prepared NHWC float32 ``batch``:
+        no canonical post-ops, no batching, under this model's lock."""
+        chunk = np.ascontiguousarray(batch, dtype=np.float32)
+        refuse_absent(self.handle, list(natives), self.names)
+        with self._lock:
+            return self._backend.extract(self.handle, chunk, list(natives))
 
     # -- layers --------------------------------------------------------------------------
     def list_layers(self, input_size: int | tuple[int, int] | str | None = _NATIVE) -> LayerTable:
@@ -107,9 +171,8 @@ class LoadedModel:
         with self._lock:
             if size not in self._rows:
                 rows = self._backend.list_layers(self.handle, size)
-                key = self._backend.catalog_key
                 self._rows[size] = LayerTable(
-                    annotate(rows, self.catalog, key),
+                    annotate(rows, self.catalog, self.names),
                     model=self.architecture,
                     backend=self.backend,
                     input_size=size,
@@ -119,11 +182,11 @@ class LoadedModel:
 
     def resolve(self, layers: Sequence[str | int] | str | int) -> list[Target]:
         """What the backend must capture for the requested layer names or indices."""
-        requested = _layer_list(layers)
+        requested = layer_list(layers)
         if len(requested) == 0:
             raise InputError("Invalid `layers`. Expected at least one layer name. Received: [].")
         table = self.list_layers()
-        return resolve(requested, table.rows, self.catalog, self._backend.catalog_key, self.architecture)
+        return resolve(requested, table.rows, self.catalog, self.names, self.architecture)
 
     # -- extraction ----------------------------------------------------------------------
     def prepare(
@@ -153,9 +216,9 @@ class LoadedModel:
         _check_budget(geometry)
         read = images.read_images(images_in)
         if untouched and isinstance(input_size, int):
-            _check_given_size(read, input_size)
+            check_given_size(read, input_size)
         if fn is None and preprocess is not None:
-            _warn_scale(read, recipe)
+            warn_scale(read, recipe)
         batch = images.as_batch(read, geometry)
         if fn is not None:
             return apply_callable(batch, fn)
@@ -209,9 +272,10 @@ class LoadedModel:
             targets = [t for t in layers if isinstance(t, Target)]
         else:
             targets = self.resolve(layers)  # type: ignore[arg-type]
-        step = _batch_size(batch_size)
+        step = batch_size_of(batch_size)
         self._check_head(targets, batch)
         natives = list(dict.fromkeys(t.native for t in targets))
+        refuse_absent(self.handle, natives, self.names)  # a head a headless (notop) weights file lacked
         parts: dict[str, list[np.ndarray]] = {t.key: [] for t in targets}
         for start in range(0, len(batch), step):
             chunk = np.ascontiguousarray(batch[start : start + step], dtype=np.float32)
@@ -228,7 +292,7 @@ class LoadedModel:
             for t in targets:
                 out = raw[t.native]
                 out = POST_OPS[t.post](out) if t.post else out
-                if not _finite(out):
+                if not all_finite(out):
                     raise InputError(
                         f"Layer {t.key!r} produced {int((~np.isfinite(out)).sum())} non-finite values "
                         f"(inf/NaN) for images {start}..{start + len(chunk) - 1}: the input values "
@@ -307,65 +371,3 @@ def _check_budget(geometry: images.Geometry) -> None:
             "requested; the network's feature maps would need far more memory). Pass a smaller "
             "input_size, or raise layerscope.model.MAX_INPUT_PIXELS if you mean it."
         )
-
-
-def _check_given_size(read: list[np.ndarray], size: int) -> None:
-    wrong = sorted({img.shape[:2] for img in read if img.shape[:2] != (size, size)})
-    if wrong:
-        raise InputError(
-            f"preprocess=None leaves images untouched, so with input_size={size} they must already "
-            f"be {size}x{size}. Received: {', '.join(f'{h}x{w}' for h, w in wrong)}. Pass "
-            "resize='stretch' or resize='crop' to resize them, or leave input_size out."
-        )
-
-
-def _warn_scale(read: list[np.ndarray], recipe: Recipe) -> None:
-    """Float images whose values all lie in 0..1 were probably scaled already (x / 255)."""
-    floats = [img for img in read if img.dtype.kind == "f"]
-    if not floats:
-        return
-    top = max(float(img.max()) for img in floats)
-    if 0.0 < top <= 1.0:
-        warnings.warn(
-            f"The float images have values up to {top:.3g}, on the 0-1 scale, but the "
-            f"{recipe.name!r} recipe expects 0-255 (it applies its own scaling): the network "
-            "sees a nearly black image. Multiply by 255 (x * 255), or pass preprocess=None if "
-            "the values are already prepared for the network.",
-            InputScaleWarning,
-            stacklevel=4,
-        )
-
-
-def _layer_list(layers: Any) -> list[Any]:
-    """``layers`` as a list: one name or index, or any iterable of them (numpy ints become int)."""
-    if layers is None or isinstance(layers, (bytes, Mapping)):
-        raise InputError(
-            "Invalid `layers`. Expected a layer name, a Keras-style index, or a list of them "
-            f"(e.g. ['block1_conv1', 'block5_pool']). Received: layers={layers!r}. "
-            "list_layers(model) shows every name."
-        )
-    if isinstance(layers, (str, int, np.integer)):
-        layers = [layers]
-    elif not isinstance(layers, Iterable):
-        raise InputError(
-            "Invalid `layers`. Expected a layer name, an index or a list of them. "
-            f"Received: {type(layers).__name__}."
-        )
-    return [int(x) if isinstance(x, np.integer) else x for x in layers]
-
-
-def _batch_size(batch_size: int | None) -> int:
-    if batch_size is None:
-        return DEFAULT_BATCH_SIZE
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(
-            f"Invalid `batch_size`. Expected a positive int or None. Received: batch_size={batch_size!r}."
-        )
-    return batch_size
-
-
-def _finite(arr: np.ndarray) -> bool:
-    """Whether every value is finite; a float64 sum is one fast pass with no temporary."""
-    if np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
-        return True
-    return bool(np.isfinite(arr).all())

@@ -22,13 +22,7 @@ def filter_weights(model: Any, layer: str, **load_kwargs: Any) -> np.ndarray:
     from layerscope.api import load
 
     m = load(model, **load_kwargs)
-    key = m._backend.catalog_key
-    entry = m.catalog.entry(layer) if m.catalog else None
-    native = entry.weights.get(key, entry.native_name(key)) if entry else m.resolve([layer])[0].native
-    read = getattr(m._backend, "kernel", None)
-    if read is None:
-        raise InputError(f"The {m.backend} backend cannot read kernels.")
-    kernel = read(m.handle, native)
+    kernel = m.kernel(layer)
     if kernel is None or np.asarray(kernel).ndim != 4:
         raise InputError(
             f"Layer {layer!r} of {m.architecture} has no 2-D convolution kernel. Pick a conv layer "

@@ -38,6 +38,7 @@ from layerscope.backend import ModelHandle
 from layerscope.default_plugins.keras import port, variants
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
+from layerscope.catalog.names import NameMap, load_names
 from layerscope.weights import SEEDED_INIT_LOCK, bundle_absent, check_architecture, is_bundle, load_bundle
 
 __all__ = ["app", "headless", "load", "zoo"]
@@ -106,7 +107,7 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
         net = _random(build, 0)
         port.from_bundle(net, name, bundle)
         label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
-        absent = bundle_absent(bundle, "keras")
+        absent = bundle_absent(bundle, load_names("layerscope.default_plugins.keras", bundle.architecture) or NameMap(bundle.architecture, "", ""))
     else:
         if chosen != default and weights == "imagenet":
             raise WeightsError(

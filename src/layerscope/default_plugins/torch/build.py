@@ -39,6 +39,7 @@ from layerscope.default_plugins.torch import port
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
 from layerscope.preprocess import RECIPES, Recipe
+from layerscope.catalog.names import NameMap, load_names
 from layerscope.weights import (
     SEEDED_INIT_LOCK,
     bundle_absent,
@@ -77,7 +78,7 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
         port.from_bundle(net, name, bundle)
         label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
         recipe = bundle.recipe if bundle.recipe is not None else recipe_for(name)
-        absent = bundle_absent(bundle, "torch")
+        absent = bundle_absent(bundle, load_names("layerscope.default_plugins.torch", bundle.architecture) or NameMap(bundle.architecture, "", ""))
     else:
         net, label, member, absent = _build(name, weights, seed, chosen)
         recipe = recipe_for(name, member)
