@@ -186,11 +186,12 @@ def torch_canonical(net: Any, batch: np.ndarray, arch: str) -> dict[str, np.ndar
     import torch
 
     entries = catalog.get(arch).entries
-    raw = torch_reference(net, batch, [e.native_name("torch") for e in entries])
+    names = catalog.load_names("layerscope.default_plugins.torch", arch)
+    raw = torch_reference(net, batch, [names.native_of(e.name) for e in entries])
     out = {}
     for e in entries:
-        t = raw[e.native_name("torch")]
-        post = e.post_op("torch")
+        t = raw[names.native_of(e.name)]
+        post = names.post_of(e.name)
         if post == "flatten":  # Keras' Flatten on NHWC maps: channels last in the flat order
             t = t.permute(0, 2, 3, 1).reshape(t.shape[0], -1)
         elif post == "softmax":

@@ -288,7 +288,7 @@ def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) 
 
     cat = catalog.require(architecture, "Random bundles")
     rng = np.random.Generator(np.random.PCG64(seed))
-    chosen = variant or cat.variants.get("keras", "")
+    chosen = variant or cat.reference_variant
     eps = 1.001e-5 if architecture.startswith("resnet") else 1e-3
     tensors: dict[str, np.ndarray] = {}
     for entry in cat.weighted():

@@ -33,15 +33,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from layerscope import catalog
 from layerscope.backend import ModelHandle
+from layerscope.catalog.names import NameMap, load_names
 from layerscope.default_plugins.keras import port, variants
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
-from layerscope.catalog.names import NameMap, load_names
 from layerscope.weights import SEEDED_INIT_LOCK, bundle_absent, check_architecture, is_bundle, load_bundle
 
 __all__ = ["app", "headless", "load", "zoo"]
+
+PACKAGE = "layerscope.default_plugins.keras"
+"""Where this backend's names/ data lives (:func:`layerscope.catalog.load_names`)."""
 
 # keras.applications module family -> the preprocess_input mode that module uses
 _FAMILY_RECIPE = {
@@ -95,8 +97,8 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
             f"model. {suggest(str(model).lower(), zoo())}"
         )
     name = _snake(fn.__name__)
-    cat = catalog.get(name)
-    default = cat.variants.get("keras") if cat else None
+    names = load_names(PACKAGE, name)
+    default = names.variant if names else None
     bundle = load_bundle(weights) if is_bundle(weights) else None
     if bundle is not None:  # before its variant: a bundle of another architecture is named as such
         check_architecture(bundle, name)
@@ -107,7 +109,7 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
         net = _random(build, 0)
         port.from_bundle(net, name, bundle)
         label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
-        absent = bundle_absent(bundle, load_names("layerscope.default_plugins.keras", bundle.architecture) or NameMap(bundle.architecture, "", ""))
+        absent = bundle_absent(bundle, names or NameMap(name, "", ""))
     else:
         if chosen != default and weights == "imagenet":
             raise WeightsError(
@@ -118,9 +120,9 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     family = fn.__module__.rsplit(".", 1)[-1]
     recipe = bundle.recipe if bundle is not None else None
     if recipe is None:
-        recipe = RECIPES[cat.recipes["keras"] if cat else _FAMILY_RECIPE.get(family, "raw")]
+        recipe = RECIPES[names.recipe if names else _FAMILY_RECIPE.get(family, "raw")]
     handle = _wrap(net, name, label, chosen, recipe.at(int(net.input_shape[1])), build)
-    own = RECIPES[cat.recipes["keras"] if cat else _FAMILY_RECIPE.get(family, "raw")]
+    own = RECIPES[names.recipe if names else _FAMILY_RECIPE.get(family, "raw")]
     handle.state["framework_recipe"] = own.at(int(net.input_shape[1]))  # compare(pipeline="native")
     if absent:
         handle.state["absent"] = absent

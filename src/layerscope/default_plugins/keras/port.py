@@ -26,7 +26,7 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     head = head and not handle.state.get("absent")
     tensors: dict[str, np.ndarray] = {}
     for entry in cat.weighted(head):
-        layer = handle.model.get_layer(entry.native_name("keras"))
+        layer = handle.model.get_layer(entry.name)  # Keras names are the canonical ones
         values = [np.ascontiguousarray(np.asarray(w), dtype=np.float32) for w in layer.get_weights()]
         if entry.kind == "BatchNormalization":
             for name, value in zip(("gamma", "beta", "moving_mean", "moving_variance"), values, strict=True):
@@ -49,7 +49,7 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
             if entry.head and not bundle.head:
                 continue
             raise WeightsError(f"The weight bundle has no tensors for layer {entry.name!r}.")
-        layer = net.get_layer(entry.native_name("keras"))
+        layer = net.get_layer(entry.name)
         if entry.kind == "BatchNormalization":
             values = [params[k] for k in ("gamma", "beta", "moving_mean", "moving_variance")]
             layer.epsilon = float(params["epsilon"][0])

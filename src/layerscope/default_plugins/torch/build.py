@@ -35,11 +35,11 @@ import torchvision
 
 from layerscope import catalog
 from layerscope.backend import ModelHandle
+from layerscope.catalog.names import NameMap, load_names
 from layerscope.default_plugins.torch import port
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
 from layerscope.preprocess import RECIPES, Recipe
-from layerscope.catalog.names import NameMap, load_names
 from layerscope.weights import (
     SEEDED_INIT_LOCK,
     bundle_absent,
@@ -49,6 +49,9 @@ from layerscope.weights import (
 )
 
 __all__ = ["load", "load_file", "recipe_for", "zoo"]
+
+PACKAGE = "layerscope.default_plugins.torch"
+"""Where this backend's names/ data lives (:func:`layerscope.catalog.load_names`)."""
 
 
 def zoo() -> list[str]:
@@ -78,7 +81,7 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
         port.from_bundle(net, name, bundle)
         label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
         recipe = bundle.recipe if bundle.recipe is not None else recipe_for(name)
-        absent = bundle_absent(bundle, load_names("layerscope.default_plugins.torch", bundle.architecture) or NameMap(bundle.architecture, "", ""))
+        absent = bundle_absent(bundle, load_names(PACKAGE, name) or NameMap(name, "", ""))
     else:
         net, label, member, absent = _build(name, weights, seed, chosen)
         recipe = recipe_for(name, member)
@@ -90,7 +93,8 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
 
 
 def _variant(name: str, cat: catalog.Catalog | None, asked: str | None) -> str | None:
-    default = cat.variants.get("torch") if cat else None
+    names = load_names(PACKAGE, name) if cat else None
+    default = names.variant if names else None
     if asked is None or asked == default:
         return default
     if name == "resnet50" and asked == "v1":
@@ -143,9 +147,9 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     enum's ``transforms()``; nothing is downloaded.
     """
     if member is None:
-        cat = catalog.get(name)
-        if cat is not None:
-            return RECIPES[cat.recipes["torch"]]
+        names = load_names(PACKAGE, name)
+        if names is not None:
+            return RECIPES[names.recipe]
         try:
             member = torchvision.models.get_model_weights(name).DEFAULT
         except (ValueError, KeyError, AttributeError):

@@ -17,14 +17,18 @@ import torch
 
 from layerscope import catalog
 from layerscope.backend import ModelHandle
+from layerscope.catalog.names import load_names
 from layerscope.errors import WeightsError
 from layerscope.weights import Bundle, check_architecture
 
 __all__ = ["from_bundle", "kernel", "to_bundle"]
 
+PACKAGE = "layerscope.default_plugins.torch"
 
-def _module(net: Any, entry: catalog.Entry) -> Any:
-    name = entry.weights.get("torch", entry.native_name("torch"))
+
+def _module(net: Any, architecture: str, entry: catalog.Entry) -> Any:
+    names = load_names(PACKAGE, architecture)
+    name = names.weights_of(entry.name) if names else entry.name
     return dict(net.named_modules())[name]
 
 
@@ -39,7 +43,7 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     head = head and not handle.state.get("absent")
     tensors: dict[str, np.ndarray] = {}
     for entry in cat.weighted(head):
-        mod = _module(handle.model, entry)
+        mod = _module(handle.model, handle.architecture, entry)
         key = entry.name
         if entry.kind == "Conv2D":
             tensors[f"{key}/kernel"] = _np(mod.weight.permute(2, 3, 1, 0))
@@ -73,7 +77,7 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
                 if entry.head and not bundle.head:
                     continue  # a headless bundle: the classifier keeps its initial weights
                 raise WeightsError(f"The weight bundle has no tensors for layer {entry.name!r}.")
-            mod = _module(net, entry)
+            mod = _module(net, architecture, entry)
             if entry.kind == "Conv2D":
                 _copy(mod.weight, np.transpose(params["kernel"], (3, 2, 0, 1)), entry.name)
                 bias = params.get("bias")

@@ -1,0 +1,117 @@
+"""The canonical points of each architecture: :class:`Catalog` and its :class:`Entry` rows.
+
+Framework-neutral data, one JSON file per architecture beside this module. Canonical names
+are the Keras layer names (``block1_conv1``, ``conv5_block3_out``), and each names a
+*semantic point*: a conv layer's canonical output is after its activation. Which native layer
+of a backend is that point is the backend's business (:mod:`layerscope.catalog.names`).
+
+Each entry of ``layers`` has ``name``, ``kind`` (Keras class) and optionally ``head`` (true
+for classifier layers, which need the native input size), ``flatten_from`` (the ``[H, W, C]``
+map the first dense layer after a flatten reads, whose kernel rows are reordered between NHWC
+and NCHW flatten orders) and ``shape`` (weight shape in Keras layout, for seeded random
+bundles made without any framework). ``reference_variant`` is the architecture variant those
+weight shapes describe; ``variant_notes`` say what each variant is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from layerscope.errors import WeightsError
+
+__all__ = ["WEIGHTED_KINDS", "Catalog", "Entry", "architectures", "get", "require"]
+
+WEIGHTED_KINDS = ("Conv2D", "Dense", "BatchNormalization")
+_PACKAGE = "layerscope.catalog"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One canonical point: its name, kind, and what weights it holds."""
+
+    name: str
+    kind: str
+    head: bool = False
+    flatten_from: tuple[int, ...] | None = None
+    """For the first dense layer after a flatten: the (H, W, C) map it flattens."""
+    shape: tuple[int, ...] | None = None
+    """Weight shape in Keras layout: conv HWIO, dense (in, out), BatchNorm (channels,)."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All canonical points of one architecture, in execution order."""
+
+    architecture: str
+    input_size: int
+    reference_variant: str
+    """The variant the weight shapes describe (seeded random bundles are this variant)."""
+    variant_notes: dict[str, str]
+    """What each variant is, in words."""
+    entries: tuple[Entry, ...]
+
+    def names(self) -> list[str]:
+        """Canonical layer names in execution order."""
+        return [e.name for e in self.entries]
+
+    def weighted(self, head: bool = True) -> list[Entry]:
+        """Entries that hold weights (conv, dense, BatchNorm), in order; without the
+        classifier's when ``head`` is false."""
+        return [e for e in self.entries if e.kind in WEIGHTED_KINDS and (head or not e.head)]
+
+    def describe_variant(self, variant: str | None) -> str:
+        """``"v1 (stride 2 on the first 1x1 conv ...)"``, or the bare name if unknown."""
+        if not variant:
+            return "standard"
+        note = self.variant_notes.get(variant)
+        return f"{variant} ({note})" if note else variant
+
+    def entry(self, name: str) -> Entry | None:
+        """The entry with this canonical name, or ``None``."""
+        return next((e for e in self.entries if e.name == name), None)
+
+
+def architectures() -> list[str]:
+    """Architectures that have a catalogue (names shared by every framework's zoo)."""
+    files = resources.files(_PACKAGE).iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".json"))
+
+
+def require(architecture: str, purpose: str = "Weight bundles") -> Catalog:
+    """The catalogue of an architecture, or a :class:`~layerscope.WeightsError` saying which exist."""
+    cat = get(architecture)
+    if cat is None:
+        raise WeightsError(
+            f"{purpose} need a catalogue of canonical layers; {architecture!r} has none. "
+            f"Architectures with one: {', '.join(architectures())}."
+        )
+    return cat
+
+
+@cache
+def get(architecture: str) -> Catalog | None:
+    """The catalogue of an architecture, or ``None`` if it has none."""
+    path = resources.files(_PACKAGE) / f"{architecture}.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    entries = tuple(
+        Entry(
+            name=raw["name"],
+            kind=raw["kind"],
+            head=bool(raw.get("head", False)),
+            flatten_from=tuple(raw["flatten_from"]) if raw.get("flatten_from") else None,
+            shape=tuple(raw["shape"]) if "shape" in raw else None,
+        )
+        for raw in data["layers"]
+    )
+    return Catalog(
+        architecture=data["architecture"],
+        input_size=int(data["input_size"]),
+        reference_variant=data["reference_variant"],
+        variant_notes=dict(data.get("variant_notes", {})),
+        entries=entries,
+    )
