@@ -61,7 +61,11 @@ TARGETS = {
         ["tests/test_images.py", "tests/test_behaviour.py", "-k", "recipe"],
         fork=False,
     ),
-    "diagnose": Target("src/layerscope/diagnose.py", ["tests/test_compare.py"], fork=False),
+    "diagnose": Target(
+        "src/layerscope/compare/diagnose.py",
+        ["tests/test_diagnose_checks.py", "tests/test_compare.py"],
+        fork=False,
+    ),
     "dataset_resume": Target(  # the HDF5 writer's resume path: reopen, check, truncate to the commit
         "src/layerscope/dataset/h5.py",
         ["tests/test_dataset_robust.py", "-k", "(resume or commit or recover or skipped) and not disk_full"],

@@ -157,7 +157,7 @@ def test_random_bundle_is_reproducible_and_loads_everywhere(photo: Path) -> None
     assert report.passed and all(
         s.weights == "bundle from numpy (random_bundle(seed=0))" for s in report.sides
     )
-    deep = report._arrays["keras"]["conv5_block3_out"]
+    deep = report.outputs("keras")["conv5_block3_out"]
     assert 0.01 < float(deep.std()) < 100  # activations stay in a sane range through 50 layers
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 import layerscope as ls
-from layerscope import catalog, diagnose
+from layerscope import catalog
 from layerscope.cli import main
+from layerscope.compare import diagnose, diff
 from layerscope.default_plugins.torch.backend import TorchBackend
 from layerscope.images import Geometry
 from layerscope.model import LoadedModel
 from layerscope.preprocess import RECIPES, Recipe, normalize
-from layerscope.report import diff
 
 from conftest import model
 
@@ -294,3 +294,29 @@ def test_cli_compare_exit_status(tmp_path: Path, capsys) -> None:
     assert main([*args, "--variant", "torch=v1.5", "--html", str(html)]) == 1
     out = capsys.readouterr().out
     assert "stride placement (ResNet v1 vs v1.5)" in out and html.is_file()
+
+
+def test_sensitivity_is_its_own_public_function() -> None:
+    """`ls.sensitivity` is what `compare(..., against=)` delegates to: one backend, two inputs."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
+    m = ls.load(net, backend="torch")
+    rgb = np.random.default_rng(0).uniform(0, 255, (16, 16, 3)).astype(np.float32)
+    moved = rgb.copy()
+    moved[4, 5] += 40.0  # one pixel: the conv moves only around it (16 px are resized to 224)
+    from layerscope.compare import sensitivity
+
+    assert "sensitivity" in ls.__all__ and ls.sensitivity is sensitivity
+    report = ls.sensitivity(rgb, moved, "tiny", backend=m, layers=["0", "1"])
+    assert report.mode == "inputs" and [s.label for s in report.sides] == ["input", "against"]
+    before, after = m.extract(rgb, ["0"])["0"], m.extract(moved, ["0"])["0"]
+    conv = report.layer("0")
+    assert conv.max_abs == pytest.approx(float(np.abs(after - before).max()), rel=1e-6)
+    assert 0 < conv.out_of_tolerance < 0.1  # the moved pixel's neighbourhood (after resizing), no more
+    assert report.layer("1").max_abs <= conv.max_abs  # ReLU can only shrink a difference
+    via_compare = ls.compare(rgb, "tiny", backends=(m,), against=moved, layers=["0", "1"])
+    assert via_compare.to_dict() == report.to_dict()
+    with pytest.raises(ls.InputError, match=r"Invalid `rtol`\. Expected a finite number >= 0.*rtol=-1"):
+        ls.sensitivity(rgb, moved, "tiny", backend=m, layers=["0"], rtol=-1)

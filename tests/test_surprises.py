@@ -13,8 +13,8 @@ from PIL import Image
 
 import layerscope as ls
 from layerscope import model as lsmodel
-from layerscope.report import Report
-from layerscope.report import diff as report_diff
+from layerscope.compare import Report
+from layerscope.compare import diff as report_diff
 
 from conftest import model
 

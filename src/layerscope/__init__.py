@@ -21,7 +21,7 @@ from layerscope.api import (
     load,
 )
 from layerscope.backend import Backend, LayerInfo, ModelHandle
-from layerscope.compare import compare
+from layerscope.compare import Report, compare, sensitivity
 from layerscope.data import sample
 from layerscope.dataset import DatasetResult, extract_dataset
 from layerscope.errors import (
@@ -45,7 +45,6 @@ from layerscope.hookspecs import hookimpl
 from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel
 from layerscope.preprocess import RECIPES, Recipe
-from layerscope.report import Report
 from layerscope.weights import Bundle, export_weights, load_bundle, random_bundle
 
 __version__ = "0.1.0"
@@ -91,4 +90,5 @@ __all__ = [
     "load_bundle",
     "random_bundle",
     "sample",
+    "sensitivity",
 ]

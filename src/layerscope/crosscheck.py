@@ -51,7 +51,7 @@ def extract(backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITE
 
 def verify(folder: Path, rtol: float = 1e-5) -> bool:
     """Compare every pair of backends in ``folder``; print a line per pair and architecture."""
-    from layerscope.report import diff
+    from layerscope.compare.metrics import diff
 
     backends = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if len(backends) < 2:

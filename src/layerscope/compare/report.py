@@ -1,7 +1,8 @@
 """What :func:`layerscope.compare` returns: per-layer differences, divergence, diagnoses.
 
 A :class:`Report` prints as a table in a terminal, serialises with :meth:`Report.to_json`
-and renders a self-contained HTML page with :meth:`Report.to_html` (see ``report_html``).
+and renders a self-contained HTML page with :meth:`Report.to_html` (drawn by
+:mod:`layerscope.compare.html`, which sees the report only through its public surface).
 """
 
 from __future__ import annotations
@@ -14,22 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from layerscope.compare.html import render_html
+from layerscope.compare.metrics import HEADERS, LayerDiff
 from layerscope.errors import InputError
 
-__all__ = ["HEADERS", "Diagnosis", "LayerDiff", "Report", "Side", "diff"]
-
-HEADERS = (
-    "layer",
-    "pair",
-    "shape",
-    "max|Δ|",
-    "max rel",
-    "mean|Δ|",
-    "cosine",
-    "out of tol",
-    "worst (n,h,w,c)",
-    "",
-)
+__all__ = ["Diagnosis", "Report", "Side"]
 
 
 @dataclass(frozen=True)
@@ -37,54 +27,13 @@ class Side:
     """One side of a comparison: which backend ran, with what variant, weights and recipe."""
 
     label: str
+    """How the report's rows name this side: the backend's name, made unique (``torch:v1``)."""
     backend: str
     variant: str
+    """The architecture variant in words (``v1 (stride 2 on the first 1x1 conv ...)``)."""
     weights: str
     recipe: str
-
-
-@dataclass
-class LayerDiff:
-    """How far one layer's output on side ``other`` is from side ``reference``.
-
-    ``max_rel`` is ``max|Δ| / max|reference|``; an element is out of tolerance when
-    ``|Δ| > rtol * max|reference|``; ``worst`` is the (n, h, w, c) index of ``max|Δ|``.
-    """
-
-    layer: str
-    reference: str
-    other: str
-    shape_reference: tuple[int, ...]
-    shape_other: tuple[int, ...]
-    max_abs: float
-    max_rel: float
-    mean_abs: float
-    cosine: float
-    out_of_tolerance: float
-    worst: tuple[int, ...] | None
-    passed: bool
-
-    @property
-    def shape_match(self) -> bool:
-        return self.shape_reference == self.shape_other
-
-    def cells(self, mode: str = "backends") -> list[str]:
-        """This row of the report table, as text (see :data:`HEADERS`)."""
-        shape = "x".join(map(str, self.shape_reference[1:]))
-        if not self.shape_match:
-            shape += " vs " + "x".join(map(str, self.shape_other[1:]))
-        return [
-            self.layer,
-            f"{self.reference}/{self.other}",
-            shape,
-            _num(self.max_abs),
-            _num(self.max_rel),
-            _num(self.mean_abs),
-            "" if math.isnan(self.cosine) else f"{self.cosine:.6f}",
-            f"{self.out_of_tolerance:.1%}",
-            str(self.worst) if self.worst else "",
-            _status(self.passed, mode),
-        ]
+    """What the side's input went through, in words."""
 
 
 @dataclass(frozen=True)
@@ -92,45 +41,21 @@ class Diagnosis:
     """A named cause, the evidence for it, and whether a re-run confirmed it."""
 
     cause: str
+    """One of :data:`layerscope.compare.diagnose.CAUSES`, or ``"unexplained"``."""
     evidence: str
     layer: str | None = None
+    """The layer where the cause shows first."""
     confirmed: bool = False
-
-
-def diff(layer: str, a: np.ndarray, b: np.ndarray, rtol: float, labels: tuple[str, str]) -> LayerDiff:
-    """Compare two outputs of one layer (``a`` is the reference)."""
-    if a.shape != b.shape:
-        nan = float("nan")
-        return LayerDiff(layer, *labels, a.shape, b.shape, nan, nan, nan, nan, 1.0, None, False)
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    delta = np.abs(b64 - a64)
-    scale = float(np.abs(a64).max()) if a.size else 0.0
-    if scale == 0.0:
-        scale = max(float(np.abs(b64).max()) if b.size else 0.0, 1e-30)
-    max_abs = float(delta.max()) if delta.size else 0.0
-    max_rel = max_abs / scale
-    na, nb = float(np.linalg.norm(a64)), float(np.linalg.norm(b64))
-    cosine = 1.0 if na == 0.0 and nb == 0.0 else float(np.vdot(a64, b64) / max(na * nb, 1e-300))
-    out = float((delta > rtol * scale).mean()) if delta.size else 0.0
-    worst = tuple(int(i) for i in np.unravel_index(int(delta.argmax()), delta.shape)) if delta.size else None
-    return LayerDiff(
-        layer,
-        *labels,
-        a.shape,
-        b.shape,
-        max_abs,
-        max_rel,
-        float(delta.mean()),
-        cosine,
-        out,
-        worst,
-        max_rel <= rtol,
-    )
+    """True when a re-run or an exact test showed the cause, not only numbers that fit it."""
 
 
 @dataclass
 class Report:
-    """The result of :func:`layerscope.compare`."""
+    """The result of :func:`layerscope.compare` or :func:`layerscope.compare.sensitivity`.
+
+    ``arrays`` keeps each side's outputs (side label -> layer -> array) for the HTML page's
+    heatmaps; :meth:`outputs` reads one side's.
+    """
 
     model: str
     sides: list[Side]
@@ -139,7 +64,7 @@ class Report:
     layers: list[LayerDiff]
     diagnoses: list[Diagnosis] = field(default_factory=list)
     mode: str = "backends"
-    _arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -165,6 +90,10 @@ class Report:
 
     def causes(self) -> list[str]:
         return [d.cause for d in self.diagnoses]
+
+    def outputs(self, label: str) -> dict[str, np.ndarray]:
+        """The arrays side ``label`` produced, by layer (empty when they were not kept)."""
+        return self.arrays.get(label, {})
 
     # -- rendering -----------------------------------------------------------------------
     def __str__(self) -> str:
@@ -234,22 +163,10 @@ class Report:
 
     def to_html(self, path: str | Path) -> Path:
         """A single self-contained HTML file with a heatmap per disagreeing layer."""
-        from layerscope.report_html import render_html
-
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_html(self), encoding="utf-8")
         return out
-
-
-def _status(passed: bool, mode: str) -> str:
-    if mode == "inputs":
-        return "same" if passed else "moved"
-    return "ok" if passed else "FAIL"
-
-
-def _num(x: float) -> str:
-    return "" if math.isnan(x) else f"{x:.3g}"
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:

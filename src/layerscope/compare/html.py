@@ -3,6 +3,11 @@
 Every disagreeing layer gets a heatmap, embedded as a base64 PNG made with PIL: the mean
 ``|Δ|`` over channels for the image holding the worst element when shapes match, or both
 sides' mean ``|activation|`` when they do not (there is no elementwise difference then).
+
+The renderer takes anything shaped like a :class:`~layerscope.compare.Report` (the
+:class:`Page` protocol: its layers, its JSON-ready :meth:`~Page.to_dict` and each side's
+arrays from :meth:`~Page.outputs`), so this module imports no report and the report imports
+it without a cycle.
 """
 
 from __future__ import annotations
@@ -11,12 +16,24 @@ import base64
 import html
 import io
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-from layerscope.report import HEADERS, LayerDiff, Report
+from layerscope.compare.metrics import HEADERS, LayerDiff
 
-__all__ = ["heatmap_png", "render_html"]
+__all__ = ["Page", "heatmap_png", "render_html"]
+
+
+class Page(Protocol):
+    """What the page shows of a report: a :class:`~layerscope.compare.Report` is one."""
+
+    @property
+    def layers(self) -> Sequence[LayerDiff]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def outputs(self, label: str) -> Mapping[str, np.ndarray]: ...
+
 
 # a perceptual dark-to-bright ramp (inferno-like anchors), interpolated to 256 colours
 _ANCHORS = np.array(
@@ -68,9 +85,9 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _panel(report: Report, d: LayerDiff) -> str:
-    a = report._arrays.get(d.reference, {}).get(d.layer)
-    b = report._arrays.get(d.other, {}).get(d.layer)
+def _panel(report: Page, d: LayerDiff) -> str:
+    a = report.outputs(d.reference).get(d.layer)
+    b = report.outputs(d.other).get(d.layer)
     title = f"{d.layer}: {d.reference} vs {d.other}"
     if a is None or b is None:
         body = "<p>(arrays not kept)</p>"
@@ -88,37 +105,36 @@ def _panel(report: Report, d: LayerDiff) -> str:
     return f'<section class="layer"><h3>{html.escape(title)}</h3>{body}</section>'
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Page) -> str:
     """The whole page as a string."""
-    rows = []
-    for d in report.layers:
-        cls = "ok" if d.passed else "fail"
-        rows.append(
-            f'<tr class="{cls}">'
-            + "".join(f"<td>{html.escape(c)}</td>" for c in d.cells(report.mode))
-            + "</tr>"
-        )
+    info = report.to_dict()
+    esc = {k: html.escape(str(v)) for k, v in info.items() if isinstance(v, str)}
+    failed = [d for d in report.layers if not d.passed]
+    rows = "".join(
+        f'<tr class="{"ok" if d.passed else "fail"}">'
+        + "".join(f"<td>{html.escape(c)}</td>" for c in d.cells(info["mode"]))
+        + "</tr>"
+        for d in report.layers
+    )
     sides = "".join(
-        f"<li><b>{html.escape(s.label)}</b>: {html.escape(s.backend)}, variant {html.escape(s.variant)}; "
-        f"weights {html.escape(s.weights)}; {html.escape(s.recipe)}</li>"
-        for s in report.sides
+        f"<li><b>{html.escape(s['label'])}</b>: {html.escape(s['backend'])}, variant "
+        f"{html.escape(s['variant'])}; weights {html.escape(s['weights'])}; {html.escape(s['recipe'])}</li>"
+        for s in info["sides"]
     )
     diagnoses = "".join(
-        f"<li><b>{html.escape(d.cause)}</b> ({'confirmed' if d.confirmed else 'likely'}"
-        f"{', at ' + html.escape(d.layer) if d.layer else ''}): {html.escape(d.evidence)}</li>"
-        for d in report.diagnoses
+        f"<li><b>{html.escape(d['cause'])}</b> ({'confirmed' if d['confirmed'] else 'likely'}"
+        f"{', at ' + html.escape(d['layer']) if d['layer'] else ''}): {html.escape(d['evidence'])}</li>"
+        for d in info["diagnoses"]
     )
-    first = report.first_divergence
     verdict = (
         "every layer agrees within tolerance"
-        if first is None
-        else f"{len(report.failed)} layer comparisons out of tolerance; first divergence: {first.layer}"
+        if info["first_divergence"] is None
+        else f"{len(failed)} layer comparisons out of tolerance; first divergence: {info['first_divergence']}"
     )
-    panels = "".join(_panel(report, d) for d in report.failed)
-    head = HEADERS
+    panels = "".join(_panel(report, d) for d in failed)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>layerscope compare: {html.escape(report.model)}</title>
+<title>layerscope compare: {esc["model"]}</title>
 <style>
 body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font: 12px monospace; }}
@@ -128,12 +144,12 @@ section.layer {{ display: inline-block; vertical-align: top; margin: 0 1em 1em 0
 section.layer img {{ image-rendering: pixelated; border: 1px solid #ccc; }}
 figure {{ display: inline-block; margin: 0 .5em 0 0; }}
 </style></head><body>
-<h1>{html.escape(report.model)}: {html.escape(report.mode)} compared</h1>
-<p>pipeline {html.escape(report.pipeline)}, rtol {report.rtol:g}: <b>{html.escape(verdict)}</b></p>
+<h1>{esc["model"]}: {esc["mode"]} compared</h1>
+<p>pipeline {esc["pipeline"]}, rtol {info["rtol"]:g}: <b>{html.escape(verdict)}</b></p>
 <ul>{sides}</ul>
 <h2>Diagnosis</h2><ul>{diagnoses or "<li>none needed</li>"}</ul>
-<h2>Disagreeing layers ({len(report.failed)})</h2>{panels or "<p>none</p>"}
+<h2>Disagreeing layers ({len(failed)})</h2>{panels or "<p>none</p>"}
 <h2>Every layer</h2>
-<table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>{"".join(rows)}</table>
+<table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)}</tr>{rows}</table>
 </body></html>
 """

@@ -1,0 +1,316 @@
+"""Same weights, same input, several backends: where outputs differ, and why.
+
+One room, five parts:
+
+- this module: :func:`compare` (every backend on one input) and :func:`sensitivity` (one
+  backend on two inputs);
+- :mod:`~layerscope.compare.metrics`: :func:`diff`, one layer's difference as a :class:`LayerDiff`;
+- :mod:`~layerscope.compare.report`: :class:`Report`, :class:`Side`, :class:`Diagnosis`;
+- :mod:`~layerscope.compare.html`: the report as one offline HTML page;
+- :mod:`~layerscope.compare.diagnose`: named causes, each a small registered check.
+
+Weights travel as a bundle (:mod:`layerscope.weights`): the first backend that can export
+builds the model with ``weights``/``seed`` and every other backend loads its bundle, so any
+difference left is the frameworks', not the weights'. Every backend gets the *same*
+preprocessed tensor unless ``pipeline="native"`` (each framework's own preprocessing from
+the same image file) or a per-backend ``preprocess`` is given. When layers disagree,
+:mod:`~layerscope.compare.diagnose` tests named causes and the report says which one explains it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from layerscope import catalog
+from layerscope.api import get_backend, load
+from layerscope.compare.diagnose import Evidence, explain
+from layerscope.compare.metrics import HEADERS, LayerDiff, diff
+from layerscope.compare.report import Diagnosis, Report, Side
+from layerscope.errors import InputError
+from layerscope.layers import Target
+from layerscope.model import LoadedModel, Preprocess
+from layerscope.preprocess import Recipe, get_recipe
+from layerscope.weights import Bundle, is_bundle, load_bundle
+
+__all__ = ["HEADERS", "Diagnosis", "LayerDiff", "Report", "Side", "compare", "diff", "sensitivity"]
+
+
+def compare(
+    images: Any,
+    model: str,
+    *,
+    backends: Sequence[str | LoadedModel] = ("keras", "torch"),
+    weights: Any = "random",
+    seed: int | None = 0,
+    layers: Sequence[str] | None = None,
+    rtol: float = 1e-5,
+    pipeline: str = "shared",
+    preprocess: Preprocess | Mapping[str, Preprocess] = "native",
+    variants: Mapping[str, str] | None = None,
+    native_names: Mapping[str, Mapping[str, str]] | None = None,
+    against: Any = None,
+    diagnose: bool = True,
+    batch_size: int | None = None,
+) -> Report:
+    """Run ``images`` through ``model`` on every backend and report where outputs differ.
+
+    ``backends``: names, or :class:`LoadedModel` objects used as they are (their weights are
+    not replaced). ``weights``/``seed``: what the source backend builds (a bundle path or
+    :class:`Bundle` is loaded by every backend instead). ``layers``: canonical names
+    (default: every canonical layer of the architecture). ``pipeline``: ``"shared"`` (one
+    preprocessed tensor for all, made with the first backend's native recipe or
+    ``preprocess``) or ``"native"`` (each backend's own recipe from the same images).
+    ``preprocess`` may also map backend name -> recipe, to compare pipelines on purpose.
+    ``variants``: backend name -> architecture variant (``{"torch": "v1.5"}``).
+    ``native_names``: backend name -> {canonical: native} overrides of the backend's names.
+    ``against``: other images; then this is :func:`sensitivity` on the first backend.
+    ``diagnose``: name the cause of the first divergence (:mod:`layerscope.compare.diagnose`).
+    """
+    _check_options(pipeline, rtol, backends)
+    seed = _seed_for(weights, seed)
+    variants = dict(variants or {})
+    names = _layer_names(model, layers)
+    if against is not None:
+        one = backends[0]
+        return sensitivity(
+            images, against, model, backend=one, weights=weights, seed=seed, layers=names, rtol=rtol,
+            variant=None if isinstance(one, LoadedModel) else variants.get(one), batch_size=batch_size,
+        )  # fmt: skip
+    if len(backends) < 2:
+        raise InputError(
+            "Invalid `backends`. Expected at least two to compare (or one plus `against=` "
+            f"images). Received: {list(backends)!r}."
+        )
+    run = _Run(_load_all(model, backends, weights, seed, variants), names)
+    run.feed(images, pipeline, preprocess, native_names or {}, batch_size)
+    diffs = [
+        diff(name, run.outputs[a][name], run.outputs[b][name], rtol, (a, b))
+        for a, b in combinations(run.labels, 2)
+        for name in names
+    ]
+    report = Report(str(model), run.sides, rtol, pipeline, diffs, arrays=run.outputs)
+    first = report.first_divergence
+    if diagnose and first is not None:
+        report.diagnoses = explain(run.evidence(first, rtol))
+    return report
+
+
+class _Run:
+    """The models of one comparison, by side label, and what each was fed and returned."""
+
+    def __init__(self, models: list[LoadedModel], names: list[str]) -> None:
+        self.models = models
+        self.names = names
+        self.labels = _labels(models)
+        self.batches: dict[str, np.ndarray] = {}
+        self.targets: dict[str, list[Target]] = {}
+        self.outputs: dict[str, dict[str, np.ndarray]] = {}
+        self.sides: list[Side] = []
+
+    def feed(
+        self,
+        images: Any,
+        pipeline: str,
+        preprocess: Preprocess | Mapping[str, Preprocess],
+        native_names: Mapping[str, Mapping[str, str]],
+        batch_size: int | None,
+    ) -> None:
+        """Prepare every side's input and extract every layer from it."""
+        fed = _feeds(self.labels, self.models, pipeline, preprocess)
+        for label, m in zip(self.labels, self.models, strict=True):
+            self.batches[label] = fed[label][0].prepare(images, preprocess=fed[label][1])
+            self.targets[label] = _targets(m, self.names, native_names.get(m.backend, {}))
+            self.outputs[label] = m.extract_batch(
+                self.batches[label], self.targets[label], batch_size=batch_size
+            )
+            self.sides.append(_side(label, m, _recipe_text(*fed[label])))
+
+    def evidence(self, first: LayerDiff, rtol: float) -> Evidence:
+        """What diagnose needs about the pair that diverged first."""
+        a, b = first.reference, first.other
+        ia, ib = self.labels.index(a), self.labels.index(b)
+        return Evidence(
+            catalog=self.models[0].catalog,
+            layers=self.names,
+            models=(self.models[ia], self.models[ib]),
+            batches=(self.batches[a], self.batches[b]),
+            outputs=(self.outputs[a], self.outputs[b]),
+            targets=(self.targets[a], self.targets[b]),
+            first=first,
+            rtol=rtol,
+            inputs=(self.sides[ia].recipe, self.sides[ib].recipe),
+            capture=_registered_capture(self.models[ib]),
+        )
+
+
+def _registered_capture(m: LoadedModel) -> Callable[[np.ndarray, str], np.ndarray]:
+    """A capture of ``m``'s network by the backend registered under its name: layerscope's
+    own copying capture, even when ``m`` was loaded with another backend object."""
+
+    def capture(batch: np.ndarray, native: str) -> np.ndarray:
+        return LoadedModel(get_backend(m.backend), m.handle).extract_native(batch, [native])[native]
+
+    return capture
+
+
+def sensitivity(
+    images: Any,
+    against: Any,
+    model: str,
+    *,
+    backend: str | LoadedModel | None = None,
+    weights: Any = "random",
+    seed: int | None = 0,
+    layers: Sequence[str] | None = None,
+    rtol: float = 1e-5,
+    variant: str | None = None,
+    batch_size: int | None = None,
+) -> Report:
+    """How far each layer moves when ``images`` become ``against``, on one backend.
+
+    ``backend``: a name (``None``: the first available, as in :func:`layerscope.load`) or a
+    :class:`LoadedModel` used as it is. ``layers``: canonical names (default: every canonical
+    layer). The report's sides are ``"input"`` and ``"against"`` (``mode="inputs"``) and a
+    layer counts as moved when it differs by more than ``rtol`` of its range.
+    """
+    _check_rtol(rtol)
+    seed = _seed_for(weights, seed)
+    names = _layer_names(model, layers)
+    m = (
+        backend
+        if isinstance(backend, LoadedModel)
+        else load(model, backend=backend, weights=weights, seed=seed, variant=variant)
+    )
+    targets = m.resolve(names)
+    out_a = m.extract_batch(m.prepare(images), targets, batch_size=batch_size)
+    out_b = m.extract_batch(m.prepare(against), targets, batch_size=batch_size)
+    diffs = [diff(n, out_a[n], out_b[n], rtol, ("input", "against")) for n in names]
+    side = _side("input", m, _recipe_text(m, "native"))
+    sides = [side, Side("against", side.backend, side.variant, side.weights, side.recipe)]
+    return Report(
+        str(model), sides, rtol, "shared", diffs, mode="inputs", arrays={"input": out_a, "against": out_b}
+    )
+
+
+def _check_options(pipeline: str, rtol: float, backends: Sequence[str | LoadedModel]) -> None:
+    if pipeline not in ("shared", "native"):
+        raise InputError(f"Invalid `pipeline`. Expected 'shared' or 'native'. Received: {pipeline!r}.")
+    _check_rtol(rtol)
+    if not backends:
+        raise InputError("Invalid `backends`. Expected at least one backend name. Received: [].")
+
+
+def _check_rtol(rtol: float) -> None:
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 <= rtol < float("inf"):
+        raise InputError(
+            f"Invalid `rtol`. Expected a finite number >= 0 (e.g. 1e-5, relative to the largest "
+            f"value of a layer). Received: rtol={rtol!r}."
+        )
+
+
+def _seed_for(weights: Any, seed: int | None) -> int | None:
+    """The default seed=0 means nothing for imagenet, files or bundles: drop it there."""
+    return seed if isinstance(weights, str) and weights == "random" else None
+
+
+def _layer_names(model: str, layers: Sequence[str] | None) -> list[str]:
+    cat = catalog.get(str(model).lower())
+    names = list(layers) if layers is not None else (cat.names() if cat else [])
+    if not names:
+        raise InputError(
+            f"{model!r} has no catalogue of canonical layers, so pass `layers` explicitly "
+            f"(architectures with one: {', '.join(catalog.architectures())})."
+        )
+    return names
+
+
+def _feeds(
+    labels: list[str],
+    models: list[LoadedModel],
+    pipeline: str,
+    preprocess: Preprocess | Mapping[str, Preprocess],
+) -> dict[str, tuple[LoadedModel, Preprocess]]:
+    """Which model prepares each side's input, with what preprocessing."""
+    if pipeline == "native" or isinstance(preprocess, Mapping):
+        return {label: (m, _pick(preprocess, m, pipeline)) for label, m in zip(labels, models, strict=True)}
+    return dict.fromkeys(labels, (models[0], preprocess))  # one tensor for every backend
+
+
+def _pick(preprocess: Preprocess | Mapping[str, Preprocess], m: LoadedModel, pipeline: str) -> Preprocess:
+    chosen = preprocess.get(m.backend, "native") if isinstance(preprocess, Mapping) else preprocess
+    if pipeline == "native" and chosen == "native":
+        # each framework's own pipeline, even when the weights (a bundle from the other
+        # framework) bring their own recipe: that is what comparing pipelines means
+        own: Preprocess = m.handle.state.get("framework_recipe", "native")
+        return own
+    return chosen
+
+
+def _load_all(
+    model: str,
+    backends: Sequence[str | LoadedModel],
+    weights: Any,
+    seed: int | None,
+    variants: dict[str, str],
+) -> list[LoadedModel]:
+    bundle: Bundle | None = load_bundle(weights) if is_bundle(weights) else None
+    loaded: dict[int, LoadedModel] = {i: b for i, b in enumerate(backends) if isinstance(b, LoadedModel)}
+    if bundle is None and catalog.get(str(model).lower()) is not None:
+        for i, b in enumerate(backends):  # the source: the first named backend that can export
+            if isinstance(b, str):
+                source = load(model, backend=b, weights=weights, seed=seed, variant=variants.get(b))
+                if source.supports("export_bundle"):
+                    loaded[i] = source
+                    bundle = source.export_bundle()
+                    break
+    shared = bundle if bundle is not None else weights
+    for i, b in enumerate(backends):
+        if i not in loaded:
+            own_seed = seed if shared is weights else None  # a bundle carries its weights
+            loaded[i] = load(
+                model, backend=str(b), weights=shared, seed=own_seed, variant=variants.get(str(b))
+            )
+    return [loaded[i] for i in range(len(backends))]
+
+
+def _labels(models: list[LoadedModel]) -> list[str]:
+    labels: list[str] = []
+    for m in models:
+        label = m.backend if m.backend not in labels else f"{m.backend}:{m.variant}"
+        while label in labels:
+            label += "'"
+        labels.append(label)
+    return labels
+
+
+def _targets(m: LoadedModel, names: list[str], overrides: Mapping[str, str]) -> list[Target]:
+    resolved = m.resolve([n for n in names if n not in overrides]) if len(overrides) < len(names) else []
+    by_key = {t.key: t for t in resolved}
+    return [Target(n, overrides[n]) if n in overrides else by_key[n] for n in names]
+
+
+def _side(label: str, m: LoadedModel, recipe: str) -> Side:
+    cat = m.catalog
+    variant = cat.describe_variant(m.variant) if cat else (m.variant or "standard")
+    return Side(label, m.backend, variant, m.weights, recipe)
+
+
+def _recipe_text(m: LoadedModel, preprocess: Preprocess) -> str:
+    """What a side's input went through, in words."""
+    if preprocess is None:
+        return "input: values as given, no resize"
+    if isinstance(preprocess, Recipe):
+        return "input: " + preprocess.describe()
+    if isinstance(preprocess, str):
+        recipe = m.recipe if preprocess == "native" else get_recipe(preprocess)
+        return (
+            f"input: {recipe.describe()} ({m.backend} {m.architecture} native)"
+            if preprocess == "native"
+            else "input: " + recipe.describe()
+        )
+    return "input: custom preprocess callable"
