@@ -7,7 +7,13 @@ One room, five parts:
 - :mod:`~layerscope.compare.metrics`: :func:`diff`, one layer's difference as a :class:`LayerDiff`;
 - :mod:`~layerscope.compare.report`: :class:`Report`, :class:`Side`, :class:`Diagnosis`;
 - :mod:`~layerscope.compare.html`: the report as one offline HTML page;
-- :mod:`~layerscope.compare.diagnose`: named causes, each a small registered check.
+- :mod:`~layerscope.compare.evidence` / :mod:`~layerscope.compare.diagnose`: what a
+  diagnosis reads, and the named causes, each a small registered check.
+
+``layerscope.compare`` (the attribute of the top-level package) is the function, as it
+always was; reach the parts with ``from layerscope.compare.diagnose import explain`` or
+``from layerscope.compare import diagnose`` (``import layerscope.compare.diagnose as d``
+resolves ``compare`` to the function and fails).
 
 Weights travel as a bundle (:mod:`layerscope.weights`): the first backend that can export
 builds the model with ``weights``/``seed`` and every other backend loads its bundle, so any
