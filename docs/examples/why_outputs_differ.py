@@ -27,8 +27,8 @@ report.to_html("docs/examples/resnet50-v1-vs-v1.5.html")
 print("\n## 4. How far does 0.1% noise move each layer?")
 rgb = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32)
 noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 0.001 * 255, rgb.shape), 0, 255).astype(np.float32)
-report = ls.compare(rgb, "vgg16", backends=("torch",), against=noisy,
-                    layers=["block1_conv1", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3", "fc2", "predictions"])
+report = ls.sensitivity(rgb, noisy, "vgg16", backend="torch",
+                        layers=["block1_conv1", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3", "fc2", "predictions"])
 print(report.render())
 
 print("\n## 5. When only the softmax disagrees: torchvision's own random ResNet50 in Keras")
