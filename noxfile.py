@@ -4,6 +4,7 @@
     nox -s "tests(backend='torch')"   torch + torchvision only
     nox -s "tests(backend='keras')"   keras + tensorflow-cpu only
     nox -s lint typecheck
+    nox -s docs                       the documentation site (mkdocs, --strict) into site/
     nox -s plugins                    one session per package under plugins/: core + plugin, its tests
     nox -s crosscheck                 after the torch, keras and plugin sessions: every canonical
                                       layer of vgg16 and resnet50, same bundle and input, compared
@@ -33,7 +34,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "tests", "plugins", "crosscheck"]
+nox.options.sessions = ["lint", "typecheck", "docs", "tests", "plugins", "crosscheck"]
 CROSSCHECK_DIR = "build/crosscheck"
 PLUGINS = sorted(p.name for p in Path("plugins").iterdir() if (p / "pyproject.toml").is_file())
 
@@ -105,6 +106,14 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks", "plugins")
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks", "plugins")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml): pages + API reference from docstrings, --strict (a
+    broken link or an unresolvable ::: directive fails). Output in site/."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session

@@ -1,0 +1,92 @@
+"""The API reference (docs/api/, rendered by mkdocstrings) documents every public name.
+
+The site is built once (``mkdocs build --strict``, about 2 s) and its objects inventory,
+``objects.inv``, is read: every name in ``__all__`` of each public module must be there, under
+the module (``layerscope.extract``) or where it is defined (``layerscope.compare.compare`` for
+``ls.compare``, whose package shares its name).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+PUBLIC_MODULES = (
+    "layerscope",
+    "layerscope.viz",
+    "layerscope.testing",
+    "layerscope.backend",
+    "layerscope.errors",
+    "layerscope.catalog.names",
+    "layerscope.integrations.ray",
+)
+
+pytest.importorskip("mkdocstrings_handlers.python", reason="the docs extra: pip install -e '.[docs]'")
+
+
+def read_inventory(path: Path) -> set[str]:
+    """The Python object names of a Sphinx-format ``objects.inv`` (4 header lines, then zlib)."""
+    header, _, _, _, body = path.read_bytes().split(b"\n", 4)
+    assert header.startswith(b"# Sphinx inventory version 2"), header
+    lines = zlib.decompress(body).decode("utf-8").splitlines()
+    return {line.split()[0] for line in lines if " py:" in line}
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    site = tmp_path_factory.mktemp("site")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return read_inventory(site / "objects.inv")
+
+
+def defined_at(obj: object) -> str | None:
+    """Where a class or function is defined (``module.qualname``); None for other values."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}.{qualname}" if isinstance(module, str) and isinstance(qualname, str) else None
+
+
+def undocumented(module_name: str, documented: set[str]) -> list[str]:
+    module = importlib.import_module(module_name)
+    missing = []
+    for name in module.__all__:
+        if f"{module_name}.{name}" in documented or defined_at(getattr(module, name)) in documented:
+            continue
+        missing.append(name)
+    return missing
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_every_public_name_is_in_the_reference(module_name: str, inventory: set[str]) -> None:
+    assert undocumented(module_name, inventory) == [], "add them to a ::: directive in docs/api/*.md"
+
+
+def test_the_compare_package_is_documented(inventory: set[str]) -> None:
+    # ``layerscope.compare`` resolves to the function; its package's __all__ is read from the module
+    compare_package = sys.modules["layerscope.compare"]
+    missing = [n for n in compare_package.__all__ if f"layerscope.compare.{n}" not in inventory]
+    assert missing == []
+    assert {"layerscope.compare.report.Report.to_json", "layerscope.compare.metrics.LayerDiff"} <= inventory
+
+
+def test_a_name_missing_from_the_reference_is_reported() -> None:
+    documented = {"layerscope.errors.LayerscopeError"}
+    assert "InputError" in undocumented("layerscope.errors", documented)
+    assert "LayerscopeError" not in undocumented("layerscope.errors", documented)
+
+
+def test_every_reference_page_is_in_the_navigation() -> None:
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs" / "api").glob("*.md"))
+    assert pages and all(f": {page}" in config for page in pages), pages
