@@ -23,7 +23,6 @@ from layerscope.backend import Availability
 
 class {cls}:
     name = "{backend}"
-    catalog_key = "{backend}"
     @classmethod
     def is_available(cls):
         return Availability(False, "demo backend, never runs")
@@ -164,7 +163,6 @@ import layerscope
 
 class Flaky:
     name = "flaky"
-    catalog_key = "flaky"
     @classmethod
     def is_available(cls):
         raise RuntimeError("driver probe crashed")
@@ -237,3 +235,98 @@ def test_a_plugin_whose_is_available_returns_a_bool_is_unavailable(install_plugi
     info = {b.name: b for b in ls.backends()}
     assert info["flaky"].available is False
     assert info["flaky"].reason == "is_available() returned True, expected layerscope.backend.Availability"
+
+
+def test_a_plugin_missing_owns_is_refused_at_registration(install_plugin) -> None:
+    """Issue 15: a class without `owns` registered fine and failed with AttributeError the
+    first time core asked it whether it owned a model object."""
+    source = BACKEND_SOURCE.format(cls="NoOwns", backend="noowns").replace(
+        "    def owns(self, obj): return False\n", ""
+    )
+    install_plugin("layerscope-noowns", "noowns", "ls_noowns", source)
+    with pytest.raises(
+        ls.PluginError,
+        match=r"Plugin 'noowns' \(layerscope-noowns\) registered .*NoOwns.*not a backend\. "
+        r"Expected the attributes name, is_available, models, load, list_layers, extract, owns\. "
+        r"Missing: owns\.",
+    ):
+        ls.backends()
+
+
+def test_the_contract_lists_come_from_the_protocol() -> None:
+    from layerscope import backend
+
+    assert backend.required() == ("name", "is_available", "models", "load", "list_layers", "extract", "owns")
+    assert backend.optional() == ("native_names", "export_bundle", "kernel", "inplace_after", "numerics_note")
+    assert not hasattr(backend.Backend, "catalog_key")
+
+
+def test_docs_list_the_contract_as_declared() -> None:
+    """docs/plugins.md's two tables and docs/hooks.md name exactly the Protocol's members."""
+    import re
+
+    from layerscope import backend
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    plugins_md = (docs / "plugins.md").read_text(encoding="utf-8")
+    tables = {}
+    for title in ("required", "optional"):
+        block = plugins_md.split(f"| {title} | what |", 1)[1].split("\n\n", 1)[0]
+        tables[title] = tuple(re.findall(r"^\| `(\w+)", block, flags=re.M))
+    assert tables == {"required": backend.required(), "optional": backend.optional()}
+    hooks_md = (docs / "hooks.md").read_text(encoding="utf-8")
+    listed = re.search(r"`layerscope\.backend\.required\(\)`\): (.*?); a class", hooks_md, flags=re.S)
+    assert listed is not None
+    assert tuple(re.findall(r"`(\w+)`", listed.group(1))) == backend.required()
+    optional = re.search(r"`layerscope\.backend\.optional\(\)`: (.*?)\)", hooks_md, flags=re.S)
+    assert optional is not None
+    assert tuple(re.findall(r"`(\w+)`", optional.group(1))) == backend.optional()
+    assert "catalog_key" not in plugins_md + hooks_md
+
+
+def test_provides_tells_an_implementation_from_the_declaration() -> None:
+    from layerscope.backend import Backend, provides
+
+    class Explicit(Backend):
+        name = "explicit"
+
+        def kernel(self, handle, native):  # type: ignore[no-untyped-def]
+            return None
+
+    assert provides(Explicit(), "kernel") is True
+    assert provides(Explicit(), "export_bundle") is False  # inherited bare declaration
+    assert provides(Explicit(), "numerics") is False  # no such member at all
+
+
+def test_framework_backend_delegates_to_its_role_modules() -> None:
+    """The public base implements the contract from the modules; keras' rsqrt note only for
+    a model with BatchNormalization; onnx switches kernel/inplace_after off."""
+    from layerscope.backend import ModelHandle, optional, provides, required
+    from layerscope.default_plugins.keras.backend import RSQRT, KerasBackend
+    from layerscope.default_plugins.torch.backend import TorchBackend
+    from layerscope.framework import FrameworkBackend
+
+    for cls in (TorchBackend, KerasBackend):
+        assert issubclass(cls, FrameworkBackend)
+        assert isinstance(cls.name, str)
+        assert [m for m in required() + optional() if m != "name" and not provides(cls, m)] == []
+    assert not hasattr(FrameworkBackend, "owns")  # a subclass that forgets it is refused
+
+    class BN:
+        pass
+
+    BN.__name__ = "BatchNormalization"
+
+    def handle(layers: list[object]) -> ModelHandle:
+        net = type("Net", (), {"layers": layers})()
+        return ModelHandle("keras", "x", net, "random", 32, ls.RECIPES["raw"], 0)
+
+    assert KerasBackend().numerics_note(handle([BN()])) == RSQRT
+    assert RSQRT.startswith("TensorFlow's float32 rsqrt, which Keras' BatchNormalization uses")
+    assert KerasBackend().numerics_note(handle([object()])) is None
+    assert TorchBackend().numerics_note(handle([BN()])) is None
+    names = TorchBackend().native_names("vgg16")
+    assert names is not None and names.native_of("block1_conv1") == "features.1"
+    onnx = pytest.importorskip("layerscope_onnx.backend")
+    assert not provides(onnx.OnnxBackend, "kernel") and not provides(onnx.OnnxBackend, "inplace_after")
+    assert provides(onnx.OnnxBackend, "export_bundle") and provides(onnx.OnnxBackend, "native_names")

@@ -15,6 +15,7 @@ from layerscope.api import (
     BackendInfo,
     backends,
     clear_cache,
+    export_weights,
     extract,
     get_backend,
     list_layers,
@@ -45,7 +46,7 @@ from layerscope.hookspecs import hookimpl
 from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel
 from layerscope.preprocess import RECIPES, Recipe
-from layerscope.weights import Bundle, export_weights, load_bundle, random_bundle
+from layerscope.weights import Bundle, load_bundle, random_bundle
 
 __version__ = "0.1.0"
 

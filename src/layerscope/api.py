@@ -23,11 +23,13 @@ from layerscope.errors import (
 from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel, Preprocess
 from layerscope.plugins import get_registry
+from layerscope.weights import Bundle, save_bundle
 
 __all__ = [
     "BackendInfo",
     "backends",
     "clear_cache",
+    "export_weights",
     "extract",
     "get_backend",
     "list_layers",
@@ -243,3 +245,18 @@ def list_layers(
     if seed is None and isinstance(weights, str) and weights == "random":
         seed = 0
     return load(model, backend=backend, weights=weights, seed=seed).list_layers(input_size)
+
+
+def export_weights(model: Any, path: str | os.PathLike[str] | None = None, **load_kwargs: Any) -> Bundle:
+    """Export a model's weights as a :class:`~layerscope.weights.Bundle`, and write it if
+    ``path`` is given.
+
+    ``model`` is a :class:`~layerscope.LoadedModel` or anything :func:`load` accepts (then
+    ``load_kwargs`` such as ``backend=``, ``weights=``, ``seed=`` apply). Works for every
+    architecture with a catalogue (vgg16, vgg19, resnet50) on every backend that provides
+    ``export_bundle`` (torch, keras, onnx).
+    """
+    bundle = load(model, **load_kwargs).export_bundle()
+    if path is not None:
+        save_bundle(bundle, path)
+    return bundle

@@ -13,13 +13,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, overload, runtime_checkable
 
 import numpy as np
 
 from layerscope.preprocess import Recipe
 
-__all__ = ["Availability", "Backend", "LayerInfo", "ModelHandle", "Shape"]
+if TYPE_CHECKING:
+    from layerscope.catalog.names import NameMap
+    from layerscope.weights import Bundle
+
+__all__ = [
+    "Availability",
+    "Backend",
+    "LayerInfo",
+    "ModelHandle",
+    "Shape",
+    "optional",
+    "provides",
+    "required",
+]
+
+_F = TypeVar("_F")
 
 Shape = tuple[int | None, ...]
 """An output shape in NHWC terms, with ``None`` for the batch axis or a free spatial size."""
@@ -96,19 +111,36 @@ class ModelHandle:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+@overload
+def optional() -> tuple[str, ...]: ...
+@overload
+def optional(member: _F) -> _F: ...
+def optional(member: Any = None) -> Any:
+    """``@optional`` marks a :class:`Backend` member that a backend may leave out;
+    ``optional()`` (no argument) lists those members, in declaration order.
+
+    :func:`required` and ``optional()`` read the marks, so the Protocol below is the one
+    declaration of the contract; the plugin registry checks classes against it.
+    """
+    if member is None:
+        return tuple(name for name, is_optional in _members() if is_optional)
+    getattr(member, "__func__", member).__layerscope_optional__ = True
+    return member
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What a backend class provides. Register it with ``register(cls)`` from the hook.
 
-    Methods that need the framework import it inside the method, so that registering the
-    backend imports nothing heavy.
+    Required members first; members marked ``@optional`` may be absent (core then says that
+    the backend cannot do it, or falls back: see each one). Methods that need the framework
+    import it inside the method, so that registering the backend imports nothing heavy.
+    :class:`layerscope.framework.FrameworkBackend` implements all of it for a framework whose
+    code lives in a few modules of one package.
     """
 
     name: ClassVar[str]
     """Short unique name: ``"torch"``, ``"keras"``, ``"onnx"``."""
-
-    catalog_key: ClassVar[str]
-    """Whose native names this backend's layers carry in the catalogue (usually ``name``)."""
 
     @classmethod
     def is_available(cls) -> Availability:
@@ -119,15 +151,10 @@ class Backend(Protocol):
         """Names of the models :meth:`load` can build (lower-case, e.g. ``resnet50``)."""
         ...
 
-    def owns(self, obj: Any) -> bool:
-        """Whether ``obj`` is a model object of this framework (without importing it)."""
-        ...
-
     def load(self, model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
         """Build or wrap ``model`` with ``weights`` (``"imagenet"``, ``"random"``, a path,
         or a weight bundle: a path or :class:`~layerscope.weights.Bundle`). ``variant``
-        picks an architecture variant the catalogue names (``None``: the backend's own, or
-        the bundle's)."""
+        picks an architecture variant (``None``: the backend's own, or the bundle's)."""
         ...
 
     def list_layers(self, handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
@@ -142,5 +169,66 @@ class Backend(Protocol):
         """
         ...
 
-    # Optional: ``export_bundle(handle, head=True) -> Bundle`` lets the backend be the
-    # source of weights in ``compare`` and ``export_weights``.
+    def owns(self, obj: Any) -> bool:
+        """Whether ``obj`` is a model object of this framework (without importing it)."""
+        ...
+
+    @optional
+    def native_names(self, architecture: str) -> NameMap | None:
+        """This backend's map from the catalogue's canonical points of ``architecture`` to
+        its native layer names, recipe and default variant (``None``: no map; layers are then
+        asked for by native name only). A backend running another framework's graphs may
+        return that backend's map: ``layerscope.get_backend("torch").native_names(arch)``."""
+        ...
+
+    @optional
+    def export_bundle(self, handle: ModelHandle, head: bool = True) -> Bundle:
+        """The model's weights as a framework-neutral :class:`~layerscope.weights.Bundle`
+        (without the classifier head when ``head=False``). Absent: the backend cannot be the
+        source of weights in ``compare`` and ``export_weights``."""
+        ...
+
+    @optional
+    def kernel(self, handle: ModelHandle, native: str) -> np.ndarray | None:
+        """The convolution kernel of native layer ``native`` in HWIO order ``(kh, kw, in,
+        out)``, or ``None`` if it has none. Absent: no filter pictures for this backend."""
+        ...
+
+    @optional
+    def inplace_after(self, handle: ModelHandle, native: str) -> str | None:
+        """The native layer right after ``native`` when it overwrites ``native``'s output in
+        place (torchvision's ``ReLU(inplace=True)``), else ``None``. Absent: never."""
+        ...
+
+    @optional
+    def numerics_note(self, handle: ModelHandle) -> str | None:
+        """One sentence naming a known source of float32 differences of this framework for
+        this model (compare's diagnosis quotes it), or ``None``. Absent: none known."""
+        ...
+
+
+def _members() -> list[tuple[str, bool]]:
+    """(name, is optional) of every :class:`Backend` member, in declaration order."""
+    found = [(name, False) for name in Backend.__annotations__ if not name.startswith("_")]
+    for name, value in vars(Backend).items():
+        if name.startswith("_") or not callable(getattr(value, "__func__", value)):
+            continue
+        found.append(
+            (name, bool(getattr(getattr(value, "__func__", value), "__layerscope_optional__", False)))
+        )
+    return found
+
+
+def required() -> tuple[str, ...]:
+    """The members every backend class must have, as :class:`Backend` declares them."""
+    return tuple(name for name, is_optional in _members() if not is_optional)
+
+
+def provides(backend: object, capability: str) -> bool:
+    """Whether ``backend`` (instance or class) really implements ``capability``: it has a
+    callable of that name that is not :class:`Backend`'s own declaration (a class that
+    subclasses the Protocol inherits the declarations, which do nothing)."""
+    member = getattr(backend, capability, None)
+    if not callable(member):
+        return False
+    return not getattr(getattr(member, "__func__", member), "__layerscope_optional__", False)

@@ -21,9 +21,12 @@ The built-in ``torch`` and ``keras`` backends are registered through this same h
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:
+    from layerscope.backend import Backend
 
 __all__ = ["PROJECT", "hookimpl", "hookspec", "layerscope_register_backends"]
 
@@ -35,14 +38,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def layerscope_register_backends(register: Callable[[type[Any]], None]) -> None:
+def layerscope_register_backends(register: Callable[[type[Backend]], None]) -> None:
     """Register backend classes by calling ``register(BackendClass)`` once per backend.
 
     Called once per process, the first time layerscope needs its list of backends (the
     first ``extract``, ``load``, ``list_layers`` or ``backends`` call), never at import.
-    ``register`` checks that the class has the attributes of
-    :class:`layerscope.backend.Backend` and raises :class:`layerscope.PluginError` naming
-    both plugins if another plugin already registered a backend of the same ``name``.
+    ``register`` checks that the class has every member :func:`layerscope.backend.required`
+    lists (the optional ones may be absent) and raises :class:`layerscope.PluginError` naming
+    the missing ones, or naming both plugins if another plugin already registered a backend
+    of the same ``name``.
     The hook must not import the backend's framework: availability is asked later through
     ``BackendClass.is_available()``. The return value is ignored.
     """

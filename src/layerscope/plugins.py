@@ -24,7 +24,7 @@ from typing import Any
 import pluggy
 
 from layerscope import hookspecs
-from layerscope.backend import Availability
+from layerscope.backend import Availability, Backend, required
 from layerscope.errors import PluginError
 
 __all__ = ["DEFAULT_PLUGINS", "PluginRecord", "Registry", "get_registry", "reset"]
@@ -34,8 +34,6 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("keras", "layerscope.default_plugins.keras"),
 )
 """(plugin name, module) of the built-in plugins, in the order ``backend=None`` tries them."""
-
-_REQUIRED = ("name", "is_available", "models", "load", "list_layers", "extract")
 
 
 @dataclass
@@ -56,7 +54,7 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginRecord] = {}
-        self.backends: dict[str, type[Any]] = {}
+        self.backends: dict[str, type[Backend]] = {}
         self.owner: dict[str, PluginRecord] = {}
         self.installed: list[str] = []
         """Every plugin name found, before LAYERSCOPE_PLUGINS / _DISABLE_PLUGINS filter them."""
@@ -123,14 +121,17 @@ class Registry:
             notes.append(f"LAYERSCOPE_DISABLE_PLUGINS={skip!r} skips the plugins it names")
         return ("Note: " + "; ".join(notes) + ".") if notes else ""
 
-    def register(self, cls: type[Any], record: PluginRecord) -> None:
-        """Validate ``cls`` and add it under ``cls.name``; duplicates name both plugins."""
-        missing = [a for a in _REQUIRED if not hasattr(cls, a)]
+    def register(self, cls: type[Backend], record: PluginRecord) -> None:
+        """Validate ``cls`` against :func:`layerscope.backend.required` and add it under
+        ``cls.name``; a class missing a required member, or a duplicate name, is refused."""
+        expected = required()
+        missing = [a for a in expected if not hasattr(cls, a)]
         if missing:
             raise PluginError(
                 f"Plugin {record.name!r} ({record.package}) registered {cls!r}, which is not a "
-                f"backend. Expected the attributes {', '.join(_REQUIRED)}. Missing: "
-                f"{', '.join(missing)}. See layerscope.backend.Backend."
+                f"backend. Expected the attributes {', '.join(expected)}. Missing: "
+                f"{', '.join(missing)}. Add them (see layerscope.backend.Backend; its optional "
+                f"members may be left out)."
             )
         name = cls.name
         if name in self.backends:

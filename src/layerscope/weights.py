@@ -50,7 +50,6 @@ __all__ = [
     "Bundle",
     "bundle_absent",
     "check_architecture",
-    "export_weights",
     "is_bundle",
     "load_bundle",
     "refuse_absent",
@@ -311,20 +310,3 @@ def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) 
         tensors[f"{entry.name}/kernel"] = rng.normal(0.0, np.sqrt(gain / fan_in), shape).astype(np.float32)
         tensors[f"{entry.name}/bias"] = rng.normal(0.0, 0.01, shape[-1]).astype(np.float32)
     return Bundle(tensors, architecture, chosen, "numpy", f"random_bundle(seed={seed})")
-
-
-def export_weights(model: Any, path: str | os.PathLike[str] | None = None, **load_kwargs: Any) -> Bundle:
-    """Export a model's weights as a :class:`Bundle`, and write it if ``path`` is given.
-
-    ``model`` is a :class:`~layerscope.LoadedModel` or anything :func:`layerscope.load`
-    accepts (then ``load_kwargs`` such as ``backend=``, ``weights=``, ``seed=`` apply).
-    Works for every architecture with a catalogue (vgg16, vgg19, resnet50) on every backend
-    whose plugin can export (torch, keras).
-    """
-    from layerscope.api import load
-
-    loaded = load(model, **load_kwargs)
-    bundle = loaded.export_bundle()
-    if path is not None:
-        save_bundle(bundle, path)
-    return bundle

@@ -1,18 +1,23 @@
 """``OnnxBackend``: build through torch, export to ONNX, run with ONNX Runtime.
 
-Importing this module imports neither onnx, onnxruntime nor torch; methods do.
+Importing this module imports neither onnx, onnxruntime nor torch: its one role module,
+``layerscope_onnx.graph``, is imported by :class:`layerscope.framework.FrameworkBackend`
+when a method first needs it.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 
-from layerscope.backend import Availability, LayerInfo, ModelHandle
+import layerscope
+from layerscope.backend import Availability, Backend, LayerInfo, ModelHandle
 from layerscope.catalog.names import NameMap
+from layerscope.framework import FrameworkBackend
 from layerscope.weights import Bundle
 
 __all__ = ["OnnxBackend"]
@@ -20,26 +25,28 @@ __all__ = ["OnnxBackend"]
 MODELS = ("resnet50", "vgg16", "vgg19")
 
 
-class OnnxBackend:
+class OnnxBackend(FrameworkBackend):
     """ONNX Runtime on the CPU; native layer names are torch module paths."""
 
     name: ClassVar[str] = "onnx"
-    catalog_key: ClassVar[str] = "torch"  # graphs exported from torchvision carry torch's scopes
+    requires: ClassVar[tuple[str, ...]] = ("onnx", "onnxruntime")
+    install_hint: ClassVar[str] = "pip install layerscope-onnx"
+    package: ClassVar[str] = "layerscope_onnx"
+    modules: ClassVar[Mapping[str, str]] = MappingProxyType({"graph": "graph"})
+    # Not provided (Backend's bare declarations, so layerscope.backend.provides() says no):
+    kernel = Backend.kernel  # ONNX initializers are not read back by layer
+    inplace_after = Backend.inplace_after  # ONNX Runtime never overwrites an output
 
     @classmethod
     def is_available(cls) -> Availability:
-        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-        if missing:
-            return Availability(False, f"{' and '.join(missing)} not installed: pip install layerscope-onnx")
-        if importlib.util.find_spec("torchvision") is None:
+        status = super().is_available()
+        if status and importlib.util.find_spec("torchvision") is None:
             return Availability(False, "exporting models needs torch: pip install 'layerscope-onnx[export]'")
-        return Availability(True)
+        return status
 
     def native_names(self, architecture: str) -> NameMap | None:
         """Graphs exported from torchvision keep torch's module paths: reuse torch's names."""
-        import layerscope
-
-        return layerscope.get_backend("torch").native_names(architecture)  # type: ignore[attr-defined,no-any-return]
+        return layerscope.get_backend("torch").native_names(architecture)
 
     def models(self) -> list[str]:
         return list(MODELS)
@@ -48,19 +55,16 @@ class OnnxBackend:
         return type(obj).__name__ == "InferenceSession"
 
     def load(self, model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
-        from layerscope_onnx import graph
-
-        return graph.build(str(model), weights, seed, variant)
+        handle: ModelHandle = self.module("graph").build(str(model), weights, seed, variant)
+        return handle
 
     def list_layers(self, handle: ModelHandle, input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
-        from layerscope_onnx import graph
-
-        return graph.describe(handle, input_size)
+        rows: list[LayerInfo] = self.module("graph").describe(handle, input_size)
+        return rows
 
     def extract(self, handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
-        from layerscope_onnx import graph
-
-        return graph.run(handle, batch, list(layers))
+        out: dict[str, np.ndarray] = self.module("graph").run(handle, batch, list(layers))
+        return out
 
     def export_bundle(self, handle: ModelHandle, head: bool = True) -> Bundle:
         bundle: Bundle = handle.state["bundle"]

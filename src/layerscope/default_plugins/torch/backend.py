@@ -1,31 +1,25 @@
-"""``TorchBackend``: torchvision models, captured with forward hooks.
-
-torch is imported by the first method that needs it, never when the plugin registers.
-"""
+"""``TorchBackend``: torchvision models, captured with forward hooks (torch imported lazily)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, ClassVar
+from typing import Any
 
 from layerscope import coexist
-from layerscope.default_plugins.base import FrameworkBackend
+from layerscope.framework import FrameworkBackend
 
 __all__ = ["TorchBackend"]
 
 
 class TorchBackend(FrameworkBackend):
-    """PyTorch with torchvision's model zoo."""
+    """PyTorch with torchvision's model zoo; every role module is in this package."""
 
-    name: ClassVar[str] = "torch"
-    catalog_key: ClassVar[str] = "torch"
-    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision")
-    install_hint: ClassVar[str] = "pip install 'layerscope[torch]'"
-    package: ClassVar[str] = "layerscope.default_plugins.torch"
-
-    def guard(self) -> None:
-        coexist.before_torch()
+    name = "torch"
+    requires = ("torch", "torchvision")
+    install_hint = "pip install 'layerscope[torch]'"
+    package = "layerscope.default_plugins.torch"
+    guard = staticmethod(coexist.before_torch)
 
     def owns(self, obj: Any) -> bool:
-        torch = sys.modules.get("torch")
+        torch = sys.modules.get("torch")  # never imported here: a torch object means it is loaded
         return torch is not None and isinstance(obj, torch.nn.Module)
