@@ -16,25 +16,134 @@ Or call :func:`check_backend` from anywhere; it raises ``AssertionError`` naming
 broken rule. The rules are the output contract of ``docs/hooks.md``: registered and
 available, NHWC float32 C-contiguous copies keyed in the requested order, batch sizes 1 and
 several, a described layer table, ``UnknownLayerError`` for unknown names, and nothing left
-behind by a failing call. No pytest import is needed to use this module.
+behind by a failing call.
+
+Those rules check the *form* of the output; an engine that silently computes in float16 or
+bfloat16 passes every one of them. The eighth rule, ``test_agrees_with_reference``, checks
+the *numbers*: every canonical layer of the kit's model, run by your backend and by a
+reference backend on the same weight bundle and the same input, must agree to ``rtol``
+(``max|Δ| / max|reference|``; 1e-5, 5e-5 for softmax outputs). The reference is
+``BackendContract.reference``; by default the first built-in backend (torch, then keras) that
+is installed, is not the backend under test, and has the model. The rule is skipped
+(``unittest.SkipTest``, which pytest reports as a skip) when the model is not in the catalogue
+or no reference backend can run here. No pytest import is needed to use this module.
 """
 
 from __future__ import annotations
 
+import unittest
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["BackendContract", "check_backend"]
+__all__ = ["RTOL", "SOFTMAX_RTOL", "BackendContract", "agreement", "check_backend", "reference_backend"]
+
+RTOL = 1e-5
+"""Default agreement tolerance, relative to the reference layer's largest magnitude."""
+SOFTMAX_RTOL = 5e-5
+"""Default tolerance of softmax outputs: a softmax magnifies float32 rounding of its logits."""
 
 
 def _images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
+def reference_backend(model: str, exclude: str = "") -> str | None:
+    """The first built-in backend that can run here, is not ``exclude`` and has ``model``.
+
+    Parameters
+    ----------
+    model : str
+        A model name, as ``ls.load`` takes it (``"resnet50"``).
+    exclude : str
+        The backend under test, which cannot be its own reference.
+
+    Returns
+    -------
+    str or None
+        A backend name (``"torch"``, ``"keras"``), or None when no built-in backend qualifies.
+
+    Examples
+    --------
+    >>> reference_backend("resnet50", exclude="onnx")  # doctest: +SKIP
+    'torch'
+    """
+    import layerscope as ls
+
+    for info in ls.backends():
+        builtin = info.package == "layerscope" and info.available and info.name != exclude
+        if builtin and model in ls.get_backend(info.name).models():
+            return info.name
+    return None
+
+
+def agreement(
+    model: str,
+    backend: str,
+    reference: str,
+    *,
+    seed: int = 0,
+    rtol: float = RTOL,
+    softmax_rtol: float = SOFTMAX_RTOL,
+) -> list[str]:
+    """Every canonical layer of ``model`` on ``backend`` against ``reference``, same weights.
+
+    Both backends load ``ls.random_bundle(model, seed)`` (numpy-made, the same bytes
+    everywhere) and run the same preprocessed batch: the shipped photo ``chelsea`` through the
+    ``caffe`` recipe at the architecture's native size, so head layers run too.
+
+    Returns
+    -------
+    list of str
+        One line per layer beyond tolerance (``"fc1: max|Δ|/max|ref| 4.1e-04 > 1e-05 ..."``);
+        empty when every layer agrees.
+    """
+    import layerscope as ls
+    from layerscope.compare.metrics import diff
+    from layerscope.images import as_batch, read_images
+    from layerscope.preprocess import RECIPES, normalize
+
+    recipe = RECIPES["caffe"]
+    batch = normalize(as_batch(read_images(ls.sample("chelsea")), recipe.geometry), recipe)
+    bundle = ls.random_bundle(model, seed=seed)
+    theirs_model = ls.load(model, backend=reference, weights=bundle)
+    names = theirs_model.catalog.names() if theirs_model.catalog else []
+    targets = theirs_model.resolve(names)
+    theirs = theirs_model.extract_batch(batch, targets)
+    ours = ls.load(model, backend=backend, weights=bundle).extract_batch(batch, names)
+    failures = []
+    for target in targets:
+        tol = softmax_rtol if target.post == "softmax" else rtol
+        row = diff(target.key, theirs[target.key], ours[target.key], tol, (reference, backend))
+        if not row.shape_match:
+            failures.append(
+                f"{target.key}: shape {row.shape_other} on {backend}, {row.shape_reference} on {reference}"
+            )
+        elif not row.passed:
+            failures.append(
+                f"{target.key}: max|Δ|/max|ref| {row.max_rel:.2e} > {tol:.0e} "
+                f"(max|Δ| {row.max_abs:.3g} at {row.worst}, cosine {row.cosine:.9f})"
+            )
+    return failures
+
+
 class BackendContract:
-    """Inherit and set ``backend``, ``model``, ``layers``, ``weights``, ``input_size``."""
+    """The contract rules as pytest test methods: inherit and set at least ``backend``.
+
+    Class attributes (all optional except ``backend``):
+
+    - ``backend``: the registered name of the backend under test.
+    - ``model``: ``"resnet50"``; any model the backend loads (catalogued ones get the
+      agreement rule).
+    - ``layers``: ``("conv1_relu", "conv2_block1_out")``; names the backend resolves,
+      canonical or native, for the form rules.
+    - ``weights``: ``"random"``, with ``seed`` ``0``: what the form rules load.
+    - ``input_size``: ``64`` pixels, to keep the form rules fast.
+    - ``reference``: ``None`` = :func:`reference_backend` (torch, else keras); a backend name;
+      or ``""`` to switch the agreement rule off (say why in your tests).
+    - ``rtol`` / ``softmax_rtol``: ``1e-5`` / ``5e-5``, the agreement tolerances.
+    """
 
     backend: ClassVar[str] = ""
     model: ClassVar[str] = "resnet50"
@@ -42,6 +151,9 @@ class BackendContract:
     weights: ClassVar[Any] = "random"
     seed: ClassVar[int | None] = 0
     input_size: ClassVar[int] = 64
+    reference: ClassVar[str | None] = None
+    rtol: ClassVar[float] = RTOL
+    softmax_rtol: ClassVar[float] = SOFTMAX_RTOL
 
     def _load(self) -> Any:
         import layerscope as ls
@@ -133,6 +245,29 @@ class BackendContract:
         for name in before:
             assert np.array_equal(before[name], after[name]), f"{name}: results changed after a failing call"
 
+    def test_agrees_with_reference(self) -> None:
+        from layerscope import catalog
+
+        if self.reference == "":
+            raise unittest.SkipTest("agreement rule switched off (reference = '')")
+        if catalog.get(self.model) is None:
+            raise unittest.SkipTest(f"{self.model!r} is not catalogued: no canonical layers to compare")
+        reference = self.reference or reference_backend(self.model, exclude=self.backend)
+        if reference is None:
+            raise unittest.SkipTest(f"no built-in backend with {self.model!r} can run here")
+        failures = agreement(
+            self.model,
+            self.backend,
+            reference,
+            seed=self.seed or 0,
+            rtol=self.rtol,
+            softmax_rtol=self.softmax_rtol,
+        )
+        assert not failures, (
+            f"{self.backend!r} disagrees with {reference!r} on {len(failures)} layer(s) of {self.model} "
+            f"with the same weights and input (lower precision than float32?):\n" + "\n".join(failures[:10])
+        )
+
 
 def check_backend(
     backend: str,
@@ -142,8 +277,33 @@ def check_backend(
     weights: Any = "random",
     seed: int | None = 0,
     input_size: int = 64,
+    reference: str | None = None,
 ) -> list[str]:
-    """Run every contract rule on ``backend``; return the names of the rules that passed."""
+    """Run every contract rule on ``backend``; return the names of the rules that passed.
+
+    Parameters
+    ----------
+    backend : str
+        The registered backend name.
+    model, layers, weights, seed, input_size, reference
+        As the :class:`BackendContract` attributes of the same names (same defaults).
+
+    Returns
+    -------
+    list of str
+        The rules that ran and passed, sorted (``"test_agrees_with_reference"``, ...); a rule
+        skipped for a stated reason (no reference backend here, an uncatalogued model) is left out.
+
+    Raises
+    ------
+    AssertionError
+        At the first broken rule, with a message naming what broke.
+
+    Examples
+    --------
+    >>> check_backend("torch", "vgg16", ["block1_conv2"], input_size=48)  # doctest: +SKIP
+    ['test_agrees_with_reference', 'test_batch_sizes', ...]
+    """
     contract = type(
         "Contract",
         (BackendContract,),
@@ -154,10 +314,14 @@ def check_backend(
             "weights": weights,
             "seed": seed,
             "input_size": input_size,
+            "reference": reference,
         },
     )()
     passed = []
     for name in sorted(n for n in dir(contract) if n.startswith("test_")):
-        getattr(contract, name)()
+        try:
+            getattr(contract, name)()
+        except unittest.SkipTest:
+            continue
         passed.append(name)
     return passed
