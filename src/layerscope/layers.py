@@ -233,6 +233,11 @@ def resolve(
                 f"Unknown layer {item!r} for {model}. Expected a canonical name, a native name "
                 f"or an index from list_layers(). {suggest(item, choices)}"
             )
+    _refuse_repeats(targets, requested)
+    return targets
+
+
+def _refuse_repeats(targets: list[Target], requested: Sequence[str | int]) -> None:
     seen: dict[str, int] = {}
     for t in targets:
         seen[t.key] = seen.get(t.key, 0) + 1
@@ -242,7 +247,6 @@ def resolve(
             f"Invalid `layers`: {dupes} requested more than once. Expected each layer once "
             f"(results are a dict keyed by layer). Received: layers={list(requested)!r}."
         )
-    return targets
 
 
 def _case_match(item: str, known: set[str]) -> str:

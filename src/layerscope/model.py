@@ -117,7 +117,7 @@ class LoadedModel:
                 f"The {self.backend} backend cannot export weight bundles (its Backend has no "
                 "`export_bundle`). Load the model on a backend that can, e.g. torch or keras."
             )
-        bundle: Bundle = self._backend.export_bundle(self.handle, head)  # type: ignore[attr-defined]
+        bundle: Bundle = self._backend.export_bundle(self.handle, head)
         return bundle
 
     def kernel(self, layer: str) -> np.ndarray | None:
@@ -136,7 +136,7 @@ class LoadedModel:
             self.names.weights_of(entry.name) if entry and self.names else self.resolve([layer])[0].native
         )
         with self._lock:
-            found = self._backend.kernel(self.handle, native)  # type: ignore[attr-defined]
+            found = self._backend.kernel(self.handle, native)
         return None if found is None else np.asarray(found, dtype=np.float32)
 
     def inplace_after(self, native: str) -> str | None:
@@ -144,14 +144,14 @@ class LoadedModel:
         (torchvision's ``ReLU(inplace=True)``); ``None`` when none does or the backend cannot tell."""
         if not self.supports("inplace_after"):
             return None
-        found: str | None = self._backend.inplace_after(self.handle, native)  # type: ignore[attr-defined]
+        found: str | None = self._backend.inplace_after(self.handle, native)
         return found
 
     def numerics_note(self) -> str | None:
         """A known source of float32 differences in this backend's arithmetic, in words, if any."""
         if not self.supports("numerics_note"):
             return None
-        note: str | None = self._backend.numerics_note(self.handle)  # type: ignore[attr-defined]
+        note: str | None = self._backend.numerics_note(self.handle)
         return note
 
     def extract_native(self, batch: np.ndarray, natives: Sequence[str]) -> dict[str, np.ndarray]:
