@@ -23,6 +23,7 @@ PUBLIC_MODULES = (
     "layerscope.viz",
     "layerscope.testing",
     "layerscope.backend",
+    "layerscope.framework",
     "layerscope.errors",
     "layerscope.catalog.names",
     "layerscope.integrations.ray",
