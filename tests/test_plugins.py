@@ -330,3 +330,39 @@ def test_framework_backend_delegates_to_its_role_modules() -> None:
     onnx = pytest.importorskip("layerscope_onnx.backend")
     assert not provides(onnx.OnnxBackend, "kernel") and not provides(onnx.OnnxBackend, "inplace_after")
     assert provides(onnx.OnnxBackend, "export_bundle") and provides(onnx.OnnxBackend, "native_names")
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_role_modules_have_what_their_protocols_declare(backend: str) -> None:
+    """FrameworkBackend reaches its modules through one Protocol per role; each built-in
+    module defines every function of its role with the Protocol's parameters (read from the
+    source, so no framework is imported)."""
+    import ast
+    import importlib.util
+    import inspect
+
+    from layerscope import framework
+
+    roles = {
+        "build": framework.BuildModule,
+        "capture": framework.CaptureModule,
+        "layers": framework.LayersModule,
+        "port": framework.PortModule,
+    }
+    assert set(roles) == set(framework.FrameworkBackend.modules)
+    package = f"layerscope.default_plugins.{backend}"
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    for role, protocol in roles.items():
+        source = ast.parse((folder / f"{framework.FrameworkBackend.modules[role]}.py").read_text())
+        defined = {
+            node.name: [a.arg for a in node.args.args]
+            for node in source.body
+            if isinstance(node, ast.FunctionDef)
+        }
+        for name, member in vars(protocol).items():
+            if name.startswith("_") or not callable(member):
+                continue
+            expected = list(inspect.signature(member).parameters)[1:]  # without self
+            assert defined.get(name) == expected, f"{package}.{role}.{name}: {defined.get(name)}"
