@@ -366,3 +366,25 @@ def test_role_modules_have_what_their_protocols_declare(backend: str) -> None:
                 continue
             expected = list(inspect.signature(member).parameters)[1:]  # without self
             assert defined.get(name) == expected, f"{package}.{role}.{name}: {defined.get(name)}"
+
+
+def test_a_loaded_model_asks_its_backend_what_it_really_provides() -> None:
+    """A backend that switches `kernel` off by pointing it at the Protocol's bare declaration
+    (as the ONNX plugin does) is not `supports("kernel")`: `kernel()` refuses clearly
+    instead of returning None, and a backend without `native_names` gets no canonical names."""
+    from layerscope.backend import Backend, ModelHandle
+    from layerscope.preprocess import get_recipe
+
+    class Bare:
+        name = "bare"
+        kernel = Backend.kernel
+        native_names = Backend.native_names
+
+    handle = ModelHandle("bare", "vgg16", object(), "none", 224, get_recipe("caffe"), 0)
+    m = ls.LoadedModel(Bare(), handle)  # type: ignore[arg-type]
+    assert m.supports("kernel") is False and m.supports("export_bundle") is False
+    assert m.names is None and m.catalog is not None
+    with pytest.raises(
+        ls.InputError, match=r"The bare backend cannot read kernels \(its Backend has no `kernel`\)"
+    ):
+        m.kernel("block1_conv1")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from layerscope import catalog, images
-from layerscope.backend import Backend, ModelHandle
+from layerscope.backend import Backend, ModelHandle, provides
 from layerscope.bundle_checks import refuse_absent
 from layerscope.catalog import POST_OPS
 from layerscope.catalog.names import NameMap
@@ -59,8 +59,8 @@ class LoadedModel:
         self._backend = backend
         self.handle = handle
         self.catalog = catalog.get(handle.architecture)
-        find = getattr(backend, "native_names", None)
-        self.names: NameMap | None = find(handle.architecture) if find and self.catalog else None
+        known = self.catalog is not None and provides(backend, "native_names")
+        self.names: NameMap | None = backend.native_names(handle.architecture) if known else None
         self._rows: dict[Any, LayerTable] = {}
         self.source_weights: Any = None
         """What ``weights=`` was when loaded (a name, path or Bundle)."""
@@ -105,7 +105,7 @@ class LoadedModel:
     def supports(self, capability: str) -> bool:
         """Whether this model's backend provides an optional capability (``"kernel"``,
         ``"export_bundle"``, ``"inplace_after"``, ``"numerics_note"``, ``"native_names"``)."""
-        return callable(getattr(self._backend, capability, None))
+        return provides(self._backend, capability)
 
     def export_bundle(self, head: bool = True) -> Bundle:
         """This model's weights as a framework-neutral :class:`~layerscope.weights.Bundle`.
