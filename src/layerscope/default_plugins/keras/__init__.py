@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from layerscope.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from layerscope.backend import Backend
+
 
 @hookimpl
-def layerscope_register_backends(register: Callable[[type[Any]], None]) -> None:
+def layerscope_register_backends(register: Callable[[type[Backend]], None]) -> None:
     from layerscope.default_plugins.keras.backend import KerasBackend
 
     register(KerasBackend)
