@@ -28,7 +28,36 @@ def blocks(
     **load_kwargs: Any,
 ) -> list[Any]:
     """One :func:`feature_grid` figure per block, all five layers from one ``extract`` call
-    (one forward pass per batch of images). ``load_kwargs`` go to :func:`layerscope.load`."""
+    (one forward pass per batch of images).
+
+    Parameters
+    ----------
+    images : path, PIL image, array or list of them
+        What :func:`layerscope.extract` takes.
+    model : LoadedModel or str
+        A VGG16 or VGG19 (:data:`BLOCK_LAYERS` names their last conv of each block).
+    image : int
+        Which image of the batch to draw (default 0).
+    max_maps, cols, cmap, size
+        As :func:`feature_grid`.
+    **load_kwargs
+        Passed to :func:`layerscope.load` (``backend``, ``weights``, ``seed``, ...).
+
+    Returns
+    -------
+    list of matplotlib.figure.Figure
+        Five figures, titled ``"vgg16 block1_conv2"`` ... ``"vgg16 block5_conv3"``.
+
+    Raises
+    ------
+    InputError
+        The model is not a VGG16 or VGG19.
+
+    Examples
+    --------
+    >>> figs = viz.blocks(ls.sample("chelsea"), "vgg16", weights="random", seed=0)
+    >>> [f.savefig(f"block{i}.png") for i, f in enumerate(figs, 1)]
+    """
     from layerscope.api import load
 
     m = load(model, **load_kwargs)

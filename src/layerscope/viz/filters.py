@@ -18,6 +18,30 @@ def filter_weights(model: Any, layer: str, **load_kwargs: Any) -> np.ndarray:
     ``layer`` may be canonical (``block1_conv2``: the weights of the conv whose ReLU is that
     point on torch) or native. ``model`` is a :class:`~layerscope.LoadedModel` or anything
     :func:`layerscope.load` takes, with ``load_kwargs``.
+
+    Parameters
+    ----------
+    model : LoadedModel, str or framework model
+        The model, or what :func:`layerscope.load` takes.
+    layer : str
+        A conv layer, canonical or native name.
+    **load_kwargs
+        Passed to :func:`layerscope.load` (``backend``, ``weights``, ``seed``, ...).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(kh, kw, in, out)``; the same array on every backend for the same weights.
+
+    Raises
+    ------
+    InputError
+        ``layer`` has no 2-D convolution kernel (a pool, a dense layer).
+
+    Examples
+    --------
+    >>> viz.filter_weights("vgg16", "block1_conv1", weights="random", seed=0).shape
+    (3, 3, 3, 64)
     """
     from layerscope.api import load
 
@@ -39,6 +63,33 @@ def filters(
     Row ``i`` is filter ``i``; its columns are that filter's kernel slices, one per input
     channel (3 for ``block1_conv1``, 64 for ``block1_conv2``). Each row is one axes, so
     ``len(fig.axes) == n``; ``fig.layerscope_tiles`` is ``(rows, columns)``.
+
+    Parameters
+    ----------
+    model : LoadedModel, str or framework model
+        The model, or what :func:`layerscope.load` takes.
+    layer : str
+        A conv layer, canonical or native name.
+    n : int
+        How many filters, from the first (default 6).
+    size : (int, int), optional
+        ``(width, height)`` in pixels; default 8 px per kernel column, 60 px per row.
+    **load_kwargs
+        Passed to :func:`layerscope.load`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+
+    Raises
+    ------
+    InputError
+        ``n`` outside ``1..out``, or ``layer`` has no conv kernel.
+
+    Examples
+    --------
+    >>> viz.filters(vgg, "block1_conv2", n=6).savefig("filters.png")
     """
     kernel = filter_weights(model, layer, **load_kwargs)
     kh, kw, cin, cout = kernel.shape

@@ -25,7 +25,41 @@ def feature_grid(
     title: str | None = None,
     size: tuple[int, int] | None = None,
 ) -> Any:
-    """Each channel as its own panel (first ``max_maps`` channels), each scaled to its own range."""
+    """Each channel as its own panel (first ``max_maps`` channels), each scaled to its own range.
+
+    Parameters
+    ----------
+    fmap : array-like
+        One layer's output, NHWC ``(N, H, W, C)`` (as ``extract`` returns it) or ``(H, W, C)``.
+    max_maps : int
+        How many channels to draw, from the first (default 64).
+    cols : int
+        Panels per row (default 8).
+    cmap : str
+        A matplotlib colour map name.
+    image : int
+        Which image of the batch (default 0).
+    title : str, optional
+        Drawn above the grid.
+    size : (int, int), optional
+        ``(width, height)`` of the saved image in pixels; default 110 px per panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+
+    Raises
+    ------
+    InputError
+        ``fmap`` is not a map (a vector layer such as ``fc1``), ``image`` is out of range, or
+        ``max_maps`` / ``cols`` is below 1.
+
+    Examples
+    --------
+    >>> feats = ls.extract(ls.sample("chelsea"), "vgg16", ["block1_conv1"], weights="random", seed=0)
+    >>> viz.feature_grid(feats["block1_conv1"], title="block1_conv1").savefig("grid.png")
+    """
     x = as_map(fmap, image)
     if max_maps < 1 or cols < 1:
         raise InputError(f"Invalid grid. Expected max_maps >= 1 and cols >= 1. Received: {max_maps}, {cols}.")
@@ -53,7 +87,35 @@ def max_activation(
     title: str | None = None,
     size: tuple[int, int] = (400, 400),
 ) -> Any:
-    """The maximum over channels at each position: where the layer responds most strongly."""
+    """The maximum over channels at each position: where the layer responds most strongly.
+
+    Parameters
+    ----------
+    fmap : array-like
+        One layer's output, NHWC ``(N, H, W, C)`` or ``(H, W, C)``.
+    image : int
+        Which image of the batch (default 0).
+    cmap : str
+        A matplotlib colour map name (default ``"inferno"``).
+    title : str, optional
+        Drawn above the map.
+    size : (int, int)
+        ``(width, height)`` in pixels (default 400 x 400).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+
+    Raises
+    ------
+    InputError
+        ``fmap`` is not a map, or ``image`` is out of range.
+
+    Examples
+    --------
+    >>> viz.max_activation(feats["block3_conv3"], title="block3_conv3").savefig("max.png")
+    """
     x = as_map(fmap, image).max(axis=-1)
     fig = new_figure(size)
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.9 if title else 0.96))
@@ -106,7 +168,34 @@ def composite(
 ) -> Any:
     """Several channels colour-mapped and merged into one RGB image, each normalised on its own.
 
-    ``channels``: how many (the most active on average) or which indices.
+    Parameters
+    ----------
+    fmap : array-like
+        One layer's output, NHWC ``(N, H, W, C)`` or ``(H, W, C)``.
+    channels : int or sequence of int
+        How many channels (the most active on average, default 3) or which indices.
+    cmaps : sequence of str, optional
+        One colour map per channel (default reds, greens, blues, purples, oranges, greys).
+    image : int
+        Which image of the batch (default 0).
+    title : str, optional
+        Drawn above the image.
+    size : (int, int)
+        ``(width, height)`` in pixels (default 400 x 400).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+
+    Raises
+    ------
+    InputError
+        A channel count outside ``1..C`` or an index outside ``0..C-1``.
+
+    Examples
+    --------
+    >>> viz.composite(feats["block1_conv1"], channels=[0, 5, 9]).savefig("rgb.png")
     """
     rgb = composite_image(fmap, channels, cmaps, image)
     fig = new_figure(size)
@@ -133,6 +222,42 @@ def overlay(
 
     Pass the photo as the model saw it (e.g. the 224x224 crop) for positions to line up;
     another size is stretched to fit.
+
+    Parameters
+    ----------
+    image_in : path, PIL image or array
+        The photo, anything :func:`layerscope.extract` takes (0-255 or 0-1 values).
+    fmap : array-like
+        One layer's output, NHWC ``(N, H, W, C)`` or ``(H, W, C)``.
+    image : int
+        Which image of the ``fmap`` batch (default 0).
+    alpha : float
+        Opacity of the heatmap (default 0.5).
+    cmap : str
+        A matplotlib colour map name (default ``"jet"``).
+    reduce : {"mean", "max"}
+        How channels become one map.
+    title : str, optional
+        Drawn above the image.
+    size : (int, int)
+        ``(width, height)`` in pixels (default 400 x 400).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+
+    Raises
+    ------
+    InputError
+        ``reduce`` is neither ``"mean"`` nor ``"max"``, or ``fmap`` is not a map.
+
+    Examples
+    --------
+    >>> vgg = ls.load("vgg16", weights="random", seed=0)
+    >>> seen = vgg.prepare(ls.sample("chelsea"), preprocess=None, resize="stretch")[0]
+    >>> fmap = vgg.extract(ls.sample("chelsea"), ["block3_conv3"])["block3_conv3"]
+    >>> viz.overlay(seen, fmap, title="block3_conv3").savefig("overlay.png")
     """
     from PIL import Image
 
