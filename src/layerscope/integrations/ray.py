@@ -36,7 +36,40 @@ __all__ = ["FeatureExtractor"]
 
 
 class FeatureExtractor:
-    """A callable class for ``ray.data.Dataset.map_batches`` (model loaded in ``__init__``)."""
+    """A callable class for ``ray.data.Dataset.map_batches`` (model loaded in ``__init__``).
+
+    Each Ray actor builds one instance, so the model is loaded once per actor; each call
+    takes a batch (a dict of columns) and returns it with one column per layer added.
+
+    Parameters
+    ----------
+    model : str
+        A model name, as :func:`layerscope.load` takes it.
+    layers : sequence of str
+        Canonical or native layer names; each becomes a column (``prefix + name``).
+    column : str, optional
+        The column holding the images: paths (str or bytes) or HWC arrays. Default: the
+        first of ``image``, ``path``, ``paths`` present.
+    backend, weights, seed
+        As :func:`layerscope.load` (``weights="imagenet"`` by default).
+    pool : {None, "avg", "max"}
+        One vector per map (global pooling over H and W) instead of the map.
+    preprocess, input_size
+        As :func:`layerscope.extract`.
+    prefix : str
+        Prepended to each layer's column name.
+
+    Raises
+    ------
+    InputError
+        On a call, when the batch has no image column (the message lists its columns).
+
+    Examples
+    --------
+    >>> ds = ray.data.from_items([{"path": "photos/chelsea.jpg"}])
+    >>> ds.map_batches(FeatureExtractor, fn_constructor_kwargs={"model": "resnet50",
+    ...     "layers": ["avg_pool"], "weights": "random", "seed": 0}, batch_size=8, concurrency=1)
+    """
 
     def __init__(
         self,
