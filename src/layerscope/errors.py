@@ -40,35 +40,67 @@ class LayerscopeError(Exception):
 
 
 class PluginError(LayerscopeError, RuntimeError):
-    """A plugin could not be loaded or registered a backend badly (e.g. a duplicate name)."""
+    """A plugin could not be loaded or registered a backend badly (e.g. a duplicate name).
+
+    Fix: the message names both plugins of a duplicate; uninstall one, or skip one with
+    ``LAYERSCOPE_DISABLE_PLUGINS=name``. A class missing a required member of
+    :class:`layerscope.backend.Backend` is named with the members it lacks.
+    """
 
 
 class UnknownBackendError(LayerscopeError, KeyError):
-    """No registered backend has the requested name."""
+    """No registered backend has the requested name (``backend="trch"``).
+
+    Fix: use a name ``ls.backends()`` lists; the message suggests the closest ones and says
+    when ``LAYERSCOPE_PLUGINS`` / ``LAYERSCOPE_DISABLE_PLUGINS`` hides a backend.
+    """
 
 
 class BackendUnavailableError(LayerscopeError, ImportError):
-    """The backend is registered but its framework is not installed."""
+    """The backend is registered but its framework is not installed.
+
+    Fix: the ``pip install 'layerscope[torch]'`` (or ``[keras]``) line in the message.
+    """
 
 
 class MissingDependencyError(LayerscopeError, ImportError):
-    """An optional feature needs a package that is not installed (the message names the extra)."""
+    """An optional feature needs a package that is not installed (the message names the extra).
+
+    Fix: ``pip install 'layerscope[viz]'`` (matplotlib), ``[bundles]`` (safetensors),
+    ``[dataset]`` (h5py), ``[ray]``, as the message says.
+    """
 
 
 class UnknownModelError(LayerscopeError, KeyError):
-    """The backend does not know a model of that name."""
+    """The backend does not know a model of that name.
+
+    Fix: pick one of the closest names the message lists, or pass the framework model object
+    itself (a ``torch.nn.Module`` or ``keras.Model``).
+    """
 
 
 class UnknownLayerError(LayerscopeError, KeyError):
-    """A requested layer name or index does not exist in the model."""
+    """A requested layer name or index does not exist in the model.
+
+    Fix: use a name from ``ls.list_layers(model)``; the message lists the closest ones.
+    """
 
 
 class InputError(LayerscopeError, ValueError):
-    """An argument has a value layerscope cannot use (array rank, dtype, size, batch size...)."""
+    """An argument has a value layerscope cannot use (array rank, dtype, size, batch size...).
+
+    Also: an image too small for the layers asked for, a classifier layer at a non-native
+    size, ``seed`` with weights other than ``"random"``. The message gives the fix (e.g.
+    ``x.transpose(0, 2, 3, 1)`` for a channels-first batch).
+    """
 
 
 class ImageError(InputError):
-    """An image could not be read or decoded."""
+    """An image could not be read or decoded (missing, truncated, not an image, a FIFO).
+
+    The message names the file; :func:`layerscope.extract_dataset` skips and lists such
+    files instead of stopping.
+    """
 
 
 class OutputError(LayerscopeError, OSError):
@@ -80,11 +112,19 @@ class OutputLockedError(OutputError):
 
 
 class WeightsError(LayerscopeError, ValueError):
-    """Weights could not be loaded: wrong file, wrong architecture, wrong layout."""
+    """Weights could not be loaded: wrong file, wrong architecture, wrong layout.
+
+    Also: a layer of the classifier head asked of a headless (notop) weights file. The
+    message names the tensor or layer that did not fit and what was expected.
+    """
 
 
 class WeightsUnavailableError(WeightsError):
-    """Pretrained weights are neither in the framework's cache nor downloadable."""
+    """Pretrained weights are neither in the framework's cache nor downloadable.
+
+    Fix: the message names the exact file and the cache folder (``$TORCH_HOME/hub/checkpoints``
+    or ``$KERAS_HOME/models``) to place it in; or use ``weights="random"``.
+    """
 
 
 class LayerscopeWarning(UserWarning):
@@ -100,7 +140,27 @@ class InputScaleWarning(LayerscopeWarning):
 
 
 def closest(name: str, choices: Iterable[str], n: int = 5) -> list[str]:
-    """Return up to ``n`` of ``choices`` that look most like ``name`` (for error messages)."""
+    """Return up to ``n`` of ``choices`` that look most like ``name`` (for error messages).
+
+    Parameters
+    ----------
+    name : str
+        The name that was not found.
+    choices : iterable of str
+        The valid names (duplicates are ignored).
+    n : int
+        At most this many suggestions.
+
+    Returns
+    -------
+    list of str
+        Close matches (difflib, cutoff 0.5), else names containing ``name`` ignoring case.
+
+    Examples
+    --------
+    >>> closest("blok1_conv1", ["block1_conv1", "block1_conv2", "fc1"])
+    ['block1_conv1', 'block1_conv2']
+    """
     pool = list(dict.fromkeys(choices))
     found = difflib.get_close_matches(name, pool, n=n, cutoff=0.5)
     if not found:
