@@ -78,7 +78,28 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe of that name, or an error listing the valid names."""
+    """The recipe of that name, or an error listing the valid names.
+
+    Parameters
+    ----------
+    name : str
+        ``"caffe"``, ``"torch"``, ``"tf"`` or ``"raw"`` (the keys of :data:`RECIPES`).
+
+    Returns
+    -------
+    Recipe
+        Geometry (resize side, crop, interpolation) and normalisation of that recipe.
+
+    Raises
+    ------
+    InputError
+        An unknown name; the message lists the valid ones.
+
+    Examples
+    --------
+    >>> get_recipe("torch").geometry
+    Geometry(policy='crop', size=224, resize_size=256, interpolation='bilinear')
+    """
     try:
         return RECIPES[name]
     except KeyError:
@@ -89,7 +110,26 @@ def get_recipe(name: str) -> Recipe:
 
 
 def normalize(batch: np.ndarray, recipe: Recipe) -> np.ndarray:
-    """Normalise a float32 NHWC RGB batch on the 0-255 scale with ``recipe``; returns a new array."""
+    """Normalise a float32 NHWC RGB batch on the 0-255 scale with ``recipe``; returns a new array.
+
+    Parameters
+    ----------
+    batch : numpy.ndarray
+        ``(N, H, W, 3)`` RGB values on the 0-255 scale, already resized; left unchanged.
+    recipe : Recipe
+        Only its normalisation is applied: ``caffe`` (RGB->BGR minus the ImageNet BGR means),
+        ``torch`` (/255, minus ``mean``, / ``std``), ``tf`` (/127.5 - 1) or ``raw`` (none).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new float32 array of the same shape.
+
+    Examples
+    --------
+    >>> normalize(np.full((1, 2, 2, 3), 255.0, np.float32), RECIPES["tf"])[0, 0, 0]
+    array([1., 1., 1.], dtype=float32)
+    """
     x = np.array(batch, dtype=np.float32, copy=True)
     kind = recipe.normalisation
     if kind == "caffe":
