@@ -77,7 +77,19 @@ _FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
 
 def read_images(images: ImageInput) -> list[np.ndarray]:
-    """Turn any accepted image input into a list of HWC RGB arrays (uint8 or float32)."""
+    """Turn any accepted image input into a list of HWC RGB arrays (uint8 or float32).
+
+    Parameters
+    ----------
+    images : path, PIL image, array, tensor, or a list of them
+        Arrays ``HW``, ``HWC`` or ``NHWC``; grayscale, palette, CMYK and RGBA become RGB.
+
+    Raises
+    ------
+    ImageError
+        A file that cannot be read or decoded. InputError: a bad shape or dtype, such as
+        a channels-first batch (the message gives ``x.transpose(0, 2, 3, 1)``).
+    """
     return _read(images, "images")
 
 
@@ -291,7 +303,17 @@ def _to_rgb(hwc: np.ndarray) -> np.ndarray:
 
 
 def resize(img: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Apply ``geometry`` to one HWC RGB image; returns float32 HWC on the same value scale."""
+    """Apply ``geometry`` to one HWC RGB image; returns float32 HWC on the same value scale.
+
+    ``stretch`` resizes to ``size`` x ``size``; ``crop`` resizes the shorter side to
+    ``resize_size`` then centre-crops ``size`` x ``size``; ``none`` returns the image as is.
+    Raises InputError for an unknown interpolation.
+
+    Examples
+    --------
+    >>> resize(np.zeros((300, 451, 3), np.uint8), RECIPES["torch"].geometry).shape
+    (224, 224, 3)
+    """
     if geometry.policy == "none" or geometry.size is None:
         return img.astype(np.float32, copy=False)
     if geometry.interpolation not in _FILTERS:
@@ -340,7 +362,11 @@ def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def as_batch(images: Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
-    """Resize every image with ``geometry`` and stack them: float32 NHWC, values unchanged."""
+    """Resize every image with ``geometry`` and stack them: float32 NHWC, values unchanged.
+
+    Raises InputError when the images end up with different sizes (resizing off), naming
+    the sizes and how to pass an ``input_size``.
+    """
     resized = [resize(img, geometry) for img in images]
     shapes = sorted({r.shape for r in resized})
     if len(shapes) > 1:
