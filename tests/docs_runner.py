@@ -1,0 +1,78 @@
+"""Runs one page's code blocks in order, in the current directory: the child process of
+tests/test_docs_examples.py (a fresh interpreter per page, so each page starts clean and
+frees its models).
+
+    python docs_runner.py blocks.json results.json
+
+``blocks.json`` is a list of ``{"where", "lang", "code"}``. Python blocks share one namespace;
+shell blocks run line by line (``\\`` continuations joined, comment lines dropped) through
+``bash -c`` with the environment given, so ``layerscope`` is the installed entry point. A page
+stops at its first failing block (later blocks may depend on it); ``results.json`` gets one
+``{"where", "ok", "error"}`` per block that ran.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+if importlib.util.find_spec("torch") is not None:  # torch before TensorFlow (layerscope.coexist)
+    import torch  # noqa: F401
+
+
+def shell_lines(code: str, lang: str) -> list[str]:
+    """The commands of a shell block: continuations joined; comments, blanks and (in a
+    ``console`` block) output lines dropped, the ``$ `` prompt stripped."""
+    joined = code.replace("\\\n", " ")
+    lines = []
+    for raw in joined.splitlines():
+        line = raw.strip()
+        if lang == "console":
+            if not line.startswith("$ "):
+                continue
+            line = line[2:]
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
+def run_shell(code: str, lang: str) -> str | None:
+    for line in shell_lines(code, lang):
+        proc = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            return f"$ {line}\nexit status {proc.returncode}\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
+    return None
+
+
+def run_python(code: str, where: str, namespace: dict[str, object]) -> str | None:
+    try:
+        exec(compile(code, where, "exec"), namespace)
+    except BaseException:
+        return traceback.format_exc(limit=-6)[-4000:]
+    return None
+
+
+def main(blocks_file: str, results_file: str) -> int:
+    blocks = json.loads(Path(blocks_file).read_text(encoding="utf-8"))
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    results = []
+    for block in blocks:
+        if block["lang"] == "python":
+            error = run_python(block["code"], block["where"], namespace)
+        else:
+            error = run_shell(block["code"], block["lang"])
+        results.append({"where": block["where"], "ok": error is None, "error": error})
+        Path(results_file).write_text(json.dumps(results), encoding="utf-8")
+        if error is not None:
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.exit(main(sys.argv[1], sys.argv[2]))
