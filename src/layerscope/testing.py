@@ -168,6 +168,7 @@ class BackendContract:
         return out
 
     def test_registered_and_available(self) -> None:
+        """The backend is registered, available here, and its package is known."""
         import layerscope as ls
 
         info = {b.name: b for b in ls.backends()}
@@ -178,6 +179,7 @@ class BackendContract:
         assert info[self.backend].package, "the registry does not know which package provides the backend"
 
     def test_output_contract(self) -> None:
+        """NHWC or (N, F) float32 C-contiguous finite numpy arrays, keyed in the requested order."""
         wanted = list(reversed(self.layers))
         feats = self._extract(_images(1, self.input_size), wanted)
         assert list(feats) == wanted, f"keys {list(feats)} are not in the requested order {wanted}"
@@ -190,6 +192,7 @@ class BackendContract:
             assert np.isfinite(arr).all(), f"{name}: non-finite values"
 
     def test_nhwc_layout(self) -> None:
+        """Every extracted layer is listed by ``list_layers`` with the shape it returned."""
         table = self._load().list_layers(self.input_size)
         rows = {r.name: r for r in table} | {r.native: r for r in table}
         feats = self._extract(_images(1, self.input_size))
@@ -201,6 +204,7 @@ class BackendContract:
                 assert arr.shape[1:] == expected, f"{name}: {arr.shape[1:]} vs listed {expected} (NHWC?)"
 
     def test_batch_sizes(self) -> None:
+        """A batch of 3 gives 3 rows, and image 2 alone gives its row of the batch (1e-4)."""
         images = _images(3, self.input_size, seed=1)
         together = self._extract(images)
         for name, arr in together.items():
@@ -212,6 +216,7 @@ class BackendContract:
             assert diff <= 1e-4, f"{name}: image 2 differs by {diff:.2g} between batch of 3 and alone"
 
     def test_results_are_copies(self) -> None:
+        """A later call does not overwrite an earlier result (no shared buffers)."""
         first = self._extract(_images(1, self.input_size, seed=2))
         kept = {k: v.copy() for k, v in first.items()}
         self._extract(_images(1, self.input_size, seed=3))
@@ -221,6 +226,7 @@ class BackendContract:
             )
 
     def test_unknown_layer(self) -> None:
+        """An unknown name raises ``UnknownLayerError`` naming it."""
         import layerscope as ls
 
         try:
@@ -231,6 +237,7 @@ class BackendContract:
             raise AssertionError("an unknown layer name did not raise UnknownLayerError")
 
     def test_nothing_left_behind_after_a_failure(self) -> None:
+        """A NaN image raises a ``LayerscopeError`` and the next call gives the same numbers as before."""
         import layerscope as ls
 
         images = _images(1, self.input_size, seed=4)
@@ -246,6 +253,7 @@ class BackendContract:
             assert np.array_equal(before[name], after[name]), f"{name}: results changed after a failing call"
 
     def test_agrees_with_reference(self) -> None:
+        """Every canonical layer agrees with the reference backend on the same weights (see the module docs)."""
         from layerscope import catalog
 
         if self.reference == "":
