@@ -66,21 +66,17 @@ def filters(
 
     Parameters
     ----------
-    model : LoadedModel, str or framework model
-        The model, or what :func:`layerscope.load` takes.
-    layer : str
-        A conv layer, canonical or native name.
+    model, layer, **load_kwargs
+        As :func:`filter_weights`.
     n : int
         How many filters, from the first (default 6).
     size : (int, int), optional
         ``(width, height)`` in pixels; default 8 px per kernel column, 60 px per row.
-    **load_kwargs
-        Passed to :func:`layerscope.load`.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+        Built without pyplot (nothing is shown); ``fig.savefig(path)`` writes it.
 
     Raises
     ------

@@ -105,7 +105,7 @@ def max_activation(
     Returns
     -------
     matplotlib.figure.Figure
-        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+        As :func:`feature_grid`'s.
 
     Raises
     ------
@@ -178,15 +178,13 @@ def composite(
         One colour map per channel (default reds, greens, blues, purples, oranges, greys).
     image : int
         Which image of the batch (default 0).
-    title : str, optional
-        Drawn above the image.
-    size : (int, int)
-        ``(width, height)`` in pixels (default 400 x 400).
+    title, size
+        As :func:`max_activation` (``size`` default 400 x 400 pixels).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+        One RGB image of the merged channels.
 
     Raises
     ------
@@ -238,14 +236,12 @@ def overlay(
     reduce : {"mean", "max"}
         How channels become one map.
     title : str, optional
-        Drawn above the image.
-    size : (int, int)
-        ``(width, height)`` in pixels (default 400 x 400).
+        Drawn above the picture. ``size``: as :func:`max_activation`.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Built without pyplot (nothing is shown, no display needed); ``fig.savefig(path)``.
+        The photo with the heatmap over it.
 
     Raises
     ------
