@@ -70,7 +70,10 @@ class LayerInfo:
     and totals differ between the backends (25,636,712 on Keras, 25,557,032 on torch);
     torchvision's own ResNet50 (v1.5) also has no conv biases.
     ``post`` names the operation layerscope applies after the native output to reach the
-    canonical point (``softmax``, ``flatten``), if any.
+    canonical point (``softmax``, ``flatten``), if any. ``stride`` is the row's spatial
+    reduction relative to the input (1 for ``block1_conv1``, 32 for ``block5_pool``), as
+    timm's ``feature_info`` reports it; ``None`` for vectors, or when the input size is free.
+    Core fills it in (:func:`layerscope.layers.with_strides`); backends leave it ``None``.
     """
 
     index: int
@@ -81,6 +84,7 @@ class LayerInfo:
     canonical: str | None = None
     post: str | None = None
     kernel: tuple[int, ...] | None = None
+    stride: int | None = None
 
     @property
     def name(self) -> str:

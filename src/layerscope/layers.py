@@ -7,7 +7,7 @@ them (:func:`annotate`), turns what a user asked for into what the backend must 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import overload
 
@@ -15,8 +15,9 @@ from layerscope.backend import LayerInfo, Shape
 from layerscope.catalog import Catalog
 from layerscope.catalog.names import NameMap, split_call
 from layerscope.errors import InputError, UnknownLayerError, suggest
+from layerscope.selection import KINDS, expand_patterns, kind_of, matches
 
-__all__ = ["LayerTable", "Target", "annotate", "first_calls", "resolve"]
+__all__ = ["LayerTable", "Target", "annotate", "first_calls", "resolve", "with_strides"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,11 @@ class LayerTable(Sequence[LayerInfo]):
         backend: str,
         input_size: int | tuple[int, int] | None,
         total_params: int,
+        kinds: Mapping[str, str] | None = None,
     ) -> None:
         self.rows = tuple(rows)
+        self.kinds: Mapping[str, str] = dict(kinds or {})
+        """Canonical name -> the catalogue's kind (Keras class) of that point."""
         self.model = model
         self.backend = backend
         self.input_size = input_size
@@ -69,6 +73,34 @@ class LayerTable(Sequence[LayerInfo]):
         """Only the rows that have a canonical name."""
         return [r for r in self.rows if r.canonical]
 
+    def kind(self, row: LayerInfo) -> str:
+        """The kind of ``row`` (see :data:`layerscope.selection.KINDS`); a canonical point is
+        the kind its catalogue names (torch's ``block1_conv1``, a ReLU row, is a conv point)."""
+        return kind_of(self.kinds.get(row.canonical or "", row.kind))
+
+    def select(self, kind: str | None = None, pattern: str | None = None) -> list[str]:
+        """Names of the layers of one ``kind`` and/or matching a glob ``pattern``, in order.
+
+        ``kind``: ``"conv"``, ``"pool"``, ``"activation"``, ``"dense"``, ``"norm"``, ... (the
+        keys of :data:`layerscope.selection.KINDS`, plus ``"container"`` and ``"other"``),
+        the same on every backend. ``pattern``: fnmatch over canonical and native names.
+        Names are canonical when known. A weight row a canonical point spans (torch's
+        ``features.0`` inside ``block1_conv1``) is listed as that point, once.
+        """
+        kinds = [*KINDS, "container", "other"]
+        if kind is not None and kind not in kinds:
+            raise InputError(f"Invalid `kind`. Expected one of {kinds}. Received: kind={kind!r}.")
+        names: list[str] = []
+        for r in self.rows:
+            if " (in " in r.kind and not r.canonical:
+                continue  # its canonical point's row stands for it
+            if kind is not None and self.kind(r) != kind:
+                continue
+            if pattern is not None and matches(r, pattern) is None:
+                continue
+            names.append(r.name)
+        return names
+
     def render(self, *, filters: bool = False, only_canonical: bool = False) -> str:
         """A fixed-width table: name, native name, kind, NHWC shape, values, params.
 
@@ -76,7 +108,7 @@ class LayerTable(Sequence[LayerInfo]):
         input channels, filters), whatever the backend's own layout.
         """
         rows = self.canonical() if only_canonical else list(self.rows)
-        head = ["#", "layer", "native", "kind", "output (NHWC)", "values", "params"]
+        head = ["#", "layer", "native", "kind", "output (NHWC)", "stride", "values", "params"]
         if filters:
             head.append("kernel (HWIO)")
         body = []
@@ -90,6 +122,7 @@ class LayerTable(Sequence[LayerInfo]):
                 r.native,
                 r.kind + (f" +{r.post}" if r.post else ""),
                 _shape_text(r.shape),
+                "" if r.stride is None else str(r.stride),
                 f"{values:,}" if values else "",
                 f"{r.params:,}",
             ]
@@ -97,7 +130,7 @@ class LayerTable(Sequence[LayerInfo]):
                 line.append(str(r.kernel) if r.kernel else "")
             body.append(line)
         widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-        right = {0, 5, 6}
+        right = {0, 5, 6, 7}
         fmt = [
             "  ".join(
                 c.rjust(w) if i in right else c.ljust(w)
@@ -115,6 +148,19 @@ class LayerTable(Sequence[LayerInfo]):
 
     def __repr__(self) -> str:
         return f"<LayerTable {self.model} on {self.backend}: {len(self.rows)} layers, {self.total_params:,} params>"
+
+
+def with_strides(rows: Sequence[LayerInfo], input_size: int | tuple[int, int] | None) -> list[LayerInfo]:
+    """``rows`` with :attr:`LayerInfo.stride`: the input height over the row's NHWC height
+    (224 / 7 = 32), for maps of a known input size; ``None`` for vectors and free sizes."""
+    if input_size is None:
+        return list(rows)
+    height = input_size if isinstance(input_size, int) else input_size[0]
+    out = []
+    for r in rows:
+        h = r.shape[1] if len(r.shape) == 4 else None
+        out.append(replace(r, stride=max(1, round(height / h))) if h else r)
+    return out
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:
@@ -191,7 +237,9 @@ def resolve(
     """Turn requested names/indices into :class:`Target`s, or raise naming close matches.
 
     Canonical names resolve through the backend's ``names``; without a map (a backend that
-    names no canonical points) only native names and indices do.
+    names no canonical points) only native names and indices do. A name holding ``*``, ``?``
+    or ``[`` that is no layer's name is a glob pattern over canonical and native names
+    (``"block*_conv*"``): it stands for every layer it matches, in network order.
     """
     if isinstance(requested, (str, int)):
         requested = [requested]
@@ -201,7 +249,7 @@ def resolve(
     first_call = first_calls(rows)
     known = {*(cat.names() if cat else []), *natives, *first_call}
     targets: list[Target] = []
-    for item in requested:
+    for item in expand_patterns(requested, rows, known, model):
         if isinstance(item, bool) or not isinstance(item, (str, int)):
             raise UnknownLayerError(
                 f"Invalid layer {item!r} for {model}. Expected a layer name (str) or a Keras-"

@@ -21,7 +21,7 @@ from layerscope.bundle_checks import refuse_absent
 from layerscope.catalog import POST_OPS
 from layerscope.catalog.names import NameMap
 from layerscope.errors import InputError, LayerscopeError, WeightsError
-from layerscope.layers import LayerTable, Target, annotate, resolve
+from layerscope.layers import LayerTable, Target, annotate, resolve, with_strides
 from layerscope.preprocess import Recipe, apply_callable, get_recipe, normalize
 from layerscope.requests import (
     DEFAULT_BATCH_SIZE,
@@ -171,12 +171,14 @@ class LoadedModel:
         with self._lock:
             if size not in self._rows:
                 rows = self._backend.list_layers(self.handle, size)
+                kinds = {e.name: e.kind for e in self.catalog.entries} if self.catalog and self.names else {}
                 self._rows[size] = LayerTable(
-                    annotate(rows, self.catalog, self.names),
+                    with_strides(annotate(rows, self.catalog, self.names), size),
                     model=self.architecture,
                     backend=self.backend,
                     input_size=size,
                     total_params=self.handle.total_params,
+                    kinds=kinds,
                 )
             return self._rows[size]
 
