@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from layerscope.backend import LayerInfo, ModelHandle
+from layerscope.catalog.names import split_call
 from layerscope.errors import InputError
 
 __all__ = ["build", "describe", "run", "scope"]
@@ -24,10 +25,10 @@ OPSET = 17
 
 def scope(native: str) -> str:
     """``"layer1.0.relu:1"`` -> ``"/layer1/layer1.0/relu_1/"``."""
-    module, _, call = native.partition(":")
+    module, call = split_call(native)
     parts = module.split(".")
     segments = [f"{parts[i - 1]}.{p}" if p.isdigit() and i else p for i, p in enumerate(parts)]
-    if call and int(call) > 0:
+    if call:
         segments[-1] += f"_{call}"
     return "/" + "/".join(segments) + "/"
 

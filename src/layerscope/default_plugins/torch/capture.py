@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from layerscope.backend import ModelHandle
+from layerscope.catalog.names import split_call
 from layerscope.errors import InputError
 
 __all__ = ["parse", "run", "to_numpy"]
@@ -30,11 +31,10 @@ class _Stop(Exception):
 
 
 def parse(native: str) -> tuple[str, int]:
-    """``"layer1.0.relu:2"`` -> ``("layer1.0.relu", 2)``; a plain name is call 0."""
-    module, sep, call = native.rpartition(":")
-    if sep and call.isdigit():
-        return module, int(call)
-    return native, 0
+    """``"layer1.0.relu:2"`` -> ``("layer1.0.relu", 2)``; a plain name is call 0
+    (:func:`~layerscope.catalog.split_call` reads the convention)."""
+    module, call = split_call(native)
+    return module, call or 0
 
 
 def to_numpy(t: Any, name: str) -> np.ndarray:

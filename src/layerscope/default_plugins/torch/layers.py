@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from layerscope.backend import LayerInfo, ModelHandle, Shape
+from layerscope.catalog.names import split_call
 
 __all__ = ["describe", "inplace_after"]
 
@@ -76,7 +77,7 @@ def _adopt_unrun(model: Any, rows: list[LayerInfo], counted: set[int]) -> list[L
     ancestor: ``MultiheadAttention`` uses its ``out_proj``'s weights without calling it."""
     first: dict[str, int] = {}
     for i, r in enumerate(rows):  # a module's first call: "name" or "name:0"
-        first.setdefault(r.native.partition(":")[0], i)
+        first.setdefault(split_call(r.native)[0], i)
     for name, mod in model.named_modules():
         owner = name
         while owner and owner not in first:
@@ -123,5 +124,5 @@ def inplace_after(handle: ModelHandle, native: str) -> str | None:
     if native not in rows or rows.index(native) + 1 >= len(rows):
         return None
     after = rows[rows.index(native) + 1]
-    module = dict(handle.model.named_modules()).get(after.rsplit(":", 1)[0])
+    module = dict(handle.model.named_modules()).get(split_call(after)[0])
     return after if getattr(module, "inplace", False) else None

@@ -17,7 +17,7 @@ import torch
 
 from layerscope import catalog
 from layerscope.backend import ModelHandle
-from layerscope.catalog.names import load_names
+from layerscope.catalog.names import load_names, split_call
 from layerscope.errors import WeightsError
 from layerscope.weights import Bundle, check_architecture
 
@@ -123,7 +123,7 @@ def _copy(dst: Any, src: np.ndarray, layer: str) -> None:
 
 def kernel(handle: ModelHandle, native: str) -> np.ndarray | None:
     """The HWIO kernel of a Conv2d module (torch holds OIHW)."""
-    module = dict(handle.model.named_modules()).get(native.rsplit(":", 1)[0])
+    module = dict(handle.model.named_modules()).get(split_call(native)[0])
     if not isinstance(module, torch.nn.Conv2d):
         return None
     return _np(module.weight.permute(2, 3, 1, 0))
