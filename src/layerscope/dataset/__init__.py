@@ -189,56 +189,12 @@ def extract_dataset(
 ) -> DatasetResult:
     """Extract ``layers`` for every image of ``source`` into ``out``; see the module docs.
 
-    Parameters
-    ----------
-    source : str, path, list of paths or arrays
-        A folder (searched recursively), a glob (``"photos/*.jpg"``), a list of paths, or
-        arrays. Unreadable files are skipped and listed, not fatal.
-    model : str or framework model
-        What :func:`layerscope.load` takes (``"resnet50"``, a ``torch.nn.Module`` ...).
-    layers : sequence of str or int, or str
-        Canonical or native names, or indices.
-    out : path
-        ``.h5`` / ``.hdf5`` (needs h5py) for one HDF5 file, anything else for a folder of
-        ``.npz`` shards.
-    backend, weights, seed
-        As :func:`layerscope.load` (``weights="imagenet"`` by default).
-    batch_size : int
-        Images per forward pass and per committed batch (default 32).
-    pool : {None, "avg", "max"}
-        Store one vector per map (global pooling over H and W) instead of the map.
-    workers : int, optional
-        Threads that decode and resize (default: CPU count, at most 4).
-    preprocess, input_size
-        As :func:`layerscope.extract`.
-    resume : bool
-        Continue an existing output (default); ``False`` refuses to touch one.
-    overwrite : bool
-        Replace an existing output.
-    progress : bool
-        A tqdm progress bar on stderr.
-
-    Returns
-    -------
-    DatasetResult
-        ``written`` (rows added now), ``already_done`` (files in the output before this
-        run), ``skipped`` (``(file, reason)`` pairs), ``missing``, ``lost``,
-        ``images_per_second``.
-
-    Raises
-    ------
-    OutputLockedError
-        Another process is writing ``out``.
-    OutputError
-        ``out`` exists with other settings (model, weights, layers, pool, preprocessing) than
-        this call's, or cannot be created.
-    InputError
-        An invalid ``batch_size``, ``pool`` or ``workers``.
-
-    Examples
-    --------
-    >>> result = ls.extract_dataset("photos/", "resnet50", ["avg_pool"], "feats.h5", pool=None)
-    >>> result.written, result.skipped
+    ``source``: a folder (recursive), a glob, a list of paths, or arrays; ``out``: ``.h5`` /
+    ``.hdf5`` or a folder of ``.npz`` shards. ``pool="avg"|"max"`` stores one vector per map
+    (global pooling over H and W). ``workers`` threads decode and resize (default: CPU count,
+    at most 4). ``resume=False`` refuses to touch an existing output instead of continuing it;
+    ``overwrite=True`` replaces it. Returns a :class:`DatasetResult`. Raises
+    ``OutputLockedError`` (another writer), ``OutputError`` (an output with other settings).
     """
     check_pool(pool)
     check_workers(workers)

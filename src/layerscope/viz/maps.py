@@ -31,10 +31,8 @@ def feature_grid(
     ----------
     fmap : array-like
         One layer's output, NHWC ``(N, H, W, C)`` (as ``extract`` returns it) or ``(H, W, C)``.
-    max_maps : int
-        How many channels to draw, from the first (default 64).
-    cols : int
-        Panels per row (default 8).
+    max_maps, cols : int
+        How many channels to draw, from the first (default 64); panels per row (default 8).
     cmap : str
         A matplotlib colour map name.
     image : int
@@ -57,7 +55,6 @@ def feature_grid(
 
     Examples
     --------
-    >>> feats = ls.extract(ls.sample("chelsea"), "vgg16", ["block1_conv1"], weights="random", seed=0)
     >>> viz.feature_grid(feats["block1_conv1"], title="block1_conv1").savefig("grid.png")
     """
     x = as_map(fmap, image)
@@ -218,25 +215,17 @@ def overlay(
 ) -> Any:
     """An activation map (mean or max over channels) upsampled onto the photo as a heatmap.
 
-    Pass the photo as the model saw it (e.g. the 224x224 crop) for positions to line up;
-    another size is stretched to fit.
+    Pass the photo as the model saw it (the 224x224 crop) so positions line up; ``title``
+    and ``size`` as :func:`max_activation`.
 
     Parameters
     ----------
     image_in : path, PIL image or array
         The photo, anything :func:`layerscope.extract` takes (0-255 or 0-1 values).
-    fmap : array-like
-        One layer's output, NHWC ``(N, H, W, C)`` or ``(H, W, C)``.
-    image : int
-        Which image of the ``fmap`` batch (default 0).
-    alpha : float
-        Opacity of the heatmap (default 0.5).
-    cmap : str
-        A matplotlib colour map name (default ``"jet"``).
-    reduce : {"mean", "max"}
-        How channels become one map.
-    title : str, optional
-        Drawn above the picture. ``size``: as :func:`max_activation`.
+    fmap, image
+        One layer's output (NHWC or HWC) and which image of its batch (default 0).
+    alpha, cmap, reduce
+        The heatmap's opacity (0.5), colour map (``"jet"``), channel reduction (``"mean"``/``"max"``).
 
     Returns
     -------
@@ -246,14 +235,12 @@ def overlay(
     Raises
     ------
     InputError
-        ``reduce`` is neither ``"mean"`` nor ``"max"``, or ``fmap`` is not a map.
+        ``reduce`` is not ``"mean"`` or ``"max"``, or ``fmap`` is not a map.
 
     Examples
     --------
-    >>> vgg = ls.load("vgg16", weights="random", seed=0)
     >>> seen = vgg.prepare(ls.sample("chelsea"), preprocess=None, resize="stretch")[0]
-    >>> fmap = vgg.extract(ls.sample("chelsea"), ["block3_conv3"])["block3_conv3"]
-    >>> viz.overlay(seen, fmap, title="block3_conv3").savefig("overlay.png")
+    >>> viz.overlay(seen, feats["block3_conv3"]).savefig("overlay.png")
     """
     from PIL import Image
 
