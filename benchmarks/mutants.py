@@ -61,14 +61,18 @@ TARGETS = {
         ["tests/test_images.py", "tests/test_behaviour.py", "-k", "recipe"],
         fork=False,
     ),
-    "diagnose": Target(
+    "diagnose": Target(  # the checks on small arrays and stand-in models: no CNN built per mutant
         "src/layerscope/compare/diagnose.py",
-        ["tests/test_diagnose_checks.py", "tests/test_compare.py"],
-        fork=False,
+        ["tests/test_diagnose_checks.py"],
     ),
     "dataset_resume": Target(  # the HDF5 writer's resume path: reopen, check, truncate to the commit
         "src/layerscope/dataset/h5.py",
-        ["tests/test_dataset_robust.py", "-k", "(resume or commit or recover or skipped) and not disk_full"],
+        [
+            "tests/test_dataset_robust.py",
+            "tests/test_mutants_dataset.py",
+            "-k",
+            "(resume or commit or recover or skipped) and not disk_full",
+        ],
         ["*_open_existing__*", "*_truncate_to_commit__*", "*_check_layout__*", "*_copy_features__*"],
     ),
 }
