@@ -25,6 +25,7 @@ from layerscope.backend import Backend, LayerInfo, ModelHandle
 from layerscope.compare import Report, compare, sensitivity
 from layerscope.data import sample
 from layerscope.dataset import DatasetResult, extract_dataset
+from layerscope.display import Features
 from layerscope.errors import (
     BackendUnavailableError,
     ImageError,
@@ -57,6 +58,7 @@ __all__ = [
     "BackendUnavailableError",
     "Bundle",
     "DatasetResult",
+    "Features",
     "ImageError",
     "InputError",
     "InputScaleWarning",

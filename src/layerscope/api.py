@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from layerscope.backend import Backend
+from layerscope.display import BackendList, Features
 from layerscope.errors import (
     BackendUnavailableError,
     InputError,
@@ -56,10 +55,11 @@ class BackendInfo:
     version: str
 
 
-def backends() -> list[BackendInfo]:
-    """Every registered backend, available or not, in the order ``backend=None`` tries them."""
+def backends() -> BackendList:
+    """Every registered backend, available or not, in the order ``backend=None`` tries them
+    (a ``list`` of :class:`BackendInfo` that shows as a table in Jupyter)."""
     registry = get_registry()
-    out = []
+    out = BackendList()
     for name in registry.backends:
         status = registry.status(name)
         owner = registry.owner[name]
@@ -204,7 +204,8 @@ def extract(
     input_size: int | str | None = "native",
     batch_size: int | None = None,
     variant: str | None = None,
-) -> dict[str, np.ndarray]:
+    progress: bool | None = None,
+) -> Features:
     """Intermediate outputs of a CNN: ``{layer: NHWC float32 array}`` in the requested order.
 
     ``images``: a path, ``PIL.Image``, numpy array or tensor (HW, HWC or NHWC; uint8 0-255
@@ -219,12 +220,22 @@ def extract(
     override the recipe's geometry. ``input_size``: the square side images are brought to
     (``"native"``: the model's own, 224 for VGG/ResNet; ``None``: each image's own size,
     for convolutional layers; at most :data:`layerscope.model.MAX_INPUT_PIXELS` pixels).
-    ``variant``: an architecture variant (see :func:`load`). Arrays are copies: later calls
-    never overwrite them.
+    ``variant``: an architecture variant (see :func:`load`). ``layers`` may hold glob
+    patterns (``"block*_conv*"``: every layer they match, in network order). ``progress``:
+    a bar over the batches when there is more than one (``None``: only in a terminal or
+    notebook; ``False``: never). Arrays are copies: later calls never overwrite them. The
+    result is a :class:`~layerscope.display.Features`, a ``dict`` whose repr shows each
+    layer's shape and value range.
     """
     loaded = load(model, backend=backend, weights=weights, seed=seed, variant=variant)
     return loaded.extract(
-        images, layers, preprocess=preprocess, resize=resize, input_size=input_size, batch_size=batch_size
+        images,
+        layers,
+        preprocess=preprocess,
+        resize=resize,
+        input_size=input_size,
+        batch_size=batch_size,
+        progress=progress,
     )
 
 

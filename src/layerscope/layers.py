@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import overload
 
+from layerscope import display
 from layerscope.backend import LayerInfo, Shape
 from layerscope.catalog import Catalog
 from layerscope.catalog.names import NameMap, split_call
@@ -147,7 +148,28 @@ class LayerTable(Sequence[LayerInfo]):
         return self.render()
 
     def __repr__(self) -> str:
-        return f"<LayerTable {self.model} on {self.backend}: {len(self.rows)} layers, {self.total_params:,} params>"
+        size = self.input_size if self.input_size is not None else "any"
+        return (
+            f"<LayerTable {self.model} on {self.backend}, input {size} px: {len(self.rows)} layers, "
+            f"{self.total_params:,} params; print() it for the table>"
+        )
+
+    def _repr_html_(self) -> str:
+        """The size table in Jupyter: one row per layer (a weight row a canonical point spans
+        greyed), then the total."""
+        head = ("#", "layer", "native", "kind", "output (NHWC)", "stride", "params")
+        rows = [
+            (r.index, r.canonical or "", r.native, r.kind + (f" +{r.post}" if r.post else ""),
+             _shape_text(r.shape), "" if r.stride is None else r.stride, f"{r.params:,}")
+            for r in self.rows
+        ]  # fmt: skip
+        styles = ["color:#888" if " (in " in r.kind else "" for r in self.rows]
+        size = self.input_size if self.input_size is not None else "any"
+        caption = (
+            f"{self.model} on {self.backend}, input {size} px: {len(self.rows)} layers, "
+            f"{self.total_params:,} params"
+        )
+        return display.table(head, rows, caption=caption, styles=styles)
 
 
 def with_strides(rows: Sequence[LayerInfo], input_size: int | tuple[int, int] | None) -> list[LayerInfo]:

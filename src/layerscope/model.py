@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from layerscope import catalog, images
+from layerscope import catalog, display, images
 from layerscope.backend import Backend, ModelHandle, provides
 from layerscope.bundle_checks import refuse_absent
 from layerscope.catalog import POST_OPS
@@ -23,6 +23,7 @@ from layerscope.catalog.names import NameMap
 from layerscope.errors import InputError, LayerscopeError, WeightsError
 from layerscope.layers import LayerTable, Target, annotate, resolve, with_strides
 from layerscope.preprocess import Recipe, apply_callable, get_recipe, normalize
+from layerscope.progress import steps as progress_steps
 from layerscope.requests import (
     DEFAULT_BATCH_SIZE,
     all_finite,
@@ -95,11 +96,28 @@ class LoadedModel:
     def input_size(self) -> int | None:
         return self.handle.input_size
 
+    def facts(self) -> list[tuple[str, str]]:
+        """What this model is, as (name, value) pairs: what its repr and Jupyter show."""
+        try:
+            layers = str(len(self.list_layers()))
+        except LayerscopeError:
+            layers = "?"
+        return [
+            ("model", self.architecture),
+            ("backend", self.backend),
+            ("variant", self.variant or "-"),
+            ("weights", self.weights),
+            ("input size", f"{self.input_size} px" if self.input_size else "any"),
+            ("recipe", self.recipe.name),
+            ("layers", layers),
+            ("params", f"{self.handle.total_params:,}"),
+        ]
+
     def __repr__(self) -> str:
-        return (
-            f"<LoadedModel {self.architecture} on {self.backend}, weights={self.weights}, "
-            f"input {self.input_size or 'any'} px>"
-        )
+        return display.clip("<LoadedModel " + "; ".join(f"{k} {v}" for k, v in self.facts()) + ">")
+
+    def _repr_html_(self) -> str:
+        return display.kv_table(f"LoadedModel {self.architecture} on {self.backend}", self.facts())
 
     # -- what its backend can do ---------------------------------------------------------
     def supports(self, capability: str) -> bool:
@@ -251,13 +269,15 @@ class LoadedModel:
         resize: str | None = None,
         input_size: int | str | None = _NATIVE,
         batch_size: int | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Feature maps of ``layers`` for ``images``: NHWC float32 arrays keyed as requested."""
+        progress: bool | None = None,
+    ) -> display.Features:
+        """Feature maps of ``layers`` for ``images``: NHWC float32 arrays keyed as requested
+        (see :func:`layerscope.extract`, which documents ``progress`` and the result)."""
         targets = self.resolve(layers)
         batch = self.prepare(images_in, preprocess=preprocess, resize=resize, input_size=input_size)
         token = _NAMES.set(lambda: images.labels(images_in))  # errors name the user's images
         try:
-            return self.extract_batch(batch, targets, batch_size=batch_size)
+            return self.extract_batch(batch, targets, batch_size=batch_size, progress=progress)
         finally:
             _NAMES.reset(token)
 
@@ -267,7 +287,8 @@ class LoadedModel:
         layers: Sequence[str | int] | Sequence[Target] | str | int,
         *,
         batch_size: int | None = None,
-    ) -> dict[str, np.ndarray]:
+        progress: bool | None = False,
+    ) -> display.Features:
         """Like :meth:`extract` for an already preprocessed NHWC float32 batch."""
         targets: list[Target]
         if isinstance(layers, Sequence) and layers and all(isinstance(t, Target) for t in layers):
@@ -279,7 +300,8 @@ class LoadedModel:
         natives = list(dict.fromkeys(t.native for t in targets))
         refuse_absent(self.handle, natives, self.names)  # a head a headless (notop) weights file lacked
         parts: dict[str, list[np.ndarray]] = {t.key: [] for t in targets}
-        for start in range(0, len(batch), step):
+        starts = range(0, len(batch), step)  # a bar only over more than one batch
+        for start in progress_steps(starts, self.architecture, "batch", len(starts) > 1 and progress):
             chunk = np.ascontiguousarray(batch[start : start + step], dtype=np.float32)
             with self._lock:
                 try:
@@ -301,10 +323,10 @@ class LoadedModel:
                         "overflow float32 in the network. Check the input scale and preprocessing."
                     )
                 parts[t.key].append(out)
-        return {
-            key: chunks[0] if len(chunks) == 1 else np.ascontiguousarray(np.concatenate(chunks))
+        return display.Features(
+            (key, chunks[0] if len(chunks) == 1 else np.ascontiguousarray(np.concatenate(chunks)))
             for key, chunks in parts.items()
-        }
+        )
 
     def _too_small(
         self,

@@ -17,6 +17,7 @@ import numpy as np
 
 from layerscope.compare.html import render_html
 from layerscope.compare.metrics import HEADERS, LayerDiff
+from layerscope.display import clip, esc, table
 from layerscope.errors import InputError
 
 __all__ = ["Diagnosis", "Report", "Side"]
@@ -98,6 +99,49 @@ class Report:
     # -- rendering -----------------------------------------------------------------------
     def __str__(self) -> str:
         return self.render()
+
+    def __repr__(self) -> str:
+        first = self.first_divergence
+        sides = " vs ".join(s.label for s in self.sides)
+        verdict = f"{len(self.layers) - len(self.failed)}/{len(self.layers)} within rtol={self.rtol:g}"
+        where = "" if first is None else f"; first divergence {first.layer}"
+        causes = f"; causes: {', '.join(self.causes())}" if self.diagnoses else ""
+        return clip(
+            f"<Report {self.model}: {sides} ({self.mode}), {verdict}{where}{causes}; print() for the table>"
+        )
+
+    def _repr_html_(self) -> str:
+        """The report in Jupyter: sides, verdict, diagnoses, then every layer, out-of-tolerance
+        rows shaded and the first divergence in bold (:meth:`to_html` adds heatmaps)."""
+        first = self.first_divergence
+        verdict = (
+            "every layer agrees within tolerance"
+            if first is None
+            else f"{len(self.failed)} of {len(self.layers)} layer comparisons out of tolerance; "
+            f"first divergence: {first.layer}"
+        )
+        sides = "".join(
+            f"<li><b>{esc(s.label)}</b>: {esc(s.backend)}, variant {esc(s.variant)}; weights "
+            f"{esc(s.weights)}; {esc(s.recipe)}</li>"
+            for s in self.sides
+        )
+        causes = "".join(
+            f'<li style="background:#fff3cd"><b>{esc(d.cause)}</b> '
+            f"({'confirmed' if d.confirmed else 'likely'}{', at ' + esc(d.layer) if d.layer else ''}): "
+            f"{esc(d.evidence)}</li>"
+            for d in self.diagnoses
+        )
+        styles = [
+            "" if d.passed else "background:#fde8e8" + (";font-weight:bold" if d is first else "")
+            for d in self.layers
+        ]
+        rows = table(HEADERS, (d.cells(self.mode) for d in self.layers), styles=styles)
+        return (
+            f"<div><b>compare {esc(self.model)}</b> ({esc(self.mode)}, pipeline {esc(self.pipeline)}, "
+            f"rtol {self.rtol:g}): <b>{esc(verdict)}</b><ul>{sides}</ul>"
+            + (f"<b>Diagnosis</b><ul>{causes}</ul>" if causes else "")
+            + f"{rows}</div>"
+        )
 
     def render(self, *, only_failed: bool = False, limit: int | None = None) -> str:
         """A terminal table of every layer, then the verdict and the diagnoses."""
