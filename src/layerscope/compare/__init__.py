@@ -41,6 +41,7 @@ from layerscope.errors import InputError
 from layerscope.layers import Target
 from layerscope.model import LoadedModel, Preprocess
 from layerscope.preprocess import Recipe, get_recipe
+from layerscope.progress import steps as progress_steps
 from layerscope.weights import Bundle, is_bundle, load_bundle
 
 __all__ = ["HEADERS", "Diagnosis", "LayerDiff", "Report", "Side", "compare", "diff", "sensitivity"]
@@ -62,6 +63,7 @@ def compare(
     against: Any = None,
     diagnose: bool = True,
     batch_size: int | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """Run ``images`` through ``model`` on every backend and report where outputs differ.
 
@@ -76,6 +78,7 @@ def compare(
     ``native_names``: backend name -> {canonical: native} overrides of the backend's names.
     ``against``: other images; then this is :func:`sensitivity` on the first backend.
     ``diagnose``: name the cause of the first divergence (:mod:`layerscope.compare.diagnose`).
+    ``progress``: a bar over the backends run (``None``: only in a terminal or notebook).
     """
     _check_options(pipeline, rtol, backends)
     seed = _seed_for(weights, seed)
@@ -93,7 +96,7 @@ def compare(
             f"images). Received: {list(backends)!r}."
         )
     run = _Run(_load_all(model, backends, weights, seed, variants), names)
-    run.feed(images, pipeline, preprocess, native_names or {}, batch_size)
+    run.feed(images, pipeline, preprocess, native_names or {}, batch_size, progress)
     diffs = [
         diff(name, run.outputs[a][name], run.outputs[b][name], rtol, (a, b))
         for a, b in combinations(run.labels, 2)
@@ -125,10 +128,12 @@ class _Run:
         preprocess: Preprocess | Mapping[str, Preprocess],
         native_names: Mapping[str, Mapping[str, str]],
         batch_size: int | None,
+        progress: bool | None = False,
     ) -> None:
-        """Prepare every side's input and extract every layer from it."""
+        """Prepare every side's input and extract every layer from it (a bar per side run)."""
         fed = _feeds(self.labels, self.models, pipeline, preprocess)
-        for label, m in zip(self.labels, self.models, strict=True):
+        sides = list(zip(self.labels, self.models, strict=True))
+        for label, m in progress_steps(sides, "compare", "backend", progress):
             self.batches[label] = fed[label][0].prepare(images, preprocess=fed[label][1])
             self.targets[label] = _targets(m, self.names, native_names.get(m.backend, {}))
             self.outputs[label] = m.extract_batch(

@@ -1,0 +1,85 @@
+"""Progress bars in the Python API (issue 12): ``extract`` over more than one batch and
+``compare`` draw a tqdm bar when asked (``progress=True``), never with ``progress=False``, and
+by default only when a person is watching (a terminal or a notebook; pytest's captured stderr
+is neither)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import layerscope as ls
+from layerscope import progress
+
+from conftest import model
+
+pytest.importorskip("tqdm")
+
+
+@pytest.fixture(scope="module")
+def batch() -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 255, (5, 32, 32, 3)).astype(np.float32)
+
+
+def last_count(err: str) -> tuple[int, int]:
+    """The last ``k/n`` a tqdm bar wrote."""
+    found = re.findall(r"(\d+)/(\d+) \[", err)
+    assert found, err
+    return int(found[-1][0]), int(found[-1][1])
+
+
+def test_forced_bar_counts_the_batches(batch: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
+    out = model("vgg16", "torch").extract(batch, "block1_pool", input_size=None, batch_size=2, progress=True)
+    assert out["block1_pool"].shape == (5, 16, 16, 64)
+    err = capsys.readouterr().err
+    assert last_count(err) == (3, 3)  # 5 images in batches of 2
+    assert "vgg16" in err and "batch" in err
+
+
+def test_top_level_extract_passes_progress(batch: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
+    ls.extract(batch, "vgg16", "block1_conv1", backend="torch", weights="random", seed=0,
+               input_size=None, batch_size=1, progress=True)  # fmt: skip
+    assert last_count(capsys.readouterr().err) == (5, 5)
+
+
+def test_no_bar_when_off_or_single_batch(batch: np.ndarray, capsys: pytest.CaptureFixture[str]) -> None:
+    m = model("vgg16", "torch")
+    m.extract(batch, "block1_pool", input_size=None, batch_size=2, progress=False)
+    m.extract(batch, "block1_pool", input_size=None, batch_size=8, progress=True)  # one batch
+    m.extract(batch, "block1_pool", input_size=None, batch_size=2)  # auto: stderr is captured
+    assert capsys.readouterr().err == ""
+
+
+def test_compare_bar_counts_backends(capsys: pytest.CaptureFixture[str]) -> None:
+    img = np.random.default_rng(1).uniform(0, 255, (1, 224, 224, 3)).astype(np.uint8)
+    kw = {"backends": ("torch", "torch"), "layers": ["block1_conv1"], "diagnose": False}
+    ls.compare(img, "vgg16", progress=True, **kw)
+    err = capsys.readouterr().err
+    assert last_count(err) == (2, 2) and "compare" in err
+    ls.compare(img, "vgg16", progress=False, **kw)
+    assert capsys.readouterr().err == ""
+
+
+def test_auto_follows_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty:
+        def __init__(self, tty: bool) -> None:
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    monkeypatch.delitem(__import__("sys").modules, "ipykernel", raising=False)
+    monkeypatch.setattr("sys.stderr", Tty(True))
+    assert progress.enabled(None) is True
+    monkeypatch.setattr("sys.stderr", Tty(False))
+    assert progress.enabled(None) is False
+    assert progress.enabled(True) is True
+
+
+def test_progress_must_be_a_bool(batch: np.ndarray) -> None:
+    with pytest.raises(
+        ls.InputError, match=r"Invalid `progress`. Expected True, False or None.*progress='yes'"
+    ):
+        model("vgg16", "torch").extract(batch, "block1_pool", input_size=None, batch_size=2, progress="yes")  # type: ignore[arg-type]
