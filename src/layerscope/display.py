@@ -90,14 +90,17 @@ class Features(dict[str, np.ndarray]):
 
     def __repr__(self) -> str:
         rows = self._rows()
-        images = next(iter(self.values())).shape[0] if rows and next(iter(self.values())).ndim else 0
-        parts = [f"{k} {s} {r}" for k, s, _, r in rows]
-        shown, rest = [], len(parts)
-        for p in parts:
-            if sum(len(x) + 2 for x in shown) + len(p) > MAX_REPR - 80:
+        arrays = list(self.values())
+        images = arrays[0].shape[0] if arrays and arrays[0].ndim else 0
+        shown: list[str] = []
+        used = 0
+        for k, shape, _, span in rows:  # as many layers as fit, then a count of the rest
+            part = f"{k} {shape} {span}"
+            if used + len(part) > MAX_REPR - 80:
                 break
-            shown.append(p)
-            rest -= 1
+            shown.append(part)
+            used += len(part) + 2
+        rest = len(rows) - len(shown)
         more = f", ... {rest} more" if rest else ""
         return f"Features({len(rows)} layers, {images} images: " + ", ".join(shown) + more + ")"
 
