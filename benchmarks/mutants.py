@@ -63,7 +63,7 @@ TARGETS = {
     ),
     "diagnose": Target(  # the checks on small arrays and stand-in models: no CNN built per mutant
         "src/layerscope/compare/diagnose.py",
-        ["tests/test_diagnose_checks.py"],
+        ["tests/test_diagnose_checks.py", "tests/test_mutants_diagnose.py"],
     ),
     "dataset_resume": Target(  # the HDF5 writer's resume path: reopen, check, truncate to the commit
         "src/layerscope/dataset/h5.py",
