@@ -134,13 +134,10 @@ def collect(path: Path) -> list[Block]:
 
 
 ALL = {page.relative_to(ROOT).as_posix(): collect(page) for page in PAGES}
-PENDING = {  # pages another engineer owns, with their fix handed over (issue 13); strict: once a
+PENDING: dict[
+    str, str
+] = {  # pages another engineer owns, with their fix handed over (issue 13); strict: once a
     # page passes, its XPASS fails the suite until the entry is removed here
-    "docs/hooks.md": "hooks.md:15 uses layerscope, Callable and Backend without importing them",
-    "docs/plugins.md": "plugins.md:199 runs pip install -e . (needs a skip marker), 207 needs the "
-    "installed tutorial plugin",
-    "docs/why-outputs-differ.md": "why-outputs-differ.md:16 uses ls without importing it; 59 uses "
-    "an undefined photo",
 }
 COUNTS: dict[str, Any] = {"run": 0, "failed": [], "skipped": []}
 
