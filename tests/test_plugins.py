@@ -388,3 +388,60 @@ def test_a_loaded_model_asks_its_backend_what_it_really_provides() -> None:
         ls.InputError, match=r"The bare backend cannot read kernels \(its Backend has no `kernel`\)"
     ):
         m.kernel("block1_conv1")
+
+
+WRAPPER_SOURCE = """
+import dataclasses
+import layerscope
+from layerscope.backend import Availability
+
+class Wrapper:
+    '''Runs torch's models through torch's backend, as docs/plugins.md's wrapping section says.'''
+    name = "wrapper"
+    @classmethod
+    def is_available(cls):
+        return Availability(True)
+    def models(self): return layerscope.get_backend("torch").models()
+    def owns(self, obj): return False
+    def native_names(self, architecture):
+        return layerscope.get_backend("torch").native_names(architecture)
+    def load(self, model, weights, seed, variant=None):
+        # nesting ls.load inside a backend's load is allowed: the model cache's lock is re-entrant
+        inner = layerscope.load(model, backend="torch", weights=weights, seed=seed)
+        return dataclasses.replace(inner.handle, backend="wrapper")
+    def list_layers(self, handle, input_size):
+        return layerscope.get_backend("torch").list_layers(handle, input_size)
+    def extract(self, handle, batch, layers):
+        return layerscope.get_backend("torch").extract(handle, batch, layers)
+
+@layerscope.hookimpl
+def layerscope_register_backends(register):
+    register(Wrapper)
+"""
+
+
+@pytest.mark.skipif(not HAS["torch"], reason="wraps the torch backend")
+def test_a_backend_may_wrap_torch_and_nest_ls_load(install_plugin) -> None:
+    """The wrapping pattern of docs/plugins.md: a backend whose load calls ls.load (nested, same
+    thread) finishes, and gives torch's numbers under torch's canonical names."""
+    import threading
+
+    install_plugin("layerscope-wrapper", "wrapper", "ls_wrapper_plugin", WRAPPER_SOURCE)
+    done: dict[str, object] = {}
+
+    def run() -> None:
+        done["m"] = ls.load("vgg16", backend="wrapper", weights="random", seed=0)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "ls.load nested inside a backend's load deadlocked"
+    wrapped = done["m"]
+    assert isinstance(wrapped, ls.LoadedModel) and wrapped.backend == "wrapper"
+    img = np.random.default_rng(0).uniform(0, 255, (40, 40, 3)).astype(np.float32)
+    got = wrapped.extract(img, ["block1_conv1"], input_size=40)["block1_conv1"]
+    want = ls.extract(
+        img, "vgg16", ["block1_conv1"], backend="torch", weights="random", seed=0, input_size=40
+    )
+    assert got.shape == (1, 40, 40, 64)
+    np.testing.assert_array_equal(got, want["block1_conv1"])
