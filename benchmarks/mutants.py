@@ -53,7 +53,7 @@ TARGETS = {
     ),
     "keras_capture": Target(
         "src/layerscope/default_plugins/keras/capture.py",
-        ["tests/test_behaviour.py", "-k", "keras and not torch"],
+        ["tests/test_mutants_keras_capture.py"],  # a tiny functional model: seconds per mutant
         fork=False,
     ),
     "preprocess": Target(
