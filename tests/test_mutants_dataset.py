@@ -120,3 +120,15 @@ def test_resume_reports_an_unrelated_open_error(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(h5mod._h5py(), "File", fails)
     with pytest.raises(OutputError, match=r"Cannot resume into .*bad object header version number"):
         H5Writer(out, META, resume=True, keys=[])
+
+
+def test_resume_refuses_a_complete_file_of_another_format(tmp_path: Path) -> None:
+    """Every dataset present is not enough: the format attribute must match too."""
+    out = tmp_path / "f.h5"
+    _write(out, ["x.png"])
+    with h5py.File(out, "r+") as f:
+        f.attrs["layerscope_format"] = "0"
+    with pytest.raises(
+        OutputError, match=r"is not a layerscope dataset of format \S+ \(format 0, missing \[\]\)"
+    ):
+        H5Writer(out, META, resume=True, keys=[])

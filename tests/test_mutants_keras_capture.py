@@ -8,6 +8,7 @@ and its bound, the headless copy for other input sizes and the runner's ``traini
 from __future__ import annotations
 
 import contextlib
+import functools
 from itertools import permutations
 from typing import Any
 
@@ -24,7 +25,9 @@ from layerscope.default_plugins.keras import capture  # noqa: E402
 from layerscope.errors import InputError, WeightsError  # noqa: E402
 
 
-def _app(include_top: bool = True, weights: Any = "imagenet", input_shape: Any = (8, 8, 3)) -> Any:
+def _app(
+    include_top: bool = True, weights: Any = "imagenet", input_shape: Any = (8, 8, 3), pre: bool = True
+) -> Any:
     """A keras.applications-like constructor: the same layers with or without the classifier.
 
     Like Keras' own, it defaults to downloading weights (refused here) and its classifier
@@ -34,7 +37,7 @@ def _app(include_top: bool = True, weights: Any = "imagenet", input_shape: Any =
         raise ValueError(f"this test model cannot load {weights!r} weights")
     keras.utils.set_random_seed(0)
     x = inputs = keras.Input(input_shape)
-    if include_top:
+    if include_top and pre:
         x = keras.layers.Conv2DTranspose(3, 1, name="pre")(x)
     x = keras.layers.Conv2D(3, 1, name="c1")(x)
     x = keras.layers.ReLU(name="r1")(x)
@@ -182,3 +185,16 @@ def test_the_eager_runner_on_other_keras_backends(monkeypatch: pytest.MonkeyPatc
     assert isinstance(out, np.ndarray)  # called eagerly: no TensorFlow graph
     np.testing.assert_array_equal(out, x * 2)
     assert sub.calls == [{"training": False}]
+
+
+def test_headless_pairs_the_first_weighted_layer_with_the_models_first() -> None:
+    model = _app(weights=None, pre=False)
+    for layer in model.layers:
+        layer.set_weights([w - 0.25 for w in layer.get_weights()])
+    app = functools.partial(_app, pre=False)
+    handle = ModelHandle("keras", "tiny", model, "random", 8, None, 0, state={"app": app})  # type: ignore[arg-type]
+    body = capture.headless(handle)
+    for got, want in zip(
+        body.get_layer("c1").get_weights(), model.get_layer("c1").get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
