@@ -43,7 +43,9 @@ def test_features_is_a_dict_with_a_short_repr(small: np.ndarray) -> None:
     text = repr(out)
     assert len(text) < 800, len(text)
     lo, hi = float(out["block1_conv1"].min()), float(out["block1_conv1"].max())
-    assert text.startswith(f"Features({len(out)} layers, 2 images: block1_conv1 (2, 32, 32, 64) [{lo:.4g}, {hi:.4g}]")
+    assert text.startswith(
+        f"Features({len(out)} layers, 2 images: block1_conv1 (2, 32, 32, 64) [{lo:.4g}, {hi:.4g}]"
+    )
     assert re.search(r", \.\.\. \d+ more\)$", text)  # the rest is counted, not dumped
 
 
@@ -51,7 +53,12 @@ def test_features_html_lists_each_layer(small: np.ndarray) -> None:
     out = model("vgg16", "torch").extract(small, ["block1_conv1", "block5_pool"], input_size=None)
     html = out._repr_html_()
     pool = out["block5_pool"]
-    assert cells(html)[1] == ["block5_pool", "(2, 1, 1, 512)", "float32", f"[{pool.min():.4g}, {pool.max():.4g}]"]
+    assert cells(html)[1] == [
+        "block5_pool",
+        "(2, 1, 1, 512)",
+        "float32",
+        f"[{pool.min():.4g}, {pool.max():.4g}]",
+    ]
     assert "2 layers" in html
 
 
@@ -108,7 +115,10 @@ def _report(n: int) -> ls.Report:
         return LayerDiff(f"l{i}", "keras", "torch", (1, 4, 4, 8), (1, 4, 4, 8),
                          0.5 if not passed else 0.0, 0.1, 0.01, 0.99, 0.2, (0, 1, 2, 3), passed)  # fmt: skip
 
-    sides = [Side("keras", "keras", "v1", "random", "caffe"), Side("torch", "torch", "v1.5", "random", "caffe")]
+    sides = [
+        Side("keras", "keras", "v1", "random", "caffe"),
+        Side("torch", "torch", "v1.5", "random", "caffe"),
+    ]
     layers = [d(i, i < 3) for i in range(n)]
     cause = Diagnosis("variant", "stride <2> on the 3x3 conv", "l3", True)
     return ls.Report("resnet50", sides, 1e-5, "shared", layers, [cause])
@@ -147,3 +157,29 @@ def test_table_escapes_and_styles() -> None:
     html = table(("a",), [("<b>",), ("x",)], styles=["color:red", ""])
     assert cells(html) == [["&lt;b&gt;"], ["x"]]
     assert '<tr style="color:red">' in html
+
+
+@pytest.mark.torch
+def test_a_models_repr_never_runs_the_network() -> None:
+    """repr() is called by debuggers, logs and error messages (conftest's clean-model check
+    formats one): it must not trace the model, which may raise or be busy in another thread.
+    Found by a random test order: a repr ran a user's model whose forward raises."""
+    import torch
+
+    class Fails(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 1)
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            raise RuntimeError("forward must not run for a repr")
+
+    net = Fails()
+    m = ls.load(net, backend="torch")
+    text = repr(m)
+    assert net.calls == 0 and "layers ?" in text and text.startswith("<LoadedModel ")
+    page = m._repr_html_()  # Jupyter asks for the table once, and shows "?" when tracing fails
+    assert net.calls == 1 and re.search(r">layers</th><td[^>]*>\?</td>", page)
+    ls.clear_cache()

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from layerscope.api import BackendInfo
 
 __all__ = ["BackendList", "Features", "clip", "esc", "kv_table", "shape_text", "table", "value_range"]
 
@@ -109,7 +112,7 @@ class Features(dict[str, np.ndarray]):
         return table(("layer", "shape (NHWC)", "dtype", "range"), self._rows(), caption=f"{n} layers")
 
 
-class BackendList(list[Any]):
+class BackendList(list["BackendInfo"]):
     """What :func:`layerscope.backends` returns: a ``list`` of ``BackendInfo`` that shows as a
     table in Jupyter and as one short line in a terminal."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -39,10 +39,21 @@ __all__ = ["DEFAULT_BATCH_SIZE", "MAX_INPUT_PIXELS", "LoadedModel", "Preprocess"
 
 Preprocess = str | Recipe | Callable[[np.ndarray], np.ndarray] | None
 _NATIVE = "native"
+T = TypeVar("T")
 _NAMES: contextvars.ContextVar[Callable[[], list[str]] | None] = contextvars.ContextVar(
     "layerscope_image_names", default=None
 )
 """How the images of the running :meth:`LoadedModel.extract` call are named in errors."""
+
+
+class _FromHandle(Generic[T]):
+    """A read-only attribute of :class:`LoadedModel` that is the same field of its handle."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __get__(self, obj: Any, owner: type | None = None) -> T:
+        return self if obj is None else getattr(obj.handle, self.field)  # type: ignore[return-value]
 
 
 class LoadedModel:
@@ -67,41 +78,29 @@ class LoadedModel:
         """What ``weights=`` was when loaded (a name, path or Bundle)."""
         self._lock = threading.RLock()
 
-    # -- what it is ----------------------------------------------------------------------
-    @property
-    def model(self) -> Any:
-        return self.handle.model
+    # -- what it is: the handle's fields, read-only ---------------------------------------
+    model: _FromHandle[Any] = _FromHandle("model")
+    backend: _FromHandle[str] = _FromHandle("backend")
+    architecture: _FromHandle[str] = _FromHandle("architecture")
+    weights: _FromHandle[str] = _FromHandle("weights")
+    variant: _FromHandle[str | None] = _FromHandle("variant")
+    recipe: _FromHandle[Recipe] = _FromHandle("recipe")
+    input_size: _FromHandle[int | None] = _FromHandle("input_size")
 
-    @property
-    def backend(self) -> str:
-        return self.handle.backend
+    def facts(self, describe: bool = True) -> list[tuple[str, str]]:
+        """What this model is, as (name, value) pairs: what its repr and Jupyter show.
 
-    @property
-    def architecture(self) -> str:
-        return self.handle.architecture
-
-    @property
-    def weights(self) -> str:
-        return self.handle.weights
-
-    @property
-    def variant(self) -> str | None:
-        return self.handle.variant
-
-    @property
-    def recipe(self) -> Recipe:
-        return self.handle.recipe
-
-    @property
-    def input_size(self) -> int | None:
-        return self.handle.input_size
-
-    def facts(self) -> list[tuple[str, str]]:
-        """What this model is, as (name, value) pairs: what its repr and Jupyter show."""
-        try:
-            layers = str(len(self.list_layers()))
-        except LayerscopeError:
-            layers = "?"
+        The layer count needs the layer table, which traces the network once; with
+        ``describe=False`` (``repr``) it is shown only if a table was already made, so a
+        repr never runs the model.
+        """
+        rows = next(iter(self._rows.values()), None)
+        layers = str(len(rows)) if rows is not None else "?"
+        if rows is None and describe:
+            try:
+                layers = str(len(self.list_layers()))
+            except Exception:  # a display must not raise: the model's own error shows on use
+                layers = "?"
         return [
             ("model", self.architecture),
             ("backend", self.backend),
@@ -114,7 +113,8 @@ class LoadedModel:
         ]
 
     def __repr__(self) -> str:
-        return display.clip("<LoadedModel " + "; ".join(f"{k} {v}" for k, v in self.facts()) + ">")
+        facts = "; ".join(f"{k} {v}" for k, v in self.facts(describe=False))
+        return display.clip(f"<LoadedModel {facts}>")
 
     def _repr_html_(self) -> str:
         return display.kv_table(f"LoadedModel {self.architecture} on {self.backend}", self.facts())
