@@ -23,12 +23,17 @@ __all__ = ["LayerTable", "Target", "annotate", "first_calls", "resolve", "with_s
 
 @dataclass(frozen=True)
 class Target:
-    """One requested layer: the key it is returned under and how to get it from the backend."""
+    """One requested layer: the key it is returned under and how to get it from the backend
+    (what :meth:`LoadedModel.resolve <layerscope.LoadedModel.resolve>` returns)."""
 
     key: str
+    """The name the caller asked for (the result dict's key)."""
     native: str
+    """The backend's native layer to capture (``module:k`` for a reused module's k-th call)."""
     post: str | None = None
+    """The post-op (``flatten``, ``softmax``) core applies to reach a canonical point."""
     head: bool = False
+    """Whether the layer is part of the classifier, which needs the native input size."""
 
 
 class LayerTable(Sequence[LayerInfo]):

@@ -47,9 +47,13 @@ __all__ = ["NameMap", "load_names", "split_call"]
 
 @dataclass(frozen=True)
 class NameMap:
-    """One backend's native names, recipe and default variant for one architecture."""
+    """One backend's native names, recipe and default variant for one architecture.
+
+    Read from ``<package>/names/<architecture>.json`` by :func:`load_names`; canonical points
+    it does not list keep their canonical name."""
 
     architecture: str
+    """The catalogue key (``"vgg16"``)."""
     recipe: str
     """Name of the preprocessing recipe this backend's own weights expect (``"caffe"``)."""
     variant: str

@@ -25,11 +25,16 @@ __all__ = ["Diagnosis", "Report", "Side"]
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a comparison: which backend ran, with what variant, weights and recipe."""
+    """One side of a comparison: which backend ran, with what variant, weights and recipe.
+
+    ``label`` is how the report's rows name this side: the backend's name, made unique when
+    two sides share a backend (``torch:v1``). ``weights`` says where the side's weights came
+    from (``"bundle from keras (random seed 0)"``).
+    """
 
     label: str
-    """How the report's rows name this side: the backend's name, made unique (``torch:v1``)."""
     backend: str
+    """The backend's name."""
     variant: str
     """The architecture variant in words (``v1 (stride 2 on the first 1x1 conv ...)``)."""
     weights: str

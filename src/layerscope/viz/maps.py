@@ -167,16 +167,14 @@ def composite(
 
     Parameters
     ----------
-    fmap : array-like
-        One layer's output, NHWC ``(N, H, W, C)`` or ``(H, W, C)``.
+    fmap, image, title
+        As :func:`max_activation`.
     channels : int or sequence of int
         How many channels (the most active on average, default 3) or which indices.
     cmaps : sequence of str, optional
         One colour map per channel (default reds, greens, blues, purples, oranges, greys).
-    image : int
-        Which image of the batch (default 0).
-    title, size
-        As :func:`max_activation` (``size`` default 400 x 400 pixels).
+    size : (int, int)
+        Figure size in pixels (default 400 x 400).
 
     Returns
     -------
