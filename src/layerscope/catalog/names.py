@@ -42,6 +42,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from layerscope.errors import UnknownModelError
+
 __all__ = ["NameMap", "load_names", "split_call"]
 
 
@@ -58,6 +60,8 @@ class NameMap:
     """Name of the preprocessing recipe this backend's own weights expect (``"caffe"``)."""
     variant: str
     """This backend's default architecture variant (``"v1.5"`` for torchvision's ResNet50)."""
+    builds: tuple[str, ...] = ()
+    """Every variant the backend can build, its default first (``("v1.5", "v1")``)."""
     native: Mapping[str, str] = field(default_factory=dict)
     """Canonical name -> native output name, for the points whose names differ."""
     weights: Mapping[str, str] = field(default_factory=dict)
@@ -76,6 +80,20 @@ class NameMap:
     def post_of(self, canonical: str) -> str | None:
         """The post-op that turns the native output into the canonical point, if any."""
         return self.post.get(canonical)
+
+    def choose_variant(self, asked: str | None, backend: str) -> str:
+        """The variant to build: the default for ``None``, else ``asked`` if the backend builds it.
+
+        Raises :class:`~layerscope.UnknownModelError` listing the variants it builds.
+        """
+        if asked is None or asked == self.variant:
+            return self.variant
+        if asked in self.builds:
+            return asked
+        raise UnknownModelError(
+            f"Unknown variant {asked!r} of {self.architecture} for the {backend} backend. Expected "
+            f"one of {list(self.builds or (self.variant,))} (the first is the backend's default)."
+        )
 
     def canonical_of(self, native: str, canonical_names: list[str]) -> str | None:
         """Which of ``canonical_names`` this backend outputs at ``native`` (``None``: none)."""
@@ -115,4 +133,5 @@ def load_names(package: str, architecture: str) -> NameMap | None:
             weights[canonical] = spec["weights"]
         if "post" in spec:
             post[canonical] = spec["post"]
-    return NameMap(data["architecture"], data["recipe"], data["variant"], native, weights, post)
+    builds = tuple(data.get("builds", [data["variant"]]))
+    return NameMap(data["architecture"], data["recipe"], data["variant"], builds, native, weights, post)
