@@ -58,3 +58,16 @@ def test_same_numbers_as_torch_on_a_bundle() -> None:
         scale = float(np.abs(torch_out[name]).max())
         assert onnx_out[name].shape == torch_out[name].shape
         assert float(np.abs(onnx_out[name] - torch_out[name]).max()) <= 1e-5 * scale
+
+
+def test_export_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    """torch.onnx.export logs VGG16's whole TorchScript graph to C++ stdout (18,843 characters
+    measured) when free spatial sizes fail; loading on the onnx backend must print nothing."""
+    import layerscope as ls
+
+    ls.clear_cache()
+    loaded = ls.load("vgg16", backend="onnx", weights="random", seed=0)
+    out, _ = capfd.readouterr()
+    assert loaded.backend == "onnx" and out == ""
+    print("still connected")  # fd 1 is restored after the export
+    assert capfd.readouterr().out == "still connected\n"

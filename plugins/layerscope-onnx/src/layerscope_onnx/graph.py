@@ -9,7 +9,10 @@ layer's value is the output of the last node inside its scope (for a container s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,13 +80,36 @@ def build(model: str, weights: Any, seed: int | None, variant: str | None) -> Mo
     )
 
 
+@contextlib.contextmanager
+def _silent_export() -> Iterator[None]:
+    """Keep ``torch.onnx.export`` from printing to stdout.
+
+    Its TorchScript exporter logs whole graphs through C++ ``std::cout`` (thousands of lines
+    for VGG16's "Torch IR graph at exception" when free spatial sizes fail): torch's
+    ``setup_onnx_logging`` tests the function ``_jit_is_onnx_log_enabled`` instead of calling
+    it, so the log is always on during an export. Python-level redirection cannot catch C++
+    output, so file descriptor 1 points at the null device for the export (other threads'
+    prints are lost for that moment).
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _export(net: Any, side: int, axes: dict[int, str]) -> bytes:
     import io
 
     import torch
 
     buf = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), _silent_export():
         torch.onnx.export(
             net,
             (torch.zeros(1, 3, side, side),),
