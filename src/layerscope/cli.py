@@ -53,7 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"layerscope {ls.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_extract(sub)
+    _add_layers(sub)
+    _add_compare(sub)
+    _add_show(sub)
+    _add_backends(sub)
+    return parser
 
+
+def _add_extract(sub: Any) -> None:
     p = sub.add_parser(
         "extract",
         help="extract feature maps of images into .npz; folders or .h5 outputs stream a whole dataset",
@@ -78,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="dataset mode: decoding threads")
     p.set_defaults(func=_cmd_extract)
 
+
+def _add_layers(sub: Any) -> None:
     p = sub.add_parser("layers", help="per-layer table: names, kinds, NHWC shapes, parameters")
     p.add_argument("model")
     _weights_args(p, default="random")
@@ -86,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--canonical", action="store_true", help="only layers with a canonical name")
     p.set_defaults(func=_cmd_layers)
 
+
+def _add_compare(sub: Any) -> None:
     p = sub.add_parser(
         "compare", help="same weights and input on several backends: where and why outputs differ"
     )
@@ -107,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_show(sub: Any) -> None:
     p = sub.add_parser("show", help="draw feature maps, filters or the five-block figure to a PNG")
     p.add_argument("images", nargs="+", help="image files (the first one is drawn)")
     p.add_argument("--model", required=True)
@@ -121,9 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_show)
 
+
+def _add_backends(sub: Any) -> None:
     p = sub.add_parser("backends", help="registered backends, whether they can run here, and why not")
     p.set_defaults(func=_cmd_backends)
-    return parser
 
 
 def _is_pattern(arg: str) -> bool:
