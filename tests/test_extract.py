@@ -174,7 +174,7 @@ def test_bad_batch_size(bad) -> None:
 
 @pytest.mark.keras
 def test_keras_headless_copy_shares_weights(photo) -> None:
-    from layerscope.default_plugins.keras.build import headless
+    from layerscope.default_plugins.keras.capture import headless
 
     m = model("resnet50", "keras")
     batch = m.prepare(photo)

@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from layerscope import catalog
 from layerscope.bundle_checks import bundle_absent, refuse_absent, validate
+from layerscope.catalog import Entry
 from layerscope.errors import WeightsError
 from layerscope.images import Geometry
 from layerscope.preprocess import Recipe
@@ -50,6 +52,7 @@ __all__ = [
     "Bundle",
     "bundle_absent",
     "check_architecture",
+    "exported_layers",
     "is_bundle",
     "load_bundle",
     "refuse_absent",
@@ -126,6 +129,14 @@ class Bundle:
             f"<Bundle {self.architecture} {self.variant or ''} from {self.source_backend or '?'}: "
             f"{len(self.layers())} layers, {n:,} values>"
         )
+
+
+def exported_layers(handle: Any, head: bool) -> tuple[list[Entry], bool]:
+    """The catalogue entries an export of ``handle`` holds, and whether it holds the head:
+    every weighted layer, without the classifier's when ``head`` is false or the model was
+    loaded from a headless (notop) file, which has no head to export."""
+    head = head and not handle.state.get("absent")
+    return catalog.require(handle.architecture).weighted(head), head
 
 
 def _safetensors() -> Any:

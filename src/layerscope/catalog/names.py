@@ -44,7 +44,7 @@ from typing import Any
 
 from layerscope.errors import UnknownModelError
 
-__all__ = ["NameMap", "load_names", "split_call"]
+__all__ = ["NameMap", "choose_variant", "load_names", "split_call"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,19 @@ class NameMap:
     def canonical_of(self, native: str, canonical_names: list[str]) -> str | None:
         """Which of ``canonical_names`` this backend outputs at ``native`` (``None``: none)."""
         return next((c for c in canonical_names if self.native_of(c) == native), None)
+
+
+def choose_variant(names: NameMap | None, asked: str | None, architecture: str, backend: str) -> str | None:
+    """:meth:`NameMap.choose_variant`, or for an architecture without names: ``None`` when no
+    variant is asked, else :class:`~layerscope.UnknownModelError` (it has no variants)."""
+    if names is not None:
+        return names.choose_variant(asked, backend)
+    if asked is None:
+        return None
+    raise UnknownModelError(
+        f"Unknown variant {asked!r} of {architecture} for the {backend} backend: the {backend} "
+        "backend builds no variants of it. Leave variant out."
+    )
 
 
 def split_call(native: str) -> tuple[str, int | None]:

@@ -34,13 +34,13 @@ import keras
 import numpy as np
 
 from layerscope.backend import ModelHandle
-from layerscope.catalog.names import NameMap, load_names
+from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.keras import port, variants
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
 from layerscope.weights import SEEDED_INIT_LOCK, bundle_absent, check_architecture, is_bundle, load_bundle
 
-__all__ = ["app", "headless", "load", "zoo"]
+__all__ = ["app", "load", "zoo"]
 
 PACKAGE = "layerscope.default_plugins.keras"
 """Where this backend's names/ data lives (:func:`layerscope.catalog.load_names`)."""
@@ -88,8 +88,7 @@ def app(name: str) -> Callable[..., Any] | None:
 def load(model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
     """A handle on ``model`` (a zoo name or a ``keras.Model``) with weights loaded."""
     if isinstance(model, keras.Model):
-        side = model.input_shape[1] if model.input_shape[1] == model.input_shape[2] else None
-        return _wrap(model, model.name, "user model", None, RECIPES["caffe"].at(side), None)
+        return _wrap(model, model.name, "user model", None, RECIPES["caffe"].at(_native_side(model)), None)
     fn = app(str(model))
     if fn is None:
         raise UnknownModelError(
@@ -102,7 +101,7 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     bundle = load_bundle(weights) if is_bundle(weights) else None
     if bundle is not None:  # before its variant: a bundle of another architecture is named as such
         check_architecture(bundle, name)
-    chosen = _variant(name, default, variant or (bundle.variant if bundle else None))
+    chosen = choose_variant(names, variant or (bundle.variant if bundle else None), name, "keras")
     build = variants.builder(name, chosen) or fn
     absent: dict[str, Any] = {}
     if bundle is not None:
@@ -121,38 +120,25 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     recipe = bundle.recipe if bundle is not None else None
     if recipe is None:
         recipe = RECIPES[names.recipe if names else _FAMILY_RECIPE.get(family, "raw")]
-    handle = _wrap(net, name, label, chosen, recipe.at(int(net.input_shape[1])), build)
+    side = _native_side(net)
+    handle = _wrap(net, name, label, chosen, recipe.at(side), build)
     own = RECIPES[names.recipe if names else _FAMILY_RECIPE.get(family, "raw")]
-    handle.state["framework_recipe"] = own.at(int(net.input_shape[1]))  # compare(pipeline="native")
+    handle.state["framework_recipe"] = own.at(side)  # compare(pipeline="native")
     if absent:
         handle.state["absent"] = absent
     return handle
 
 
-def _variant(name: str, default: str | None, asked: str | None) -> str | None:
-    if asked is None or asked == default:
-        return default
-    if name == "resnet50" and asked == "v1.5":
-        return asked
-    options = [v for v in (default, "v1.5" if name == "resnet50" else None) if v]
-    raise UnknownModelError(
-        f"Unknown variant {asked!r} of {name} for the keras backend. Expected one of {options} "
-        "(keras.applications builds the first; layerscope builds torchvision's ResNet50 v1.5)."
-    )
+def _native_side(net: Any) -> int | None:
+    """The square input side the model was built for; ``None`` when it takes any size (e.g.
+    MobileNetV3 built without ImageNet weights has a ``(None, None, 3)`` input)."""
+    h, w = net.input_shape[1:3]
+    return int(h) if h is not None and h == w else None
 
 
 def _wrap(net: Any, arch: str, label: str, variant: str | None, recipe: Recipe, fn: Any) -> ModelHandle:
-    return ModelHandle(
-        backend="keras",
-        architecture=arch,
-        model=net,
-        weights=label,
-        input_size=recipe.geometry.size,
-        recipe=recipe,
-        total_params=int(net.count_params()),
-        variant=variant,
-        state={"app": fn, "submodels": {}},
-    )
+    size, params = recipe.geometry.size, int(net.count_params())  # Keras counts BatchNorm statistics
+    return ModelHandle("keras", arch, net, label, size, recipe, params, variant, {"app": fn, "submodels": {}})
 
 
 def _build(
@@ -257,38 +243,3 @@ def load_file(net: Any, path: Path) -> None:
             f"Weights file {str(path)!r} does not fit {net.name}: {first[:300]} Is it for another "
             "architecture? (A notop file, saved with include_top=False, fits its model's base.)"
         ) from exc
-
-
-def headless(handle: ModelHandle) -> Any:
-    """The model without its classifier, for any input size, sharing the handle's weights."""
-    cached = handle.state.get("headless")
-    if cached is not None:
-        return cached
-    fn = handle.state.get("app")
-    if fn is None:
-        raise WeightsError(
-            f"The user-built Keras model {handle.architecture!r} only runs at its own input "
-            f"size {handle.input_size}. Pass input_size={handle.input_size}."
-        )
-    body = fn(include_top=False, weights=None, input_shape=(None, None, 3))
-    # Same construction code, so weighted layers pair up in order; auto-generated names
-    # ("normalization_1") differ between builds, so match on class and weight shapes.
-    sources = [layer for layer in handle.model.layers if layer.weights]
-    pos = 0
-    for layer in (layer for layer in body.layers if layer.weights):
-        while pos < len(sources) and _signature(sources[pos]) != _signature(layer):
-            pos += 1
-        if pos == len(sources):
-            raise WeightsError(
-                f"Cannot run {handle.architecture} at a non-native input size: its headless "
-                f"layer {layer.name!r} has no counterpart in the full model. Use input_size="
-                f"{handle.input_size}."
-            )
-        layer.set_weights(sources[pos].get_weights())
-        pos += 1
-    handle.state["headless"] = body
-    return body
-
-
-def _signature(layer: Any) -> tuple[Any, ...]:
-    return (type(layer).__name__, *(tuple(w.shape) for w in layer.weights))

@@ -7,7 +7,10 @@ any batch size): graph execution skips eager per-layer dispatch, about 10% faste
 calling the sub-model eagerly on VGG16 (``benchmarks/bench_overhead.py``), same numbers. Keras
 layers keep no state between calls here (``training=False``), so nothing is left behind.
 Inputs whose size differs from the model's native one run through the headless (no
-classifier) copy of the model, which takes any size.
+classifier) copy of the model, which takes any size: :func:`headless` builds it once per
+handle and :mod:`~layerscope.default_plugins.keras.layers` lists that same copy, so a layer
+listed at a non-native size is found by its name here (Keras' auto-generated names, such as
+MobileNetV3's ``re_lu_3``, differ between two builds of one model).
 """
 
 from __future__ import annotations
@@ -19,10 +22,9 @@ import keras
 import numpy as np
 
 from layerscope.backend import ModelHandle
-from layerscope.default_plugins.keras.build import headless
-from layerscope.errors import InputError
+from layerscope.errors import InputError, WeightsError
 
-__all__ = ["run", "submodel"]
+__all__ = ["headless", "run", "submodel"]
 
 _MAX_SUBMODELS = 32
 
@@ -69,3 +71,38 @@ def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[s
         name: np.array(out, dtype=np.float32, order="C", copy=True)
         for name, out in zip(layers, outs, strict=True)
     }
+
+
+def headless(handle: ModelHandle) -> Any:
+    """The model without its classifier, for any input size, sharing the handle's weights."""
+    cached = handle.state.get("headless")
+    if cached is not None:
+        return cached
+    fn = handle.state.get("app")
+    if fn is None:
+        raise WeightsError(
+            f"The user-built Keras model {handle.architecture!r} only runs at its own input "
+            f"size {handle.input_size}. Pass input_size={handle.input_size}."
+        )
+    body = fn(include_top=False, weights=None, input_shape=(None, None, 3))
+    # Same construction code, so weighted layers pair up in order; auto-generated names
+    # ("normalization_1") differ between builds, so match on class and weight shapes.
+    sources = [layer for layer in handle.model.layers if layer.weights]
+    pos = 0
+    for layer in (layer for layer in body.layers if layer.weights):
+        while pos < len(sources) and _signature(sources[pos]) != _signature(layer):
+            pos += 1
+        if pos == len(sources):
+            raise WeightsError(
+                f"Cannot run {handle.architecture} at a non-native input size: its headless "
+                f"layer {layer.name!r} has no counterpart in the full model. Use input_size="
+                f"{handle.input_size}."
+            )
+        layer.set_weights(sources[pos].get_weights())
+        pos += 1
+    handle.state["headless"] = body
+    return body
+
+
+def _signature(layer: Any) -> tuple[Any, ...]:
+    return (type(layer).__name__, *(tuple(w.shape) for w in layer.weights))

@@ -14,7 +14,7 @@ import numpy as np
 from layerscope import catalog
 from layerscope.backend import ModelHandle
 from layerscope.errors import WeightsError
-from layerscope.weights import Bundle, check_architecture
+from layerscope.weights import Bundle, check_architecture, exported_layers
 
 __all__ = ["from_bundle", "kernel", "to_bundle"]
 
@@ -22,10 +22,9 @@ __all__ = ["from_bundle", "kernel", "to_bundle"]
 def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     """The handle's weights as a bundle keyed by canonical layer names (headless when the
     model was loaded from a notop file: there is no head to export)."""
-    cat = catalog.require(handle.architecture)
-    head = head and not handle.state.get("absent")
+    entries, head = exported_layers(handle, head)
     tensors: dict[str, np.ndarray] = {}
-    for entry in cat.weighted(head):
+    for entry in entries:
         layer = handle.model.get_layer(entry.name)  # Keras names are the canonical ones
         values = [np.ascontiguousarray(np.asarray(w), dtype=np.float32) for w in layer.get_weights()]
         if entry.kind == "BatchNormalization":

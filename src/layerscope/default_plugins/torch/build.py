@@ -33,9 +33,8 @@ from urllib.parse import urlparse
 import torch
 import torchvision
 
-from layerscope import catalog
 from layerscope.backend import ModelHandle
-from layerscope.catalog.names import NameMap, load_names
+from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.torch import port
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
@@ -70,11 +69,12 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
             f"Unknown model {model!r} for the torch backend. Expected a torchvision.models "
             f"classification model. {suggest(name, zoo())}"
         )
-    cat = catalog.get(name)
     bundle = load_bundle(weights) if is_bundle(weights) else None
     if bundle is not None:
         check_architecture(bundle, name)
-    chosen = _variant(name, cat, variant or (bundle.variant if bundle else None))
+    chosen = choose_variant(
+        load_names(PACKAGE, name), variant or (bundle.variant if bundle else None), name, "torch"
+    )
     absent: dict[str, Any] = {}
     if bundle is not None:
         net = _random(name, 0, chosen)
@@ -90,19 +90,6 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     if absent:
         handle.state["absent"] = absent
     return handle
-
-
-def _variant(name: str, cat: catalog.Catalog | None, asked: str | None) -> str | None:
-    names = load_names(PACKAGE, name) if cat else None
-    default = names.variant if names else None
-    if asked is None or asked == default:
-        return default
-    if name == "resnet50" and asked == "v1":
-        return asked
-    options = [v for v in (default, "v1" if name == "resnet50" else None) if v]
-    raise UnknownModelError(
-        f"Unknown variant {asked!r} of {name} for the torch backend. Expected one of {options}."
-    )
 
 
 def _resnet50_v1(net: Any) -> Any:

@@ -19,7 +19,7 @@ from layerscope import catalog
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import load_names, split_call
 from layerscope.errors import WeightsError
-from layerscope.weights import Bundle, check_architecture
+from layerscope.weights import Bundle, check_architecture, exported_layers
 
 __all__ = ["from_bundle", "kernel", "to_bundle"]
 
@@ -39,10 +39,9 @@ def _np(t: Any) -> np.ndarray:
 def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     """The handle's weights as a bundle keyed by canonical layer names (headless when the
     model was loaded from a notop file: there is no head to export)."""
-    cat = catalog.require(handle.architecture)
-    head = head and not handle.state.get("absent")
+    entries, head = exported_layers(handle, head)
     tensors: dict[str, np.ndarray] = {}
-    for entry in cat.weighted(head):
+    for entry in entries:
         mod = _module(handle.model, handle.architecture, entry)
         key = entry.name
         if entry.kind == "Conv2D":
