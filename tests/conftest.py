@@ -38,7 +38,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for name in BACKENDS:
             needs = item.get_closest_marker(name) is not None
             callspec = getattr(item, "callspec", None)
-            if callspec is not None and callspec.params.get("backend") == name:
+            if callspec is not None and name in (
+                callspec.params.get("backend"),
+                callspec.params.get("backend_name"),
+            ):
                 needs = True
             if needs and not HAS[name]:
                 item.add_marker(pytest.mark.skip(reason=f"{name} backend not installed"))

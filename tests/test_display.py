@@ -30,6 +30,7 @@ def small() -> np.ndarray:
     return np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
 
 
+@pytest.mark.torch
 def test_features_is_a_dict_with_a_short_repr(small: np.ndarray) -> None:
     m = model("vgg16", "torch")
     layers = ["block1_conv1", *(f"features.{i}" for i in range(2, 31))]  # every feature row
@@ -49,6 +50,7 @@ def test_features_is_a_dict_with_a_short_repr(small: np.ndarray) -> None:
     assert re.search(r", \.\.\. \d+ more\)$", text)  # the rest is counted, not dumped
 
 
+@pytest.mark.torch
 def test_features_html_lists_each_layer(small: np.ndarray) -> None:
     out = model("vgg16", "torch").extract(small, ["block1_conv1", "block5_pool"], input_size=None)
     html = out._repr_html_()
@@ -80,6 +82,7 @@ def test_layer_table_html_and_repr(backend: str) -> None:
     assert f"{t.total_params:,} params" in t._repr_html_()
 
 
+@pytest.mark.torch
 def test_torch_weight_rows_are_greyed() -> None:
     html = ls.list_layers("vgg16", backend="torch")._repr_html_()
     assert re.search(r'<tr style="color:#888"><td[^>]*>0</td><td[^>]*></td><td[^>]*>features.0</td>', html)
@@ -97,6 +100,7 @@ def test_loaded_model_repr_and_html(backend: str) -> None:
     assert facts["layers"] == str(n) and facts["recipe"] == m.recipe.name
 
 
+@pytest.mark.torch
 def test_backends_is_a_list_shown_as_a_table() -> None:
     found = ls.backends()
     assert isinstance(found, list) and isinstance(found, BackendList)
@@ -146,6 +150,7 @@ def test_report_html_highlights_first_divergence_and_cause() -> None:
     assert "<script" not in html and "<html" not in html
 
 
+@pytest.mark.torch
 def test_vgg16_report_repr_under_800() -> None:
     img = np.random.default_rng(1).uniform(0, 255, (1, 224, 224, 3)).astype(np.uint8)
     report = ls.compare(img, "vgg16", backends=("torch", "torch"), seed=0, diagnose=False)

@@ -28,12 +28,14 @@ def test_pattern_gives_the_13_vgg_convs_in_network_order(backend: str, small: np
     assert out["block5_conv3"].shape == (1, 2, 2, 512)
 
 
+@pytest.mark.torch
 def test_top_level_extract_takes_a_pattern(small: np.ndarray) -> None:
     out = ls.extract(small, "vgg16", layers="block*_conv*", backend="torch", weights="random", seed=0)
     assert list(out) == VGG_CONVS
     assert out["block1_conv1"].shape == (1, 224, 224, 64)
 
 
+@pytest.mark.torch
 def test_native_pattern_keys_are_native_names(small: np.ndarray) -> None:
     m = model("resnet50", "torch")
     out = m.extract(small, ["layer4.*.relu:2"], input_size=64)
@@ -42,6 +44,7 @@ def test_native_pattern_keys_are_native_names(small: np.ndarray) -> None:
     assert out["layer4.2.relu:2"].shape == (1, 2, 2, 2048)
 
 
+@pytest.mark.torch
 def test_pattern_and_names_mix_without_repeats(small: np.ndarray) -> None:
     out = model("vgg16", "torch").extract(small, ["block1_conv1", "block1_*"], input_size=None)
     assert list(out) == ["block1_conv1", "block1_conv2", "block1_pool"]
@@ -78,6 +81,7 @@ def test_resnet50_has_53_convs_on_both_backends(backend_name: str) -> None:
     assert table.select(kind="pool") == ["pool1_pool", "avg_pool"]
 
 
+@pytest.mark.torch
 def test_vgg_select_on_torch_lists_points_not_their_weight_rows() -> None:
     table = ls.list_layers("vgg16", backend="torch")
     assert table.select(kind="conv") == VGG_CONVS  # features.0 is inside block1_conv1
@@ -119,6 +123,7 @@ def test_stride_relative_to_input(backend_name: str) -> None:
     assert "  stride  " in ls.list_layers("vgg16", backend=backend_name).render()
 
 
+@pytest.mark.torch
 def test_stride_at_another_size_and_free_size() -> None:
     m = model("vgg16", "torch")
     at64 = {r.name: r.stride for r in m.list_layers(64)}
