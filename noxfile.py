@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -53,6 +54,8 @@ def prune(session: nox.Session) -> None:
     if location and Path(location).is_dir() and Path(location).resolve().parent == Path(".nox").resolve():
         session.log(f"pruning {location} (LAYERSCOPE_NOX_PRUNE=1)")
         shutil.rmtree(location)
+    free = {where: shutil.disk_usage(where).free / 1e9 for where in (".", tempfile.gettempdir())}
+    session.log("free disk: " + ", ".join(f"{where} {gb:.1f} GB" for where, gb in free.items()))
 
 
 @nox.session
