@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,17 @@ import numpy as np
 if TYPE_CHECKING:
     from layerscope.api import BackendInfo
 
-__all__ = ["BackendList", "Features", "clip", "esc", "kv_table", "shape_text", "table", "value_range"]
+__all__ = [
+    "BackendList",
+    "Features",
+    "Source",
+    "clip",
+    "esc",
+    "kv_table",
+    "shape_text",
+    "table",
+    "value_range",
+]
 
 MAX_REPR = 790
 """The longest a one-line ``repr`` gets (text beyond it ends in ``...``)."""
@@ -80,13 +91,31 @@ def kv_table(caption: str, items: Iterable[tuple[str, Any]]) -> str:
     return f'<table style="{_TABLE}">{cap}<tbody>{body}</tbody></table>'
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a :class:`Features` came from: what figure titles name by default.
+
+    ``model`` is the architecture (``"vgg16"``), ``backend`` the backend's name, ``weights``
+    the weights' description (``"random (seed=0)"``), ``variant`` the architecture variant.
+    """
+
+    model: str
+    backend: str
+    weights: str
+    variant: str | None = None
+
+
 class Features(dict[str, np.ndarray]):
     """What :func:`layerscope.extract` returns: ``{layer: NHWC float32 array}``, in order.
 
     A plain ``dict`` in every respect (``isinstance(out, dict)``, equality with a ``dict``,
     pickling, ``np.savez(**out)``); only its ``repr`` and Jupyter display differ: each
-    layer's shape, dtype and value range instead of the arrays' numbers.
+    layer's shape, dtype and value range instead of the arrays' numbers. ``source`` says
+    which model, backend and weights computed it (``None`` when unknown): ``layerscope.viz``
+    titles figures with it.
     """
+
+    source: Source | None = None
 
     def _rows(self) -> list[tuple[str, str, str, str]]:
         return [(k, shape_text(v.shape), str(v.dtype), value_range(v)) for k, v in self.items()]

@@ -323,10 +323,12 @@ class LoadedModel:
                         "overflow float32 in the network. Check the input scale and preprocessing."
                     )
                 parts[t.key].append(out)
-        return display.Features(
+        feats = display.Features(
             (key, chunks[0] if len(chunks) == 1 else np.ascontiguousarray(np.concatenate(chunks)))
             for key, chunks in parts.items()
         )
+        feats.source = display.Source(self.architecture, self.backend, self.weights, self.variant)
+        return feats
 
     def _too_small(
         self,
