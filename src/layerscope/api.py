@@ -22,6 +22,7 @@ from layerscope.errors import (
 from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel, Preprocess
 from layerscope.plugins import get_registry
+from layerscope.progress import task as progress_task
 from layerscope.weights import Bundle, save_bundle
 
 __all__ = [
@@ -142,6 +143,7 @@ def load(
     weights: Any = "imagenet",
     seed: int | None = None,
     variant: str | None = None,
+    progress: bool | None = None,
 ) -> LoadedModel:
     """Build ``model`` (a zoo name such as ``"vgg16"``, or a framework model object).
 
@@ -153,6 +155,8 @@ def load(
     ``variant``: an architecture variant, e.g. ``"v1"`` or ``"v1.5"`` for ResNet50 on torch
     (default: the backend's own, or the bundle's). Loaded models are cached in-process (the
     last :data:`MAX_CACHED_MODELS`), so loading again is free.
+    ``progress``: a bar while a zoo model is built, a first build of VGG16 takes seconds
+    (``None``: only in a terminal or notebook; ``False``: never; a cached model draws none).
     """
     if isinstance(model, LoadedModel):
         return model
@@ -175,7 +179,8 @@ def load(
         if cached is not None and (isinstance(model, str) or cached.model is model):
             _cache.move_to_end(key)
             return cached
-    handle = chosen.load(model, weights, seed, variant) if variant else chosen.load(model, weights, seed)
+    with progress_task(f"build {model} ({chosen.name})", progress if isinstance(model, str) else False):
+        handle = chosen.load(model, weights, seed, variant) if variant else chosen.load(model, weights, seed)
     loaded = LoadedModel(chosen, handle)
     loaded.source_weights = weights  # keeps an object key's id valid while cached
     with _lock:
@@ -227,7 +232,7 @@ def extract(
     result is a :class:`~layerscope.display.Features`, a ``dict`` whose repr shows each
     layer's shape and value range.
     """
-    loaded = load(model, backend=backend, weights=weights, seed=seed, variant=variant)
+    loaded = load(model, backend=backend, weights=weights, seed=seed, variant=variant, progress=progress)
     return loaded.extract(
         images,
         layers,
