@@ -1,0 +1,124 @@
+"""``layerscope compare``: the same weights and input on several backends, where and why they differ."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import layerscope as ls
+from layerscope.cli import options
+
+__all__ = ["add", "run"]
+
+
+def per_side(choices: tuple[str, ...] | None) -> Callable[[str], tuple[str, ...]]:
+    """An argument type: comma-separated values, one per backend (or one for all), from ``choices``."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        wrong = [v for v in values if choices is not None and v not in choices]
+        if not values or wrong:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values from {', '.join(choices or ())}, got {text!r}"
+            )
+        return values
+
+    return parse
+
+
+def add(sub: Any) -> None:
+    """The ``compare`` subcommand's arguments."""
+    p = sub.add_parser(
+        "compare",
+        help="same weights and input on several backends: where and why outputs differ",
+        description="Run the same weights on the same input on several backends; report where and why "
+        "the outputs differ (exit status 1 when a layer is out of tolerance).",
+    )
+    p.add_argument("images", nargs="+", help="image files")
+    options.add_model(p)
+    p.add_argument("-b", "--backends", default="keras,torch", help="comma-separated, first is the reference")
+    p.add_argument(
+        "--weights", default="random", help="random, imagenet, or a weight bundle (default: %(default)s)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of --weights random (default: %(default)s)")
+    options.add_layers(
+        p, required=False, help="comma-separated canonical names (default: every canonical layer)"
+    )
+    p.add_argument(
+        "--variant", action="append", default=[], metavar="BACKEND=VARIANT", help="e.g. torch=v1.5"
+    )
+    p.add_argument(
+        "--pipeline",
+        choices=["shared", "native"],
+        default="shared",
+        help="shared: one preprocessed tensor for every backend; native: each backend's own recipe "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--rtol",
+        type=float,
+        default=1e-5,
+        help="relative tolerance per layer, scaled by the layer's largest value (default: %(default)s)",
+    )
+    p.add_argument(
+        "--precision",
+        type=per_side(options.PRECISIONS),
+        default=None,
+        help="compute precision per backend, comma-separated, or one for all (e.g. float32,bfloat16)",
+    )
+    p.add_argument(
+        "--device",
+        type=per_side(None),
+        default=None,
+        help="device per backend, comma-separated, or one for all (e.g. cpu,cuda)",
+    )
+    p.add_argument("--all", action="store_true", help="show every layer, not only failing ones")
+    p.add_argument("--json", type=Path, default=None, help="write the report as JSON")
+    p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
+    options.add_quiet(p)
+    p.set_defaults(func=run)
+
+
+def sides(values: tuple[str, ...], backends: list[str]) -> tuple[str, ...]:
+    """One value per backend: a single value repeated for every backend."""
+    return values * len(backends) if len(values) == 1 else values
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare; print the report (failing layers, or all with --all); exit 1 when any layer fails."""
+    from layerscope.errors import InputError
+
+    variants = {}
+    for item in args.variant:
+        backend, sep, variant = item.partition("=")
+        if not sep:
+            raise InputError(f"Invalid --variant {item!r}. Expected BACKEND=VARIANT, e.g. torch=v1.5.")
+        variants[backend] = variant
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    runtime: dict[str, Any] = {}
+    if args.precision is not None:
+        runtime["precisions"] = sides(args.precision, backends)
+    if args.device is not None:
+        runtime["devices"] = sides(args.device, backends)
+    report = ls.compare(
+        args.images,
+        args.model,
+        backends=backends,
+        weights=args.weights,
+        seed=args.seed,
+        layers=args.layers,
+        rtol=args.rtol,
+        pipeline=args.pipeline,
+        variants=variants,
+        progress=options.progress(args),
+        **runtime,
+    )
+    print(report.render(only_failed=not args.all))
+    for path, write in ((args.json, report.to_json), (args.html, report.to_html)):
+        if path is not None:
+            write(path)
+            if not args.quiet:
+                print(f"wrote {path}")
+    return 0 if report.passed else 1

@@ -1,0 +1,109 @@
+"""``layerscope show``: feature maps, filters or the five-block figure drawn to a PNG."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import layerscope as ls
+from layerscope.cli import options
+from layerscope.errors import InputError
+
+__all__ = ["VIEWS", "add", "run"]
+
+VIEWS = ("grid", "max", "composite", "overlay", "filters", "blocks")
+"""What ``--view`` draws; ``filters`` draws weights, so it needs no image."""
+
+
+def add(sub: Any) -> None:
+    """The ``show`` subcommand's arguments."""
+    p = sub.add_parser(
+        "show",
+        help="draw feature maps, filters or the five-block figure to a PNG",
+        description="Draw a layer's feature maps, its filters or the five-block figure to a PNG.",
+    )
+    p.add_argument(
+        "images", nargs="*", help="image files (the first one is drawn; none needed for --view filters)"
+    )
+    options.add_model(p)
+    options.add_layers(p, required=False, help="the layer to draw (not needed for --view blocks)")
+    options.add_weights(p)
+    options.add_runtime(p)
+    p.add_argument(
+        "--view",
+        choices=VIEWS,
+        default="grid",
+        help="grid: one panel per channel; max: the strongest channel per pixel; composite: three "
+        "channels as RGB; overlay: on the photo; filters: the layer's kernels; blocks: one figure per "
+        "VGG block (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-maps",
+        type=int,
+        default=64,
+        help="grid and blocks: at most this many channels drawn (default: %(default)s)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        help="PNG path (blocks: one file per block, _block1.._block5)",
+    )
+    options.add_quiet(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Draw the view and write the PNG(s)."""
+    if args.view != "filters" and not args.images:
+        raise InputError(
+            f"--view {args.view} draws what an image does to the model, and no image was given. Pass an "
+            f"image file (e.g. `layerscope show photo.jpg -m {args.model} ...`), or --view filters, "
+            "which draws weights only."
+        )
+    from layerscope import viz
+
+    loaded = ls.load(args.model, **options.model_options(args), progress=options.progress(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.view == "blocks":
+        for i, fig in enumerate(viz.blocks(args.images[:1], loaded, max_maps=args.max_maps), start=1):
+            path = args.out.with_name(f"{args.out.stem}_block{i}{args.out.suffix}")
+            fig.savefig(path)
+            wrote(args, path)
+        return 0
+    if not args.layers or len(args.layers) != 1:
+        raise InputError(
+            f"--view {args.view} draws one layer. Pass -l/--layers NAME (e.g. block1_conv1); "
+            f"received {args.layers or 'none'}."
+        )
+    layer = args.layers[0]
+    fig = viz.filters(loaded, str(layer)) if args.view == "filters" else draw_map(args, loaded, layer)
+    fig.savefig(args.out)
+    wrote(args, args.out)
+    return 0
+
+
+def draw_map(args: argparse.Namespace, loaded: ls.LoadedModel, layer: str | int) -> Any:
+    """One of the views of the first image's feature map at ``layer``."""
+    from layerscope import viz
+
+    fmap = loaded.extract(args.images[:1], [layer], progress=options.progress(args))
+    arr = next(iter(fmap.values()))
+    title = f"{loaded.architecture} {layer} ({loaded.backend}, weights {loaded.weights})"
+    if args.view == "grid":
+        return viz.feature_grid(arr, args.max_maps, title=title)
+    if args.view == "max":
+        return viz.max_activation(arr, title=title)
+    if args.view == "composite":
+        return viz.composite(arr, title=title)
+    # the photo as the model saw it (the recipe's resize and crop), values unchanged
+    photo = loaded.prepare(args.images[:1], preprocess=None, resize=loaded.recipe.geometry.policy)[0]
+    return viz.overlay(photo, arr, title=title)
+
+
+def wrote(args: argparse.Namespace, path: Path) -> None:
+    """``wrote PATH``, unless --quiet."""
+    if not args.quiet:
+        print(f"wrote {path}")

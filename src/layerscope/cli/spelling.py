@@ -1,0 +1,26 @@
+"""Library messages in command-line spelling: ``weights='random'`` becomes ``--weights random``."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["cli_spelling"]
+
+_PY_ARGUMENT = re.compile(
+    r"\b(weights|seed|input_size|batch_size|preprocess|resize|backend|variant|pool|workers|rtol|"
+    r"pipeline|out|resume|overwrite|precision|device)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+/-]+))"
+)
+
+
+def cli_spelling(message: str) -> str:
+    """A library message in command-line spelling: ``weights='random'`` -> ``--weights random``."""
+
+    def flag(m: re.Match[str]) -> str:
+        value = next(v for v in m.groups()[1:] if v is not None)
+        tail = ""
+        if m.group(4) is not None and value.endswith("."):  # the sentence's full stop
+            value, tail = value.rstrip("."), "."
+        value = "none" if value == "None" else value
+        return f"--{m.group(1).replace('_', '-')} {value}{tail}"
+
+    return _PY_ARGUMENT.sub(flag, message)
