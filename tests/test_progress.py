@@ -6,6 +6,8 @@ is neither)."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -83,3 +85,51 @@ def test_progress_must_be_a_bool(batch: np.ndarray) -> None:
         ls.InputError, match=r"Invalid `progress`. Expected True, False or None.*progress='yes'"
     ):
         model("vgg16", "torch").extract(batch, "block1_pool", input_size=None, batch_size=2, progress="yes")  # type: ignore[arg-type]
+
+
+def test_model_build_draws_a_bar_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """The first build of a model takes seconds (VGG16: ~9 s); a cached one draws nothing."""
+    ls.load("vgg16", backend="torch", weights="random", seed=11, progress=True)
+    err = capsys.readouterr().err
+    assert "build vgg16 (torch)" in err and "100%" in err
+    ls.load("vgg16", backend="torch", weights="random", seed=11, progress=True)  # cached
+    ls.load("vgg16", backend="torch", weights="random", seed=12, progress=False)
+    ls.load("vgg16", backend="torch", weights="random", seed=13)  # auto: stderr is captured
+    assert capsys.readouterr().err == ""
+
+
+def test_extract_passes_progress_to_the_build(capsys: pytest.CaptureFixture[str]) -> None:
+    img = np.zeros((1, 32, 32, 3), np.uint8)
+    ls.extract(img, "vgg16", "block1_conv1", backend="torch", weights="random", seed=14,
+               input_size=None, progress=True)  # fmt: skip
+    assert "build vgg16 (torch)" in capsys.readouterr().err
+
+
+def test_task_ticks_while_the_work_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(progress, "TICK_SECONDS", 0.02)
+    with progress.task("build demo (x)", True):
+        time.sleep(0.3)
+    err = capsys.readouterr().err
+    assert err.count("build demo (x):") >= 5  # redrawn while it ran, not only at start and end
+    assert err.rstrip().endswith("100%|██████████| 00:00")
+    assert [t.name for t in threading.enumerate() if t.name == "layerscope-progress"] == []
+
+
+def test_a_failed_task_leaves_its_bar_unfilled(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ZeroDivisionError), progress.task("build broken (x)", True):
+        1 / 0  # noqa: B018
+    err = capsys.readouterr().err
+    assert "build broken (x):   0%" in err and "100%" not in err
+    assert [t.name for t in threading.enumerate() if t.name == "layerscope-progress"] == []
+
+
+def test_silenced_turns_auto_off_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "ipykernel", __import__("types").ModuleType("ipykernel"))
+    assert progress.enabled(None) is True
+    with progress.silenced():
+        assert progress.enabled(None) is False
+        assert progress.enabled(True) is True
+        assert progress.enabled(False) is False
+    assert progress.enabled(None) is True
