@@ -65,7 +65,7 @@ def test_max_activation_and_composite_values(maps) -> None:
     x = maps["c512"]
     img = viz.max_activation(x).axes[0].images[0].get_array()
     np.testing.assert_allclose(np.asarray(img), x[0].max(axis=-1))
-    from layerscope.viz.maps import composite_image
+    from layerscope.viz.composite import composite_image
 
     rgb = composite_image(x, channels=[0, 1, 2])
     assert rgb.shape == (56, 56, 3) and rgb.min() >= 0.0 and rgb.max() <= 1.0
@@ -79,12 +79,18 @@ def test_vectors_are_refused(maps) -> None:
         viz.feature_grid(np.zeros((1, 4096), np.float32))
 
 
-@pytest.mark.parametrize(("layer", "tiles"), [("block1_conv2", (6, 64)), ("block1_conv1", (6, 3))])
-def test_filters_rows_and_columns(backend: str, layer: str, tiles: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    ("layer", "picture"),
+    [
+        ("block1_conv2", (2 * 34 - 3, 3 * 34 - 3, 4)),  # 8x8 mosaics of 3x3 slices (31 px), 3 px gaps
+        ("block1_conv1", (2 * 4 - 1, 3 * 4 - 1, 4)),  # RGB 3x3 filters, 1 px gaps
+    ],
+)
+def test_filters_wrapped_grid_one_image(backend: str, layer: str, picture: tuple[int, int, int]) -> None:
     fig = viz.filters(model("vgg16", backend), layer, n=6)
-    assert fig.layerscope_tiles == tiles and _image_axes(fig) == 6
-    row = np.asarray(fig.axes[0].images[0].get_array())
-    assert row.shape == (3, tiles[1] * 4 - 1)
+    assert fig.layerscope_tiles == (2, 3) and _image_axes(fig) == 1
+    assert np.asarray(fig.axes[0].images[0].get_array()).shape == picture
+    assert fig.axes[0].get_aspect() == 1.0
 
 
 @pytest.mark.torch
@@ -95,9 +101,18 @@ def test_filters_identical_from_both_backends(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         viz.filter_weights(torch_model, "block1_conv2"), viz.filter_weights(keras_model, "block1_conv2")
     )
-    a = _png(viz.filters(keras_model, "block1_conv2"), tmp_path / "k.png")
-    b = _png(viz.filters(torch_model, "block1_conv2"), tmp_path / "t.png")
+    # the pictures are identical; only the default titles differ (they name backend and weights)
+    a = _png(viz.filters(keras_model, "block1_conv2", title=False), tmp_path / "k.png")
+    b = _png(viz.filters(torch_model, "block1_conv2", title=False), tmp_path / "t.png")
     np.testing.assert_array_equal(a, b)
+    titles = [
+        viz.filters(m, "block1_conv2").texts[0].get_text().replace("\n", " ")
+        for m in (keras_model, torch_model)
+    ]
+    assert titles == [
+        f"vgg16 block1_conv2 (keras, weights {keras_model.weights})",
+        f"vgg16 block1_conv2 (torch, weights {torch_model.weights})",
+    ]
 
 
 def test_blocks_five_figures_from_one_pass(backend: str, photos) -> None:
@@ -118,7 +133,11 @@ def test_blocks_five_figures_from_one_pass(backend: str, photos) -> None:
     assert calls == [
         (3, ["features.3", "features.8", "features.15", "features.22", "features.29"])
     ] or calls == [(3, ["block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"])]
-    assert [f.texts[0].get_text() for f in figs] == [f"vgg16 {n}" for n in viz.BLOCK_LAYERS["vgg16"]]
+    assert [f.texts[0].get_text() for f in figs] == [
+        f"vgg16 {n} ({backend}, weights {m.weights})" for n in viz.BLOCK_LAYERS["vgg16"]
+    ]
+    assert figs[0].texts[1].get_text() == "all 64 channels, 224x224 each; each panel scaled to its own range"
+    assert figs[4].texts[1].get_text().startswith("64 of 512 channels, 14x14 each")
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch, maps) -> None:
@@ -162,7 +181,8 @@ def test_cli_show(tmp_path: Path, backend: str) -> None:
     ]
     out = tmp_path / "grid.png"
     assert main([*base, "--layers", "block1_conv1", "--view", "grid", "--out", str(out)]) == 0
-    assert Image.open(out).size == (880, 910)  # 8x8 panels of 110 px, plus the title
+    width, height = Image.open(out).size  # 8x8 panels of 110 px, plus the title and its detail line
+    assert width == 880 and 880 + 30 < height < 880 + 70
     assert main([*base, "--view", "blocks", "--out", str(tmp_path / "b.png")]) == 0
     assert sorted(p.name for p in tmp_path.glob("b_*.png")) == [f"b_block{i}.png" for i in range(1, 6)]
     assert (

@@ -1,15 +1,36 @@
-"""A conv layer's kernels as pictures: one row per filter, one column per input channel."""
+"""A conv layer's kernels as pictures with square pixels: first-layer (3 input channel)
+filters as RGB images, deeper ones as a mosaic of their input-channel slices, wrapped into a
+grid of filters for any count."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from layerscope.display import Source
 from layerscope.errors import InputError
-from layerscope.viz.figure import new_figure
+from layerscope.viz.figure import single_panel
+from layerscope.viz.titles import Title, source_title, title_lines
 
-__all__ = ["filter_weights", "filters"]
+__all__ = ["filter_mosaic", "filter_weights", "filters"]
+
+TARGET_PX = 560
+"""About how many pixels the longer side of a default filters figure's picture gets."""
+
+
+def _load(model: Any, layer: str, load_kwargs: dict[str, Any]) -> tuple[Any, np.ndarray]:
+    from layerscope.api import load
+
+    m = load(model, **load_kwargs)
+    kernel = m.kernel(layer)
+    if kernel is None or np.asarray(kernel).ndim != 4:
+        raise InputError(
+            f"Layer {layer!r} of {m.architecture} has no 2-D convolution kernel. Pick a conv layer "
+            "(`layerscope layers MODEL --filters` lists them with their kernel shapes)."
+        )
+    return m, np.asarray(kernel, dtype=np.float32)
 
 
 def filter_weights(model: Any, layer: str, **load_kwargs: Any) -> np.ndarray:
@@ -43,26 +64,62 @@ def filter_weights(model: Any, layer: str, **load_kwargs: Any) -> np.ndarray:
     >>> viz.filter_weights("vgg16", "block1_conv1", weights="random", seed=0).shape
     (3, 3, 3, 64)
     """
-    from layerscope.api import load
+    return _load(model, layer, load_kwargs)[1]
 
-    m = load(model, **load_kwargs)
-    kernel = m.kernel(layer)
-    if kernel is None or np.asarray(kernel).ndim != 4:
-        raise InputError(
-            f"Layer {layer!r} of {m.architecture} has no 2-D convolution kernel. Pick a conv layer "
-            "(`layerscope layers MODEL --filters` lists them with their kernel shapes)."
-        )
-    return np.asarray(kernel, dtype=np.float32)
+
+def _tile(kernel: np.ndarray, rgb: bool) -> np.ndarray:
+    """One filter ``(kh, kw, in)`` in 0..1 as RGBA: an RGB image, or its input-channel slices
+    in grey as a near-square mosaic with transparent 1 px gaps."""
+    kh, kw, cin = kernel.shape
+    if rgb:
+        return np.concatenate([kernel, np.ones((kh, kw, 1), np.float32)], axis=-1)
+    mc = math.ceil(math.sqrt(cin))
+    mr = math.ceil(cin / mc)
+    out = np.zeros((mr * (kh + 1) - 1, mc * (kw + 1) - 1, 4), np.float32)
+    for c in range(cin):
+        r, q = divmod(c, mc)
+        cell = out[r * (kh + 1) : r * (kh + 1) + kh, q * (kw + 1) : q * (kw + 1) + kw]
+        cell[..., :3] = kernel[:, :, c, None]
+        cell[..., 3] = 1.0
+    return out
+
+
+def filter_mosaic(kernel: np.ndarray, n: int, cols: int, rgb: bool) -> np.ndarray:
+    """The first ``n`` filters of an HWIO ``kernel``, scaled to 0..1 over those filters, as one
+    RGBA image: ``cols`` filters per row, transparent gaps between them."""
+    chosen = kernel[..., :n]
+    lo, hi = float(chosen.min()), float(chosen.max())
+    scaled = (chosen - lo) / (hi - lo) if hi > lo else np.zeros_like(chosen)
+    tiles = [_tile(scaled[..., i], rgb) for i in range(n)]
+    th, tw = tiles[0].shape[:2]
+    gap = 1 if rgb else max(2, kernel.shape[0])
+    rows = math.ceil(n / cols)
+    out = np.zeros((rows * (th + gap) - gap, cols * (tw + gap) - gap, 4), np.float32)
+    for i, t in enumerate(tiles):
+        r, q = divmod(i, cols)
+        out[r * (th + gap) : r * (th + gap) + th, q * (tw + gap) : q * (tw + gap) + tw] = t
+    return out
 
 
 def filters(
-    model: Any, layer: str, n: int = 6, *, size: tuple[int, int] | None = None, **load_kwargs: Any
+    model: Any,
+    layer: str,
+    n: int = 6,
+    *,
+    rgb: bool | None = None,
+    cols: int | None = None,
+    title: Title = None,
+    size: tuple[int, int] | None = None,
+    ax: Any = None,
+    fig: Any = None,
+    **load_kwargs: Any,
 ) -> Any:
-    """The first ``n`` filters of a conv layer, weights scaled to 0-1 over those filters.
+    """The first ``n`` filters of a conv layer with square pixels, weights scaled to 0-1 over
+    those filters, wrapped into a grid (``cols`` per row) for any ``n``.
 
-    Row ``i`` is filter ``i``; its columns are that filter's kernel slices, one per input
-    channel (3 for ``block1_conv1``, 64 for ``block1_conv2``). Each row is one axes, so
-    ``len(fig.axes) == n``; ``fig.layerscope_tiles`` is ``(rows, columns)``.
+    A first-layer filter (3 input channels) is an RGB image; any other is a grey mosaic of
+    its input-channel slices (64 slices: 8 x 8). ``fig.layerscope_tiles`` is the grid's
+    ``(rows, columns)`` of filters.
 
     Parameters
     ----------
@@ -70,40 +127,57 @@ def filters(
         As :func:`filter_weights`.
     n : int
         How many filters, from the first (default 6).
+    rgb : bool, optional
+        Draw each filter as one RGB image (needs 3 input channels); default: when it has 3.
+    cols : int, optional
+        Filters per row; default about the square root of ``n`` (8 for 64).
+    title, ax, fig
+        As :func:`max_activation`; the default title names model, layer, backend and weights.
     size : (int, int), optional
-        ``(width, height)`` in pixels; default 8 px per kernel column, 60 px per row.
+        ``(width, height)`` in pixels; default about 560 px for the longer side of the picture.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Built without pyplot (nothing is shown); ``fig.savefig(path)`` writes it.
+        Built without pyplot (nothing is shown) unless ``ax`` / ``fig`` is given.
 
     Raises
     ------
     InputError
-        ``n`` outside ``1..out``, or ``layer`` has no conv kernel.
+        ``n`` outside ``1..out``, ``cols`` below 1, ``rgb=True`` without 3 input channels, or
+        ``layer`` has no conv kernel.
 
     Examples
     --------
-    >>> viz.filters(vgg, "block1_conv2", n=6).savefig("filters.png")
+    >>> viz.filters("vgg16", "block1_conv1", n=64, weights="random", seed=0).savefig("rgb.png")
     """
-    kernel = filter_weights(model, layer, **load_kwargs)
+    m, kernel = _load(model, layer, load_kwargs)
     kh, kw, cin, cout = kernel.shape
     if not 1 <= n <= cout:
-        raise InputError(f"Invalid `n`. {layer!r} has {cout} filters. Received: n={n}.")
+        raise InputError(f"Invalid `n`. {layer!r} has {cout} filters. Received: n={n}. Pass 1..{cout}.")
+    rgb = cin == 3 if rgb is None else rgb
+    if rgb and cin != 3:
+        raise InputError(
+            f"rgb=True needs a kernel with 3 input channels (a first layer). {layer!r} has {cin}. "
+            "Leave rgb unset to draw its input-channel slices."
+        )
+    cols = min(n, cols if cols is not None else math.ceil(math.sqrt(n)))
+    if cols < 1:
+        raise InputError(f"Invalid `cols`. Expected at least 1. Received: cols={cols}.")
+    picture = filter_mosaic(kernel, n, cols, rgb)
     chosen = kernel[..., :n]
-    lo, hi = float(chosen.min()), float(chosen.max())
-    scaled = (chosen - lo) / (hi - lo) if hi > lo else np.zeros_like(chosen)
-    gap = 1
-    width = cin * (kw + gap) - gap
-    fig = new_figure(size or (max(200, min(1600, width * 8)), n * 60))
-    for i in range(n):
-        row = np.full((kh, width), np.nan, dtype=np.float32)
-        for c in range(cin):
-            row[:, c * (kw + gap) : c * (kw + gap) + kw] = scaled[:, :, c, i]
-        ax = fig.add_subplot(n, 1, i + 1)
-        ax.imshow(row, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
-        ax.set_axis_off()
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.99, hspace=0.15)
-    fig.layerscope_tiles = (n, cin)
-    return fig
+    how = "as RGB images" if rgb else f"{cin} input-channel slices each, in grey"
+    detail = (
+        f"{n} of {cout} filters, {kh}x{kw}x{cin}, {how}; one scale for all: "
+        f"{float(chosen.min()):.3g} to {float(chosen.max()):.3g}"
+    )
+    where = Source(m.architecture, m.backend, m.weights, m.variant)
+    lines = title_lines(title, source_title(layer, where), detail)
+    ph, pw = picture.shape[:2]
+    zoom = max(2, min(24, TARGET_PX // max(ph, pw)))
+    natural = (max(pw * zoom, 320), ph * zoom)
+    owner, axes = single_panel(fig, ax, size, lines, natural=natural)
+    axes.imshow(picture, interpolation="nearest", aspect=1)
+    axes.set_axis_off()
+    owner.layerscope_tiles = (math.ceil(n / cols), cols)
+    return owner
