@@ -257,7 +257,14 @@ def test_the_contract_lists_come_from_the_protocol() -> None:
     from layerscope import backend
 
     assert backend.required() == ("name", "is_available", "models", "load", "list_layers", "extract", "owns")
-    assert backend.optional() == ("native_names", "export_bundle", "kernel", "inplace_after", "numerics_note")
+    assert backend.optional() == (
+        "native_names",
+        "export_bundle",
+        "kernel",
+        "inplace_after",
+        "numerics_note",
+        "place",
+    )
     assert not hasattr(backend.Backend, "catalog_key")
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from layerscope.weights import Bundle
 
 __all__ = [
+    "PRECISIONS",
     "Availability",
     "Backend",
     "LayerInfo",
@@ -38,6 +39,11 @@ _F = TypeVar("_F")
 
 Shape = tuple[int | None, ...]
 """An output shape in NHWC terms, with ``None`` for the batch axis or a free spatial size."""
+
+PRECISIONS = ("float32", "bfloat16", "float16")
+"""The arithmetic a model may compute in (``precision=``). ``"float32"`` is the default and
+every backend's; the two 16-bit ones are mixed precision (weights stay float32, the
+framework computes convolutions and matrix products in 16 bits). Outputs are always float32."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,9 @@ class ModelHandle:
     side in pixels (``None`` when the model takes any size), ``recipe`` the native
     preprocessing :class:`~layerscope.preprocess.Recipe`, ``variant`` a label such as ``"v1.5 (stride on 3x3)"``.
     ``total_params`` counts what the framework counts. ``state`` is the backend's own.
+    ``device`` (``"cpu"``, ``"cuda:0"``, ``"mps"``) and ``precision`` (one of
+    :data:`PRECISIONS`) say where and in what arithmetic :meth:`Backend.extract` runs the
+    model; a backend's ``load`` leaves the defaults and :meth:`Backend.place` sets them.
     """
 
     backend: str
@@ -113,6 +122,8 @@ class ModelHandle:
     total_params: int
     variant: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    precision: str = "float32"
 
 
 @overload
@@ -208,6 +219,18 @@ class Backend(Protocol):
     def numerics_note(self, handle: ModelHandle) -> str | None:
         """One sentence naming a known source of float32 differences of this framework for
         this model (compare's diagnosis quotes it), or ``None``. Absent: none known."""
+        ...
+
+    @optional
+    def place(self, handle: ModelHandle, device: str | None, precision: str) -> ModelHandle:
+        """Put the model on ``device`` (``None``: the framework's best available choice; a
+        user's model object stays where it is) computing in ``precision`` (one of
+        :data:`PRECISIONS`, checked by core), and return the handle with ``device`` and
+        ``precision`` set; :meth:`extract` then runs there and still returns float32 numpy.
+        Raise :class:`~layerscope.BackendUnavailableError` for a device that does not exist
+        here, naming those that do (``"cuda requested; available: cpu"``), and
+        :class:`~layerscope.InputError` for a precision the backend cannot run there.
+        Absent: core accepts only ``device`` ``None``/``"cpu"`` and ``"float32"``."""
         ...
 
 

@@ -63,8 +63,9 @@ class LoadedModel:
     layerscope: ``ls.get_backend(m.backend)`` is the implementation); ``architecture`` the
     catalogue key or class name; ``weights`` a description of the weights; ``variant`` the
     architecture variant (e.g. ResNet v1 vs v1.5); ``recipe`` the native preprocessing;
-    ``input_size`` the native square input side; ``catalog`` the architecture's canonical
-    points and ``names`` the backend's native names for them (``None`` when either is unknown).
+    ``input_size`` the native square input side; ``device``/``precision`` where and in what
+    arithmetic it runs; ``catalog`` the architecture's canonical points and ``names`` the
+    backend's native names for them (``None`` when either is unknown).
     """
 
     def __init__(self, backend: Backend, handle: ModelHandle) -> None:
@@ -86,6 +87,8 @@ class LoadedModel:
     variant: _FromHandle[str | None] = _FromHandle("variant")
     recipe: _FromHandle[Recipe] = _FromHandle("recipe")
     input_size: _FromHandle[int | None] = _FromHandle("input_size")
+    device: _FromHandle[str] = _FromHandle("device")
+    precision: _FromHandle[str] = _FromHandle("precision")
 
     def facts(self, describe: bool = True) -> list[tuple[str, str]]:
         """What this model is, as (name, value) pairs: what its repr and Jupyter show.
@@ -107,6 +110,7 @@ class LoadedModel:
             ("variant", self.variant or "-"),
             ("weights", self.weights),
             ("input size", f"{self.input_size} px" if self.input_size else "any"),
+            ("device", f"{self.device}, {self.precision}"),
             ("recipe", self.recipe.name),
             ("layers", layers),
             ("params", f"{self.handle.total_params:,}"),
@@ -160,17 +164,11 @@ class LoadedModel:
     def inplace_after(self, native: str) -> str | None:
         """The native layer right after ``native`` if it overwrites ``native``'s output in place
         (torchvision's ``ReLU(inplace=True)``); ``None`` when none does or the backend cannot tell."""
-        if not self.supports("inplace_after"):
-            return None
-        found: str | None = self._backend.inplace_after(self.handle, native)
-        return found
+        return self._backend.inplace_after(self.handle, native) if self.supports("inplace_after") else None
 
     def numerics_note(self) -> str | None:
         """A known source of float32 differences in this backend's arithmetic, in words, if any."""
-        if not self.supports("numerics_note"):
-            return None
-        note: str | None = self._backend.numerics_note(self.handle)
-        return note
+        return self._backend.numerics_note(self.handle) if self.supports("numerics_note") else None
 
     def extract_native(self, batch: np.ndarray, natives: Sequence[str]) -> dict[str, np.ndarray]:
         """The backend's raw outputs of native layers for a prepared NHWC float32 ``batch``:

@@ -1,5 +1,6 @@
 """What a caller asked for, checked before a model runs: layer lists, batch sizes, the
-sizes of untouched images, the value scale of float images, finite outputs.
+sizes of untouched images, the value scale of float images, finite outputs, the device and
+precision (and putting a model there: :func:`place`).
 
 Each check raises :class:`~layerscope.InputError` (or warns
 :class:`~layerscope.InputScaleWarning`) saying what was expected and how to fix it.
@@ -9,14 +10,31 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from layerscope.errors import InputError, InputScaleWarning
+from layerscope.backend import PRECISIONS, Backend, ModelHandle, provides
+from layerscope.errors import (
+    BackendUnavailableError,
+    InputError,
+    InputScaleWarning,
+    LayerscopeWarning,
+    suggest,
+)
 from layerscope.preprocess import Recipe
 
-__all__ = ["all_finite", "batch_size_of", "check_given_size", "layer_list", "warn_scale"]
+__all__ = [
+    "all_finite",
+    "batch_size_of",
+    "check_given_size",
+    "check_placement",
+    "cpu_has_native_bf16",
+    "layer_list",
+    "place",
+    "warn_scale",
+]
 
 DEFAULT_BATCH_SIZE = 16
 """Images per forward pass when ``batch_size=None``."""
@@ -82,3 +100,76 @@ def all_finite(arr: np.ndarray) -> bool:
     if np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
         return True
     return bool(np.isfinite(arr).all())
+
+
+def check_placement(device: Any, precision: Any) -> None:
+    """Refuse a ``precision`` outside :data:`~layerscope.backend.PRECISIONS` or a ``device``
+    that is neither ``None`` nor a non-empty string (backends judge the string itself)."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        hint = suggest(precision.lower(), PRECISIONS) if isinstance(precision, str) else ""
+        hint = hint if hint.startswith("Did you mean") else ""
+        raise InputError(
+            f"Invalid `precision`. Expected one of {list(PRECISIONS)}. Received: "
+            f"precision={precision!r}. {hint}".rstrip()
+        )
+    if device is not None and (not isinstance(device, str) or not device.strip()):
+        raise InputError(
+            "Invalid `device`. Expected None (the framework's best available) or a name such as "
+            f"'cpu', 'cuda', 'cuda:1' or 'mps'. Received: device={device!r}."
+        )
+
+
+def place(backend: Backend, handle: ModelHandle, device: str | None, precision: str) -> ModelHandle:
+    """``handle`` on ``device`` in ``precision`` through the backend's ``place``; a backend
+    without it runs on the CPU in float32 only, and anything else is refused naming it."""
+    check_placement(device, precision)
+    if provides(backend, "place"):
+        placed: ModelHandle = backend.place(handle, device, precision)
+        if placed.precision == "bfloat16" and placed.device == "cpu":
+            _warn_emulated(placed.backend)
+        return placed
+    if device not in (None, "cpu"):
+        raise BackendUnavailableError(
+            f"Device {device!r} requested, but the {backend.name} backend runs on the CPU only "
+            "(its Backend has no `place`); available: cpu. Pass device='cpu' or None, or use "
+            "backend='torch' or backend='keras' for other devices."
+        )
+    if precision != "float32":
+        raise InputError(
+            f"precision={precision!r} requested, but the {backend.name} backend computes in "
+            "float32 only (its Backend has no `place`). Pass precision='float32', or use "
+            "backend='torch' or backend='keras' for bfloat16 and float16."
+        )
+    return handle
+
+
+_WARNED: list[str] = []
+"""Backends already warned that this CPU emulates bfloat16 (the warning is given once)."""
+_NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def _warn_emulated(backend: str) -> None:
+    """Warn once per backend when this CPU has no bfloat16 instructions."""
+    if backend in _WARNED or cpu_has_native_bf16():
+        return
+    _WARNED.append(backend)
+    warnings.warn(
+        f"precision='bfloat16' on a CPU without native bfloat16 (no amx_bf16 or avx512_bf16 "
+        f"flag in /proc/cpuinfo): {backend} emulates it, usually slower than float32. Pass "
+        "precision='float32' here, or run where the CPU or GPU has bfloat16.",
+        LayerscopeWarning,
+        stacklevel=5,
+    )
+
+
+def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 in hardware: an ``amx_bf16`` or ``avx512_bf16``
+    flag in ``cpuinfo`` (Linux; ``False`` when the file cannot be read). oneDNN, which both
+    torch and TensorFlow use on x86, runs bfloat16 convolutions about 4x faster than float32
+    with them and slower without."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.split()}
+    return any(flag in flags for flag in _NATIVE_BF16_FLAGS)

@@ -35,6 +35,14 @@ class KerasBackend(FrameworkBackend):
         keras = sys.modules.get("keras")
         return keras is not None and isinstance(obj, keras.Model)
 
+    def place(self, handle: ModelHandle, device: str | None, precision: str) -> ModelHandle:
+        """Run the model in a ``tf.device`` scope under a mixed-precision policy copy
+        (:mod:`~layerscope.default_plugins.keras.place`)."""
+        self.guard()
+        from layerscope.default_plugins.keras import place
+
+        return place.place(handle, device, precision)
+
     def numerics_note(self, handle: ModelHandle) -> str | None:
         """The rsqrt note, for a model with a BatchNormalization layer (ResNet50, not VGG)."""
         kinds = {type(layer).__name__ for layer in getattr(handle.model, "layers", ())}

@@ -10,7 +10,9 @@ Inputs whose size differs from the model's native one run through the headless (
 classifier) copy of the model, which takes any size: :func:`headless` builds it once per
 handle and :mod:`~layerscope.default_plugins.keras.layers` lists that same copy, so a layer
 listed at a non-native size is found by its name here (Keras' auto-generated names, such as
-MobileNetV3's ``re_lu_3``, differ between two builds of one model).
+MobileNetV3's ``re_lu_3``, differ between two builds of one model). In bfloat16 or
+float16 the sub-model is cut from a mixed-precision copy of the graph, and it runs in the
+handle's device scope (:mod:`~layerscope.default_plugins.keras.place`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import keras
 import numpy as np
 
 from layerscope.backend import ModelHandle
+from layerscope.default_plugins.keras.place import mixed_copy, scope
 from layerscope.errors import InputError, WeightsError
 
 __all__ = ["headless", "run", "submodel"]
@@ -33,6 +36,7 @@ def submodel(handle: ModelHandle, layers: Sequence[str], side: tuple[int, int]) 
     """The cached runner (a callable on an NHWC batch) whose outputs are ``layers``."""
     native = handle.input_size
     base = handle.model if native is None or side == (native, native) else headless(handle)
+    base = mixed_copy(handle, base)
     key = (id(base), tuple(layers))
     cache: dict[Any, Any] = handle.state.setdefault("submodels", {})
     if key not in cache:
@@ -47,18 +51,23 @@ def submodel(handle: ModelHandle, layers: Sequence[str], side: tuple[int, int]) 
                 ) from exc
         if len(cache) >= _MAX_SUBMODELS:
             cache.pop(next(iter(cache)))
-        cache[key] = _runner(keras.Model(base.input, outputs), tuple(base.input.shape))
+        cache[key] = _runner(keras.Model(base.input, outputs), tuple(base.input.shape), handle)
     return cache[key]
 
 
-def _runner(sub: Any, input_shape: tuple[Any, ...]) -> Any:
+def _runner(sub: Any, input_shape: tuple[Any, ...], handle: ModelHandle) -> Any:
     if keras.backend.backend() != "tensorflow":
         return lambda x: sub(x, training=False)
     import tensorflow as tf
 
     spec = tf.TensorSpec([None, *input_shape[1:]], tf.float32)
     graph = tf.function(lambda x: sub(x, training=False), input_signature=[spec])
-    return lambda x: graph(tf.constant(x))
+
+    def run_on_device(x: np.ndarray) -> Any:
+        with scope(handle):
+            return graph(tf.constant(x))
+
+    return run_on_device
 
 
 def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:

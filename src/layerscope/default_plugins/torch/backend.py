@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from layerscope import coexist
+from layerscope.backend import ModelHandle
 from layerscope.framework import FrameworkBackend
 
 __all__ = ["TorchBackend"]
@@ -19,6 +20,14 @@ class TorchBackend(FrameworkBackend):
     install_hint = "pip install 'layerscope[torch]'"
     package = "layerscope.default_plugins.torch"
     guard = staticmethod(coexist.before_torch)
+
+    def place(self, handle: ModelHandle, device: str | None, precision: str) -> ModelHandle:
+        """Move the model to ``device`` and run it under autocast in ``precision``
+        (:mod:`~layerscope.default_plugins.torch.place`)."""
+        self.guard()
+        from layerscope.default_plugins.torch import place
+
+        return place.place(handle, device, precision)
 
     def owns(self, obj: Any) -> bool:
         torch = sys.modules.get("torch")  # never imported here: a torch object means it is loaded

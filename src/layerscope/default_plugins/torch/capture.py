@@ -4,7 +4,9 @@ Hooks copy each captured output at once (torchvision's in-place ReLU would other
 overwrite a conv's output after its hook ran), convert NCHW to NHWC, and stop the forward
 pass as soon as the last requested layer has been seen, so ``block1_conv1`` costs a few
 layers, not the whole network. Hooks are removed in ``finally``; the module's train/eval
-mode is restored; no autograd graph is built.
+mode is restored; no autograd graph is built. The batch goes to the handle's device and
+runs under its precision (:mod:`~layerscope.default_plugins.torch.place`); every capture
+comes back as a float32 numpy copy.
 
 A native name ``module:k`` captures the k-th call of a module that runs more than once per
 forward pass (torchvision's ResNet blocks reuse one ReLU three times); a plain name
@@ -21,6 +23,7 @@ import torch
 
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import split_call
+from layerscope.default_plugins.torch.place import autocast
 from layerscope.errors import InputError
 
 __all__ = ["parse", "run", "to_numpy"]
@@ -91,11 +94,13 @@ def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[s
 
     # NHWC memory viewed as NCHW is exactly torch's channels_last layout: no copy needed
     x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2)
+    if handle.device != "cpu":
+        x = x.to(handle.device)  # keeps the channels_last strides
     was_training = model.training
     handles = [modules[m].register_forward_hook(make_hook(m)) for m in wanted]
     try:
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(handle):
             model(x if _channels_last(model) else x.contiguous())
     except _Stop:
         pass
