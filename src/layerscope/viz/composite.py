@@ -10,17 +10,19 @@ from typing import Any
 import numpy as np
 
 from layerscope.errors import InputError
-from layerscope.viz.figure import single_panel
+from layerscope.viz.figure import PAD, single_panel
 from layerscope.viz.maps import normalise
 from layerscope.viz.titles import Title, pick, source_title, title_lines
 
-__all__ = ["CMAPS", "composite", "composite_channels", "composite_image", "key_colours"]
+__all__ = ["CMAPS", "composite", "composite_channels", "composite_image", "draw_key", "key_colours"]
 
 CMAPS = ("Reds", "Greens", "Blues", "Purples", "Oranges", "Greys")
 """The default colour map of each composited channel, in order."""
 KEY_COLUMNS = 3
 KEY_ROW = 16
 """Pixels per row of the colour key."""
+KEY_WIDTH = 90
+"""Pixels per column of the colour key ("channel 511" and its patch)."""
 
 
 def composite_channels(x: np.ndarray, channels: int | Sequence[int]) -> list[int]:
@@ -117,20 +119,34 @@ def composite(
     how = "the most active on average" if isinstance(channels, int | np.integer) else "as picked"
     detail = f"{len(picked)} of {p.map.shape[-1]} channels as colours ({how}), each on its own range"
     lines = title_lines(title, source_title(p.layer, p.source), detail)
-    rows = math.ceil(len(picked) / KEY_COLUMNS) if key else 0
+    room = float(ax.bbox.width if ax is not None else fig.bbox.width if fig is not None else size[0])
+    columns = max(1, min(KEY_COLUMNS, len(picked), int(room // KEY_WIDTH)))
+    rows = math.ceil(len(picked) / columns) if key else 0
     owner, axes = single_panel(fig, ax, size, lines, bottom=rows * KEY_ROW + (6 if key else 0))
     axes.imshow(composite_image(p.map, picked, cmaps), interpolation="nearest")
     axes.set_axis_off()
     if key:
-        from matplotlib.patches import Patch
-
-        handles = [
-            Patch(facecolor=colour, edgecolor="none", label=f"channel {c}")
-            for c, colour in zip(picked, key_colours(len(picked), cmaps), strict=True)
-        ]
-        axes.legend(
-            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=min(KEY_COLUMNS, len(picked)),
-            fontsize=7, frameon=False, handlelength=1.2, handleheight=0.9, borderaxespad=0.0,
-            borderpad=0.1, labelspacing=0.2, columnspacing=1.0,
-        )  # fmt: skip
+        draw_key(axes, picked, cmaps, columns, float(owner.bbox.width) - 2 * PAD)
     return owner
+
+
+def draw_key(axes: Any, picked: Sequence[int], cmaps: Sequence[str] | None, columns: int, room: float) -> Any:
+    """The colour key under ``axes``: a patch of each channel's colour and its number, in
+    ``columns`` columns, its font made smaller until it is at most ``room`` pixels wide."""
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor=colour, edgecolor="none", label=f"channel {c}")
+        for c, colour in zip(picked, key_colours(len(picked), cmaps), strict=True)
+    ]
+    legend = axes.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=columns,
+        fontsize=7, frameon=False, handlelength=1.2, handleheight=0.9, borderaxespad=0.0,
+        borderpad=0.1, labelspacing=0.2, columnspacing=1.0,
+    )  # fmt: skip
+    points = 7.0
+    while legend.get_window_extent().width > room and points > 4:
+        points -= 1
+        for text in legend.get_texts():
+            text.set_fontsize(points)
+    return legend

@@ -99,37 +99,47 @@ def as_map(fmap: Any, image: int = 0) -> np.ndarray:
     return arr
 
 
-def fit_text(text: Any, width: float) -> float:
-    """Wrap (then shrink) a matplotlib Text until it is at most ``width`` pixels wide; its height."""
+def fit_text(text: Any, width: float, *, vertical: bool = False) -> float:
+    """Wrap (then shrink) a matplotlib Text until it is at most ``width`` pixels long (wide, or
+    tall when ``vertical``, for rotated text); returns its size the other way."""
     words = text.get_text()
-    extent = text.get_window_extent()
+
+    def measure() -> tuple[float, float]:
+        e = text.get_window_extent()
+        return (float(e.height), float(e.width)) if vertical else (float(e.width), float(e.height))
+
+    length, across = measure()
     chars = len(words)
-    while extent.width > width and chars > 8:
-        chars = max(8, min(chars - 2, int(chars * width / extent.width)))
+    while length > width and chars > 8:
+        chars = max(8, min(chars - 2, int(chars * width / length)))
         text.set_text("\n".join(textwrap.fill(line, chars) for line in words.split("\n")))
-        extent = text.get_window_extent()
-    while extent.width > width and text.get_fontsize() > 5:
+        length, across = measure()
+    while length > width and text.get_fontsize() > 5:
         text.set_fontsize(text.get_fontsize() - 1)
-        extent = text.get_window_extent()
-    return float(extent.height)
+        length, across = measure()
+    return across
 
 
 class Header:
-    """Title lines drawn at the top of a Figure / SubFigure, wrapped to its width."""
+    """Title lines drawn at the top of a Figure / SubFigure, wrapped to its width; all made
+    smaller while they would take more than ``max_height`` pixels."""
 
-    def __init__(self, target: Any, lines: list[tuple[str, float]]) -> None:
+    def __init__(self, target: Any, lines: list[tuple[str, float]], max_height: float | None = None) -> None:
         width = float(target.bbox.width) - 2 * PAD
         self.texts: list[Any] = []
-        self.heights: list[float] = []
         for words, points in lines:
-            weight = "bold" if points >= TITLE_PT else "normal"
-            colour = "black" if points >= TITLE_PT else "#333333"
             t = target.text(0.5, 1.0, words, ha="center", va="top", fontsize=points)
-            t.set_fontweight(weight)
-            t.set_color(colour)
-            self.heights.append(fit_text(t, width))
+            t.set_fontweight("bold" if points >= TITLE_PT else "normal")
+            t.set_color("black" if points >= TITLE_PT else "#333333")
             self.texts.append(t)
-        self.height = sum(self.heights) + (len(self.texts) + 1) * PAD if self.texts else 0.0
+        while True:
+            self.heights = [fit_text(t, width) for t in self.texts]
+            self.height = sum(self.heights) + (len(self.texts) + 1) * PAD if self.texts else 0.0
+            if max_height is None or self.height <= max_height or self.texts[0].get_fontsize() <= 5:
+                break
+            for t, (words, _) in zip(self.texts, lines, strict=True):
+                t.set_text(words)
+                t.set_fontsize(max(5.0, t.get_fontsize() - 1))
 
     def place(self, target_height: float) -> None:
         """Stack the lines from the top edge, in pixels, for a target ``target_height`` px tall."""
@@ -157,7 +167,7 @@ def framed(
     """
     if fig is not None or size is not None or natural is None:
         target = fig if fig is not None else new_figure(size or (400, 400))
-        top = Header(target, lines)
+        top = Header(target, lines, max_height=0.4 * float(target.bbox.height))
     else:
         width, body = natural
         target = new_figure((width, body + 64))
@@ -221,9 +231,18 @@ def add_colorbar(target: Any, ax: Any, mappable: Any, label: str, *, user_ax: bo
             pos = ax.get_position()
             box = (pos.y0 * h, pos.y1 * h)
         bottom, top = box[0] + 8, box[1] - 8  # room for the end ticks' labels
+        if top - bottom < 16:
+            raise InputError(
+                f"The figure is too small for a colorbar: {w:.0f}x{h:.0f} px. Pass a larger `size` "
+                "or colorbar=False."
+            )
         cax = target.add_axes(((w - CBAR + 6) / w, bottom / h, 11 / w, (top - bottom) / h))
         bar = target.colorbar(mappable, cax=cax)
     bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
     bar.ax.tick_params(labelsize=7)
     bar.set_label(label, fontsize=7)
+    along = float(bar.ax.bbox.height)
+    while label and bar.ax.yaxis.label.get_window_extent().height > along:  # shrink, then drop
+        points = bar.ax.yaxis.label.get_fontsize() - 1
+        bar.set_label(label if points >= 5 else "", fontsize=points)
     return bar

@@ -1,0 +1,168 @@
+"""layerscope.viz layout (issue 12): default titles, ax=/fig=, axes counts, square filter
+pixels, and no text outside the figure at any size the CLI produces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import layerscope as ls
+from layerscope.display import Features, Source
+
+from conftest import model
+
+pytest.importorskip("matplotlib")
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+from layerscope import viz
+
+SOURCE = Source("vgg16", "keras", "random (seed=0)", "standard")
+TITLE = "vgg16 block5_conv3 (keras, weights random (seed=0))"
+
+
+def drawn_texts(fig: Any) -> list[Text]:
+    """Every non-empty text drawn in ``fig``: its own, its subfigures', axes titles, panel
+    labels, legends, and the tick labels (inside the axis' view) and axis labels of axes that
+    show their axis (colorbars)."""
+    root = fig.get_figure(root=True)
+    root.canvas.draw()
+    axis_texts = {id(t) for ax in root.get_axes() for a in (ax.xaxis, ax.yaxis) for t in a.findobj(Text)}
+    texts = [t for t in root.findobj(Text) if id(t) not in axis_texts]
+    for ax in root.get_axes():
+        if not ax.axison:
+            continue
+        for a in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(a.get_view_interval())
+            span = (hi - lo) * 1e-9
+            locs, labels = a.get_majorticklocs(), a.get_majorticklabels()
+            texts += [t for v, t in zip(locs, labels, strict=True) if lo - span <= v <= hi + span]
+            texts.append(a.label)
+    return [t for t in texts if t.get_text().strip() and t.get_visible()]
+
+
+def clipped(fig: Any) -> list[str]:
+    """The texts of ``fig`` whose drawn extent leaves the (root) figure."""
+    root = fig.get_figure(root=True)
+    renderer = root.canvas.get_renderer()
+    box = root.bbox
+    out = []
+    for t in drawn_texts(fig):
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - 0.5 or e.x1 > box.x1 + 0.5 or e.y0 < box.y0 - 0.5 or e.y1 > box.y1 + 0.5:
+            out.append(t.get_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def feats() -> Features:
+    rng = np.random.default_rng(0)
+    out = Features(
+        block1_conv1=rng.random((1, 16, 16, 64), dtype=np.float32),
+        block5_conv3=rng.random((1, 7, 7, 512), dtype=np.float32),
+    )
+    out.source = SOURCE
+    return out
+
+
+def test_default_titles_name_model_layer_backend_weights(feats: Features) -> None:
+    fig = viz.feature_grid(feats, layer="block5_conv3")
+    assert [t.get_text() for t in fig.texts] == [
+        TITLE,
+        "64 of 512 channels, 7x7 each; each panel scaled to its own range",
+    ]
+    assert viz.max_activation(feats, layer="block5_conv3", size=(800, 400)).texts[0].get_text() == TITLE
+    shared = viz.feature_grid(feats, layer="block1_conv1", channels=[3, 9], scale="shared").texts[1]
+    low, high = feats["block1_conv1"][0][..., [3, 9]].min(), feats["block1_conv1"][0][..., [3, 9]].max()
+    assert (
+        shared.get_text().replace("\n", " ")
+        == f"2 of 64 channels (3, 9), 16x16 each; one scale for all panels: {low:.3g} to {high:.3g}"
+    )
+    assert viz.composite(feats, layer="block1_conv1", size=(800, 400)).texts[1].get_text() == (
+        "3 of 64 channels as colours (the most active on average), each on its own range"
+    )
+
+
+def test_title_override_off_and_bare_arrays(feats: Features) -> None:
+    arr = feats["block5_conv3"]
+    assert [t.get_text() for t in viz.feature_grid(arr, title="mine").texts] == [
+        "mine",
+        "64 of 512 channels, 7x7 each; each panel scaled to its own range",
+    ]
+    assert viz.feature_grid(arr, title=False).texts == []
+    assert viz.max_activation(arr, title="").texts == []
+    # a bare array: no model to name, a neutral line (what is shown), never a crash
+    assert [t.get_text() for t in viz.max_activation(arr).texts] == ["max over 512 channels, 7x7"]
+    assert viz.max_activation(arr, layer="block5_conv3").texts[0].get_text() == "block5_conv3"
+    single = Features(block5_conv3=arr)
+    assert viz.feature_grid(single).texts[1].get_text().startswith("64 of 512 channels")
+    with pytest.raises(ls.InputError, match=r"hold 2 layers: \['block1_conv1', 'block5_conv3'\].*layer=NAME"):
+        viz.feature_grid(feats)
+    with pytest.raises(ls.InputError, match=r"Expected one of the extracted layers .* Received: layer='fc1'"):
+        viz.max_activation(feats, layer="fc1")
+    with pytest.raises(ls.InputError, match=r"Expected 'panel' .* Received: scale='row'"):
+        viz.feature_grid(arr, scale="row")
+
+
+def test_extract_result_knows_its_source(backend: str) -> None:
+    m = model("vgg16", backend)
+    feats = m.extract(np.zeros((32, 32, 3), np.uint8), ["block1_conv1"], input_size=32)
+    assert feats.source == Source("vgg16", backend, m.weights, m.variant)
+    title = viz.feature_grid(feats, layer="block1_conv1").texts[0].get_text()
+    assert title == f"vgg16 block1_conv1 ({backend}, weights {m.weights})"
+
+
+def test_channels_and_axes_counts(feats: Features) -> None:
+    arr = feats["block5_conv3"]
+    assert sum(1 for ax in viz.feature_grid(arr).axes if ax.images) == 64
+    fig = viz.feature_grid(arr, channels=10, cols=4, colorbar=True)
+    assert sum(1 for ax in fig.axes if ax.images) == 10 and len(fig.axes) == 11  # + the colorbar
+    labels = [ax.texts[0].get_text() for ax in fig.axes if ax.images]
+    assert labels == [str(c) for c in range(10)]  # channel numbers in the panels
+    picked = viz.feature_grid(arr, channels=[500, 7], numbers=True)
+    assert [ax.texts[0].get_text() for ax in picked.axes] == ["500", "7"]
+    assert all(not ax.texts for ax in viz.feature_grid(arr, channels=4, numbers=False).axes)
+    with pytest.raises(ls.InputError, match=r"Expected indices in 0\.\.511 .* Received: \[512\]"):
+        viz.feature_grid(arr, channels=[512])
+
+
+def test_drawing_into_the_users_axes_and_subfigures(feats: Features) -> None:
+    arr = feats["block1_conv1"]
+    user = Figure(figsize=(8, 3))
+    axes = user.subplots(1, 3)
+    assert viz.max_activation(feats, layer="block1_conv1", ax=axes[0], colorbar=True) is user
+    assert viz.composite(arr, channels=[0, 1], ax=axes[1]) is user
+    photo = np.full((32, 32, 3), 128, np.uint8)
+    assert viz.overlay(photo, arr, ax=axes[2], title="over") is user
+    assert [bool(ax.images) for ax in axes] == [True, True, True]
+    assert axes[0].get_title().startswith("vgg16 block1_conv1") and axes[2].get_title().startswith("over")
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["channel 0", "channel 1"]
+    assert len(user.axes) == 4  # three pictures and max_activation's colorbar, no new axes elsewhere
+    root = Figure(figsize=(10, 4))
+    left, right = root.subfigures(1, 2)
+    assert viz.feature_grid(arr, channels=6, cols=3, fig=left) is left
+    assert viz.max_activation(arr, fig=right) is right
+    assert len(left.axes) == 6 and len(right.axes) == 1 and root.texts == []
+    assert left.texts[0].get_text().startswith("6 of 64 channels")
+    with pytest.raises(ls.InputError, match=r"Expected a matplotlib Axes .* Received: str"):
+        viz.max_activation(arr, ax="left")
+    with pytest.raises(ls.InputError, match=r"either `fig=` or `ax=`, not both"):
+        viz.max_activation(arr, ax=axes[0], fig=root)
+
+
+@pytest.mark.parametrize("size", [(160, 160), (400, 400), (880, 910), (1600, 300)])
+def test_no_text_clipped_at_any_size(feats: Features, size: tuple[int, int]) -> None:
+    long = "a deliberately long title that is much wider than a small figure could ever show " * 2
+    arr = feats["block5_conv3"]
+    photo = np.full((64, 64, 3), 100, np.uint8)
+    figs = {
+        "grid": viz.feature_grid(feats, layer="block5_conv3", channels=8, colorbar=True, size=size),
+        "grid-long": viz.feature_grid(arr, channels=4, title=long, size=size),
+        "max": viz.max_activation(feats, layer="block5_conv3", colorbar=True, size=size),
+        "composite": viz.composite(arr, channels=3 if size[0] < 300 else 6, title=long, size=size),
+        "overlay": viz.overlay(photo, feats, layer="block5_conv3", colorbar=True, size=size),
+    }
+    assert {k: clipped(f) for k, f in figs.items()} == {k: [] for k in figs}
+    assert all(drawn_texts(f) for f in figs.values())
