@@ -3,6 +3,7 @@ pixels, and no text outside the figure at any size the CLI produces."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,3 +167,92 @@ def test_no_text_clipped_at_any_size(feats: Features, size: tuple[int, int]) -> 
     }
     assert {k: clipped(f) for k, f in figs.items()} == {k: [] for k in figs}
     assert all(drawn_texts(f) for f in figs.values())
+
+
+def test_filters_square_pixels_rgb_and_wrapped(backend: str) -> None:
+    m = model("vgg16", backend)
+    fig = viz.filters(m, "block1_conv1", n=64)
+    width, height = fig.bbox.width, fig.bbox.height  # was 200 x 3840 (one strip of 64 rows)
+    assert fig.layerscope_tiles == (8, 8) and 500 <= width <= 700 and 500 <= height <= 700
+    (ax,) = fig.axes
+    picture = np.asarray(ax.images[0].get_array())
+    assert picture.shape == (8 * 4 - 1, 8 * 4 - 1, 4)  # 8x8 RGB(A) 3x3 filters with 1 px gaps
+    fig.canvas.draw()
+    box = ax.get_window_extent()  # square pixels: the drawn box has the picture's proportions
+    assert ax.get_aspect() == 1.0 and box.width / box.height == pytest.approx(1.0, abs=0.01)
+    assert fig.texts[0].get_text() == f"vgg16 block1_conv1 ({backend}, weights {m.weights})"
+    assert fig.texts[1].get_text().startswith("64 of 64 filters, 3x3x3, as RGB images; one scale for all:")
+    grey = viz.filters(m, "block1_conv1", n=5, rgb=False, cols=5)
+    assert grey.layerscope_tiles == (1, 5)
+    assert np.asarray(grey.axes[0].images[0].get_array()).shape == (7, 5 * (7 + 3) - 3, 4)  # 2x2 mosaics
+    deep = viz.filters(m, "block1_conv2", n=3, cols=1)
+    deep.canvas.draw()
+    dbox = deep.axes[0].get_window_extent()
+    assert deep.layerscope_tiles == (3, 1) and dbox.height / dbox.width == pytest.approx(99 / 31, rel=0.02)
+    with pytest.raises(ls.InputError, match=r"rgb=True needs a kernel with 3 input channels.*has 64"):
+        viz.filters(m, "block1_conv2", rgb=True)
+    with pytest.raises(ls.InputError, match=r"Invalid `n`. 'block1_conv1' has 64 filters. Received: n=65"):
+        viz.filters(m, "block1_conv1", n=65)
+    user = Figure(figsize=(6, 3))
+    axes = user.subplots(1, 2)
+    assert viz.filters(m, "block1_conv1", ax=axes[1], title=False) is user
+    assert axes[1].images and not axes[0].images and axes[1].get_title() == ""
+
+
+@pytest.mark.slow
+def test_blocks_figure_one_row_per_block(backend: str, photo: Path) -> None:
+    m = model("vgg16", backend)
+    fig = viz.blocks_figure(photo, m, n=4)
+    assert sum(1 for ax in fig.axes if ax.images) == 20
+    texts = [t.get_text() for t in fig.texts]
+    assert texts[:2] == [
+        f"vgg16 ({backend}, weights {m.weights})",
+        "last conv of each block, first 4 channels; each panel its own range",
+    ]
+    rows = [t.replace("\n", " ") for t in texts[2:]]
+    assert rows == [
+        "block1_conv2 224x224, 64 channels",
+        "block2_conv2 112x112, 128 channels",
+        "block3_conv3 56x56, 256 channels",
+        "block4_conv3 28x28, 512 channels",
+        "block5_conv3 14x14, 512 channels",
+    ]
+    tops = [ax.get_position().y1 for ax in fig.axes[::4]]  # each row below the one before
+    assert tops == sorted(tops, reverse=True) and clipped(fig) == []
+    root = Figure(figsize=(12, 4))
+    sub = root.subfigures(1, 5)
+    figs = viz.blocks(photo, m, max_maps=4, fig=list(sub))
+    assert figs == list(sub) and [len(s.axes) for s in sub] == [4] * 5
+    with pytest.raises(
+        ls.InputError, match=r"Expected five Figures / SubFigures, one per block. Received: 2"
+    ):
+        viz.blocks(photo, m, fig=list(sub[:2]))
+
+
+@pytest.mark.slow
+def test_cli_show_views_clip_no_text(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `layerscope show` view at the CLI's default sizes: each text inside the figure
+    (before: the titles of max, composite and overlay ran past both edges)."""
+    from layerscope.cli import main
+
+    model("vgg16", backend)
+    saved: list[Any] = []
+    original = Figure.savefig
+
+    def keep(self: Any, *args: Any, **kwargs: Any) -> Any:
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    base = ["show", str(ls.sample()), "-m", "vgg16", "--backend", backend, "--weights", "random"]
+    found = {}
+    for view, layer in [
+        ("grid", "block1_conv1"), ("max", "block5_conv3"), ("composite", "block1_conv1"),
+        ("overlay", "block3_conv3"), ("filters", "block1_conv2"), ("blocks", None),
+    ]:  # fmt: skip
+        saved.clear()
+        extra = ["--layers", layer] if layer else []
+        assert main([*base, "--seed", "0", *extra, "--view", view, "--out", str(tmp_path / "v.png")]) == 0
+        assert saved and all(drawn_texts(f) for f in saved), view
+        found[view] = [text for f in saved for text in clipped(f)]
+    assert found == {view: [] for view in found}
