@@ -76,8 +76,8 @@ def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[s
     outs = sub(np.ascontiguousarray(batch, dtype=np.float32))
     if not isinstance(outs, (list, tuple)):
         outs = [outs]
-    return {
-        name: np.array(out, dtype=np.float32, order="C", copy=True)
+    return {  # asarray first: a bfloat16 tensor's __array__ refuses numpy's copy keyword
+        name: np.array(np.asarray(out), dtype=np.float32, order="C", copy=True)
         for name, out in zip(layers, outs, strict=True)
     }
 

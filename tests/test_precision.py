@@ -1,0 +1,225 @@
+"""precision=: bfloat16 within 2e-2 of float32 on every backend, float32 unchanged, refusals.
+
+Small inputs (48-64 px) keep these fast; benchmarks/bench_precision.py measures the speed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+import layerscope as ls
+from layerscope import catalog, requests
+from layerscope.backend import PRECISIONS, Availability, ModelHandle
+from layerscope.errors import BackendUnavailableError, InputError, LayerscopeWarning
+from layerscope.preprocess import RECIPES
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(float(np.abs(a).max()), 1e-12))
+
+
+def _conv_layers(arch: str) -> list[str]:
+    cat = catalog.get(arch)
+    assert cat is not None
+    return [e.name for e in cat.entries if e.kind in ("Conv2D", "MaxPooling2D")]
+
+
+# -- core: what may be asked ---------------------------------------------------------------
+def test_precisions_are_the_three_documented() -> None:
+    assert PRECISIONS == ("float32", "bfloat16", "float16")
+
+
+@pytest.mark.parametrize(
+    ("precision", "text"),
+    [
+        ("float8", r"Expected one of \['float32', 'bfloat16', 'float16'\]\. Received: precision='float8'"),
+        ("bfloat", r"precision='bfloat'\. Did you mean 'bfloat16'"),
+        (16, r"Received: precision=16\.$"),
+    ],
+)
+def test_an_unknown_precision_is_refused_before_any_model_is_built(precision: Any, text: str) -> None:
+    with pytest.raises(InputError, match=text):
+        ls.load("vgg16", backend="torch", weights="random", precision=precision)
+
+
+@pytest.mark.parametrize("device", ["", "  ", 0, ["cpu"]])
+def test_a_device_that_is_not_a_name_is_refused(device: Any) -> None:
+    with pytest.raises(InputError, match=r"Invalid `device`\. Expected None .* Received: device="):
+        requests.check_placement(device, "float32")
+
+
+class _NoPlace:
+    """A backend without ``place``: CPU and float32 only."""
+
+    name: ClassVar[str] = "plain"
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        return Availability(True)
+
+
+def _handle() -> ModelHandle:
+    return ModelHandle("plain", "net", object(), "random", None, RECIPES["raw"], 0)
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_a_backend_without_place_runs_on_the_cpu_in_float32(device: str | None) -> None:
+    handle = _handle()
+    assert requests.place(_NoPlace(), handle, device, "float32") is handle  # type: ignore[arg-type]
+    assert (handle.device, handle.precision) == ("cpu", "float32")
+
+
+def test_a_backend_without_place_refuses_another_device_naming_itself() -> None:
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r"Device 'cuda' requested, but the plain backend runs on the CPU only .*available: cpu\. "
+        r"Pass device='cpu' or None",
+    ):
+        requests.place(_NoPlace(), _handle(), "cuda", "float32")  # type: ignore[arg-type]
+
+
+def test_a_backend_without_place_refuses_reduced_precision_naming_itself() -> None:
+    with pytest.raises(
+        InputError,
+        match=r"precision='bfloat16' requested, but the plain backend computes in float32 only .*"
+        r"Pass precision='float32'",
+    ):
+        requests.place(_NoPlace(), _handle(), None, "bfloat16")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse2 avx512f avx512_bf16", True),
+        ("fpu sse2 amx_tile amx_bf16", True),
+        ("fpu sse2 avx2 avx512f", False),
+    ],
+)
+def test_native_bf16_is_read_from_cpuinfo_flags(tmp_path: Path, flags: str, native: bool) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n", encoding="utf-8")
+    assert requests.cpu_has_native_bf16(info) is native
+
+
+def test_unreadable_cpuinfo_means_not_native(tmp_path: Path) -> None:
+    assert requests.cpu_has_native_bf16(tmp_path / "absent") is False
+
+
+# -- torch -----------------------------------------------------------------------------------
+def _small_torch_net() -> Any:
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+    )
+
+
+@pytest.mark.torch
+def test_torch_bfloat16_runs_under_autocast_and_returns_float32(rng: np.random.Generator) -> None:
+    net = _small_torch_net()
+    images = rng.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    f32 = ls.extract(images, net, ["2"], preprocess=None)["2"]
+    bf16 = ls.load(net, precision="bfloat16").extract(images, ["2"], preprocess=None)["2"]
+    assert bf16.dtype == np.float32 and bf16.flags.c_contiguous and bf16.shape == f32.shape == (2, 32, 32, 32)
+    assert 0 < _rel(f32, bf16) < 2e-2  # rounded to bfloat16's 8 significant bits, not float32's
+    assert all(p.dtype.is_floating_point and str(p.dtype) == "torch.float32" for p in net.parameters())
+
+
+@pytest.mark.torch
+def test_torch_warns_once_when_the_cpu_emulates_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(requests, "cpu_has_native_bf16", lambda cpuinfo="": False)
+    monkeypatch.setattr(requests, "_WARNED", [])
+    net = _small_torch_net()
+    with pytest.warns(LayerscopeWarning, match=r"CPU without native bfloat16 .*torch emulates it"):
+        ls.load(net, precision="bfloat16")
+    ls.clear_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ls.load(net, precision="bfloat16")  # once per backend and process
+
+
+@pytest.mark.torch
+def test_torch_float16_on_the_cpu_is_refused() -> None:
+    with pytest.raises(InputError, match=r"precision='float16' on device 'cpu': float16 is a GPU precision"):
+        ls.load(_small_torch_net(), precision="float16")
+
+
+@pytest.mark.parametrize("backend_name", ["torch", "keras"])
+def test_models_are_cached_per_precision(backend_name: str) -> None:
+    f32 = ls.load("vgg16", backend=backend_name, weights="random", seed=0)
+    bf16 = ls.load("vgg16", backend=backend_name, weights="random", seed=0, precision="bfloat16")
+    assert bf16 is not f32
+    assert ls.load("vgg16", backend=backend_name, weights="random", seed=0, precision="bfloat16") is bf16
+    assert (f32.precision, bf16.precision, bf16.device) == ("float32", "bfloat16", "cpu")
+    assert "device cpu, bfloat16" in repr(bf16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend_name", ["torch", "keras"])
+def test_bfloat16_is_within_2e_2_of_float32_on_every_conv_layer(
+    backend_name: str, rng: np.random.Generator
+) -> None:
+    images = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    names = _conv_layers("vgg16")
+    f32 = ls.extract(images, "vgg16", names, backend=backend_name, weights="random", seed=0, input_size=64)
+    bf16 = ls.extract(
+        images, "vgg16", names, backend=backend_name, weights="random", seed=0, input_size=64,
+        precision="bfloat16",
+    )  # fmt: skip
+    rel = {n: _rel(f32[n], bf16[n]) for n in names}
+    assert all(bf16[n].dtype == np.float32 for n in names)
+    assert max(rel.values()) <= 2e-2, rel
+    assert min(rel.values()) > 0, "bfloat16 gave float32's exact numbers: no reduced precision ran"
+
+
+# -- keras -----------------------------------------------------------------------------------
+@pytest.mark.keras
+def test_keras_mixed_copy_leaves_the_model_and_global_policy_alone(rng: np.random.Generator) -> None:
+    import keras
+
+    inp = keras.Input((None, None, 3))
+    out = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
+    net = keras.Model(inp, keras.layers.Conv2D(4, 3, name="c2")(out))
+    images = rng.uniform(-1, 1, (2, 24, 24, 3)).astype(np.float32)
+    f32 = ls.extract(images, net, ["c2"], preprocess=None)["c2"]
+    bf16 = ls.load(net, precision="bfloat16").extract(images, ["c2"], preprocess=None)["c2"]
+    assert bf16.dtype == np.float32 and bf16.shape == f32.shape == (2, 20, 20, 4)
+    assert 0 < _rel(f32, bf16) < 2e-2
+    assert keras.config.dtype_policy().name == "float32"
+    assert [layer.dtype_policy.name for layer in net.layers[1:]] == ["float32", "float32"]
+
+
+@pytest.mark.keras
+def test_keras_bfloat16_at_a_non_native_size_uses_a_mixed_headless_copy(rng: np.random.Generator) -> None:
+    images = rng.integers(0, 256, (1, 48, 48, 3), dtype=np.uint8)
+    kw: dict[str, Any] = {"backend": "keras", "weights": "random", "seed": 0, "input_size": 48}
+    f32 = ls.extract(images, "vgg16", ["block2_conv2"], **kw)["block2_conv2"]
+    m = ls.load("vgg16", backend="keras", weights="random", seed=0, precision="bfloat16")
+    bf16 = m.extract(images, ["block2_conv2"], input_size=48)["block2_conv2"]
+    assert bf16.shape == f32.shape == (1, 24, 24, 128)
+    assert 0 < _rel(f32, bf16) < 2e-2
+    copies = m.handle.state["mixed"]
+    assert len(copies) == 1 and next(iter(copies.values())).layers[1].dtype_policy.name == "mixed_bfloat16"
+
+
+@pytest.mark.keras
+def test_keras_float16_on_the_cpu_is_refused() -> None:
+    with pytest.raises(InputError, match=r"precision='float16' on device 'cpu': float16 is a GPU precision"):
+        ls.load("vgg16", backend="keras", weights="random", seed=0, precision="float16")
+
+
+# -- a plugin without place --------------------------------------------------------------------
+def test_the_onnx_plugin_refuses_bfloat16_by_name() -> None:
+    if not any(b.name == "onnx" and b.available for b in ls.backends()):
+        pytest.skip("the onnx plugin is not installed here")
+    with pytest.raises(InputError, match=r"the onnx backend computes in float32 only"):
+        ls.load("vgg16", backend="onnx", weights="random", seed=0, precision="bfloat16")
