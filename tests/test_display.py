@@ -89,11 +89,14 @@ def test_torch_weight_rows_are_greyed() -> None:
 
 
 def test_loaded_model_repr_and_html(backend: str) -> None:
+    from layerscope.default_plugins.keras import engine
+
     m = model("vgg16", backend)
     text = repr(m)
     assert len(text) < 800
     n = len(m.list_layers())
-    assert f"model vgg16; backend {backend};" in text
+    shown = "keras (" + engine.chosen()[0] + ")" if backend == "keras" else backend  # the engine too
+    assert f"model vgg16; backend {shown};" in text
     assert f"input size 224 px; recipe {m.recipe.name}; layers {n}; params 138,357,544>" in text
     facts = dict(cells(m._repr_html_().replace("<th", "<td").replace("</th>", "</td>")))
     assert facts["weights"] == m.weights and facts["params"] == "138,357,544"

@@ -150,10 +150,17 @@ def test_missing_framework_is_listed_with_install_hint(monkeypatch, fresh_regist
         "find_spec",
         lambda name, *a: None if name in ("keras", "tensorflow") else real(name, *a),
     )
+    from layerscope.default_plugins.keras import engine
+
+    name, source = engine.chosen()  # tensorflow here, jax in the keras-jax session
+    extra, lacking = ("keras", "keras and tensorflow") if name == "tensorflow" else (f"keras-{name}", "keras")
     info = {b.name: b for b in ls.backends()}
     assert info["keras"].available is False
-    assert info["keras"].reason == "keras and tensorflow not installed: pip install 'layerscope[keras]'"
-    with pytest.raises(ls.BackendUnavailableError, match=r"pip install 'layerscope\[keras\]'") as err:
+    assert info["keras"].reason.startswith(
+        f"{lacking} not installed: pip install 'layerscope[{extra}]' (Keras' engine is '{name}', from "
+        f"{source}; KERAS_BACKEND chooses another: "
+    )
+    with pytest.raises(ls.BackendUnavailableError, match=rf"pip install 'layerscope\[{extra}\]'") as err:
         ls.extract(ls.sample(), "vgg16", ["block1_conv1"], backend="keras", weights="random")
     assert isinstance(err.value, ImportError)
 
@@ -328,7 +335,9 @@ def test_framework_backend_delegates_to_its_role_modules() -> None:
         net = type("Net", (), {"layers": layers})()
         return ModelHandle("keras", "x", net, "random", 32, ls.RECIPES["raw"], 0)
 
-    assert KerasBackend().numerics_note(handle([BN()])) == RSQRT
+    from layerscope.default_plugins.keras import engine
+
+    assert KerasBackend().numerics_note(handle([BN()])) == engine.NUMERICS[engine.chosen()[0]]
     assert RSQRT.startswith("TensorFlow's float32 rsqrt, which Keras' BatchNormalization uses")
     assert KerasBackend().numerics_note(handle([object()])) is None
     assert TorchBackend().numerics_note(handle([BN()])) is None

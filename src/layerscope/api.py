@@ -19,6 +19,7 @@ from layerscope.errors import (
     UnknownModelError,
     suggest,
 )
+from layerscope.framework import label_of
 from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel, Preprocess
 from layerscope.plugins import get_registry
@@ -55,6 +56,9 @@ class BackendInfo:
     plugin: str
     package: str
     version: str
+    label: str = ""
+    """How listings name it: ``name``, plus the engine it runs on here for a backend whose
+    framework has several (``"keras (jax)"``); empty means ``name``."""
 
 
 def backends() -> BackendList:
@@ -65,7 +69,10 @@ def backends() -> BackendList:
     for name in registry.backends:
         status = registry.status(name)
         owner = registry.owner[name]
-        out.append(BackendInfo(name, status.ok, status.reason, owner.name, owner.package, owner.version))
+        label = label_of(registry.backends[name])
+        out.append(
+            BackendInfo(name, status.ok, status.reason, owner.name, owner.package, owner.version, label)
+        )
     for record in registry.plugins.values():  # a plugin that failed before registering anything
         if record.error and not record.backends:
             reason = f"plugin failed to load: {record.error}"

@@ -11,6 +11,11 @@ Backends call these two guards right before importing their framework:
   it only needs triton for GPU kernels) when TensorFlow came first and triton is not loaded.
 
 ``tests/test_coexist.py`` runs both import orders in fresh processes.
+
+Neither guard chooses Keras' engine: the keras backend's own guard
+(:func:`layerscope.default_plugins.keras.engine.prepare`) follows ``KERAS_BACKEND``, then
+Keras' config file, then Keras' default (TensorFlow, or the installed one of JAX and torch when
+TensorFlow is not installed), and calls the guard its engine needs.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ __all__ = ["before_tensorflow", "before_torch"]
 def before_tensorflow() -> None:
     """Call right before importing TensorFlow/Keras."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "tensorflow" in sys.modules or "triton" in sys.modules:
         return
     try:

@@ -147,16 +147,22 @@ class BackendList(list["BackendInfo"]):
 
     def __repr__(self) -> str:
         parts = [
-            f"{b.name} ({'available' if b.available else 'unavailable: ' + clip(b.reason, 80)})" for b in self
+            f"{b.label or b.name} ({'available' if b.available else 'unavailable: ' + clip(b.reason, 80)})"
+            for b in self
         ]
         return clip("Backends[" + ", ".join(parts) + "]")
 
     def _repr_html_(self) -> str:
         rows = [
-            (b.name, "yes" if b.available else "no", f"{b.plugin} {b.version}".strip(), b.reason or "")
+            (
+                b.label or b.name,
+                "yes" if b.available else "no",
+                f"{b.plugin} {b.version}".strip(),
+                b.reason or "",
+            )
             for b in self
         ]
         bad = ["" if b.available else "background:#fde8e8" for b in self]
         return table(
-            ("backend", "available", "plugin", "why not"), rows, caption="layerscope backends", styles=bad
+            ("backend", "available", "plugin", "note"), rows, caption="layerscope backends", styles=bad
         )

@@ -33,7 +33,7 @@ from layerscope.backend import Availability, LayerInfo, ModelHandle
 from layerscope.catalog.names import NameMap, load_names
 from layerscope.weights import Bundle
 
-__all__ = ["BuildModule", "CaptureModule", "FrameworkBackend", "LayersModule", "PortModule"]
+__all__ = ["BuildModule", "CaptureModule", "FrameworkBackend", "LayersModule", "PortModule", "label_of"]
 
 Size = int | tuple[int, int] | None
 
@@ -73,6 +73,7 @@ class FrameworkBackend:
     Optional ones the base provides: :meth:`native_names` (``<package>/names/<arch>.json``),
     :meth:`export_bundle` -> ``port.to_bundle``, :meth:`kernel` -> ``port.kernel``,
     :meth:`inplace_after` -> ``layers.inplace_after``, :meth:`numerics_note` -> :attr:`numerics`.
+    :meth:`label` names the backend in listings and reports (:func:`label_of`).
     """
 
     name: ClassVar[str]
@@ -95,6 +96,12 @@ class FrameworkBackend:
         if missing:
             return Availability(False, f"{' and '.join(missing)} not installed: {cls.install_hint}")
         return Availability(True)
+
+    @classmethod
+    def label(cls) -> str:
+        """How reports and listings name this backend: :attr:`name`, plus the engine in
+        parentheses for a framework that runs on several (``"keras (jax)"``)."""
+        return cls.name
 
     def guard(self) -> None:
         """Runs right before a role module (and so the framework) is first imported."""
@@ -145,3 +152,33 @@ class FrameworkBackend:
     def numerics_note(self, handle: ModelHandle) -> str | None:
         """:attr:`numerics`, the framework's known float32 difference (any model)."""
         return self.numerics
+
+
+def label_of(backend: object) -> str:
+    """How listings and reports name ``backend`` (class or instance): its ``label()`` when it
+    has one (``"keras (jax)"``: the engine it runs on), otherwise its ``name``.
+
+    Parameters
+    ----------
+    backend : Backend
+        A backend class or instance.
+
+    Returns
+    -------
+    str
+        The label.
+
+    Examples
+    --------
+    >>> import layerscope as ls
+    >>> from layerscope.framework import label_of
+    >>> label_of(ls.get_backend("torch"))
+    'torch'
+    """
+    label = getattr(backend, "label", None)
+    if callable(label):
+        try:
+            return str(label())
+        except Exception:  # a display must not raise: fall back to the name
+            pass
+    return str(getattr(backend, "name", backend))

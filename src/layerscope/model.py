@@ -21,6 +21,7 @@ from layerscope.bundle_checks import refuse_absent
 from layerscope.catalog import POST_OPS
 from layerscope.catalog.names import NameMap
 from layerscope.errors import InputError, LayerscopeError, WeightsError
+from layerscope.framework import label_of
 from layerscope.layers import LayerTable, Target, annotate, resolve, with_strides
 from layerscope.preprocess import Recipe, apply_callable, get_recipe, normalize
 from layerscope.progress import steps as progress_steps
@@ -106,7 +107,7 @@ class LoadedModel:
                 layers = "?"
         return [
             ("model", self.architecture),
-            ("backend", self.backend),
+            ("backend", label_of(self._backend)),
             ("variant", self.variant or "-"),
             ("weights", self.weights),
             ("input size", f"{self.input_size} px" if self.input_size else "any"),
@@ -121,7 +122,7 @@ class LoadedModel:
         return display.clip(f"<LoadedModel {facts}>")
 
     def _repr_html_(self) -> str:
-        return display.kv_table(f"LoadedModel {self.architecture} on {self.backend}", self.facts())
+        return display.kv_table(f"LoadedModel {self.architecture} on {label_of(self._backend)}", self.facts())
 
     # -- what its backend can do ---------------------------------------------------------
     def supports(self, capability: str) -> bool:

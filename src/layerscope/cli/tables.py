@@ -67,7 +67,9 @@ def run_backends(args: argparse.Namespace) -> int:
 
     rows = [["backend", "available", "plugin", "package", "version", "note"]]
     for b in ls.backends():
-        rows.append([b.name, "yes" if b.available else "no", b.plugin, b.package, b.version, b.reason])
+        rows.append(
+            [b.label or b.name, "yes" if b.available else "no", b.plugin, b.package, b.version, b.reason]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

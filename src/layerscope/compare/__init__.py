@@ -38,6 +38,7 @@ from layerscope.compare.diagnose import Evidence, explain
 from layerscope.compare.metrics import HEADERS, LayerDiff, diff
 from layerscope.compare.report import Diagnosis, Report, Side
 from layerscope.errors import InputError
+from layerscope.framework import label_of
 from layerscope.layers import Target
 from layerscope.model import LoadedModel, Preprocess
 from layerscope.preprocess import Recipe, get_recipe
@@ -308,7 +309,7 @@ def _targets(m: LoadedModel, names: list[str], overrides: Mapping[str, str]) -> 
 def _side(label: str, m: LoadedModel, recipe: str) -> Side:
     cat = m.catalog
     variant = cat.describe_variant(m.variant) if cat else (m.variant or "standard")
-    return Side(label, m.backend, variant, m.weights, recipe)
+    return Side(label, label_of(get_backend(m.backend)), variant, m.weights, recipe)
 
 
 def _recipe_text(m: LoadedModel, preprocess: Preprocess) -> str:

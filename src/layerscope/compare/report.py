@@ -34,7 +34,8 @@ class Side:
 
     label: str
     backend: str
-    """The backend's name."""
+    """The backend as listings name it: its name, with the engine for one that runs on
+    several (``"keras (jax)"``)."""
     variant: str
     """The architecture variant in words (``v1 (stride 2 on the first 1x1 conv ...)``)."""
     weights: str

@@ -1,6 +1,9 @@
-"""``KerasBackend``: keras.applications models on TensorFlow, captured with sub-models.
+"""``KerasBackend``: keras.applications models on Keras 3's engine (TensorFlow, JAX or torch),
+captured with sub-models.
 
-keras is imported by the first method that needs it, never when the plugin registers.
+keras is imported by the first method that needs it, never when the plugin registers; which
+engine it runs on is :func:`~layerscope.default_plugins.keras.engine.chosen`'s answer, read
+without importing anything.
 """
 
 from __future__ import annotations
@@ -8,28 +11,42 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from layerscope import coexist
-from layerscope.backend import ModelHandle
+from layerscope.backend import Availability, ModelHandle
+from layerscope.default_plugins.keras import engine
 from layerscope.framework import FrameworkBackend
 
 __all__ = ["KerasBackend"]
 
-RSQRT = (
-    "TensorFlow's float32 rsqrt, which Keras' BatchNormalization uses, is not correctly "
-    "rounded (1/sqrt(1 + 1.001e-5) comes out one unit in the last place low, -6e-8), "
-    "once per BatchNorm layer."
-)
+RSQRT = engine.NUMERICS["tensorflow"]
 
 
 class KerasBackend(FrameworkBackend):
-    """Keras 3 on TensorFlow with the keras.applications zoo."""
+    """Keras 3 with the keras.applications zoo, on the engine Keras is configured with."""
 
     name = "keras"
-    requires = ("keras", "tensorflow")
+    requires = ("keras",)
     install_hint = "pip install 'layerscope[keras]'"
     package = "layerscope.default_plugins.keras"
     numerics = RSQRT
-    guard = staticmethod(coexist.before_tensorflow)
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        """Keras and its configured engine importable (found, not imported); the note names
+        the engine and what chose it."""
+        reason = engine.missing()
+        if reason is not None:
+            return Availability(False, reason)
+        name, source = engine.chosen()
+        return Availability(True, f"runs on {name} ({source})")
+
+    @classmethod
+    def label(cls) -> str:
+        """``"keras (<engine>)"``: reports name the engine Keras runs on in this process."""
+        return engine.label()
+
+    def guard(self) -> None:
+        """Fixes Keras' engine and runs its two-frameworks guard before keras is imported."""
+        engine.prepare()
 
     def owns(self, obj: Any) -> bool:
         keras = sys.modules.get("keras")
@@ -44,6 +61,7 @@ class KerasBackend(FrameworkBackend):
         return place.place(handle, device, precision)
 
     def numerics_note(self, handle: ModelHandle) -> str | None:
-        """The rsqrt note, for a model with a BatchNormalization layer (ResNet50, not VGG)."""
+        """The running engine's rsqrt note, for a model with a BatchNormalization layer
+        (ResNet50, not VGG)."""
         kinds = {type(layer).__name__ for layer in getattr(handle.model, "layers", ())}
-        return self.numerics if "BatchNormalization" in kinds else None
+        return engine.NUMERICS.get(engine.chosen()[0]) if "BatchNormalization" in kinds else None

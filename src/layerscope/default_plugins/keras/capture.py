@@ -1,10 +1,10 @@
 """Running a batch through a Keras model and capturing named layers with a sub-model.
 
 A functional sub-model with exactly the requested outputs is built once per layer set and
-cached on the handle, so only the part of the graph those layers depend on runs. On the
-TensorFlow backend it runs as one traced ``tf.function`` (traced once per layer set, for
-any batch size): graph execution skips eager per-layer dispatch, about 10% faster than
-calling the sub-model eagerly on VGG16 (``benchmarks/bench_overhead.py``), same numbers. Keras
+cached on the handle, so only the part of the graph those layers depend on runs, with the
+fastest call of Keras' engine (:mod:`~layerscope.default_plugins.keras.engine`: one traced
+``tf.function`` on TensorFlow, the eager call on JAX, the eager call without autograd on
+torch; the same numbers as calling the sub-model eagerly). Keras
 layers keep no state between calls here (``training=False``), so nothing is left behind.
 Inputs whose size differs from the model's native one run through the headless (no
 classifier) copy of the model, which takes any size: :func:`headless` builds it once per
@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from layerscope.backend import ModelHandle
+from layerscope.default_plugins.keras import engine
 from layerscope.default_plugins.keras.place import mixed_copy, scope
 from layerscope.errors import InputError, WeightsError
 
@@ -56,16 +57,13 @@ def submodel(handle: ModelHandle, layers: Sequence[str], side: tuple[int, int]) 
 
 
 def _runner(sub: Any, input_shape: tuple[Any, ...], handle: ModelHandle) -> Any:
-    if keras.backend.backend() != "tensorflow":
-        return lambda x: sub(x, training=False)
-    import tensorflow as tf
-
-    spec = tf.TensorSpec([None, *input_shape[1:]], tf.float32)
-    graph = tf.function(lambda x: sub(x, training=False), input_signature=[spec])
+    """The engine's fastest call of ``sub`` (:func:`~layerscope.default_plugins.keras.engine.runner`),
+    inside the handle's device scope."""
+    call = engine.runner(sub, input_shape, keras.backend.backend())
 
     def run_on_device(x: np.ndarray) -> Any:
         with scope(handle):
-            return graph(tf.constant(x))
+            return call(x)
 
     return run_on_device
 
