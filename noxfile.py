@@ -3,11 +3,14 @@
     nox -s "tests(backend='core')"    no framework: plugins load, errors carry install hints
     nox -s "tests(backend='torch')"   torch + torchvision only
     nox -s "tests(backend='keras')"   keras + tensorflow-cpu only
+    nox -s "tests(backend='keras-jax')"    keras + jax (CPU), KERAS_BACKEND=jax, no TensorFlow
+    nox -s "tests(backend='keras-torch')"  keras + torch, KERAS_BACKEND=torch, no TensorFlow
     nox -s lint typecheck
     nox -s docs                       the documentation site (mkdocs, --strict) into site/
     nox -s plugins                    one session per package under plugins/: core + plugin, its tests
-    nox -s crosscheck                 after the torch, keras and plugin sessions: every canonical
-                                      layer of vgg16 and resnet50, same bundle and input, compared
+    nox -s crosscheck                 after the torch, keras, keras-jax, keras-torch and plugin
+                                      sessions: every canonical layer of vgg16 and resnet50, same
+                                      bundle and input, every pair of sides compared
     nox -s random_order               the suite in three random orders (pytest-randomly seeds), in .venv
     nox -s mutants                    mutmut over the capture, preprocess, diagnose and dataset-resume
                                       code against the tests that cover them; kill rate and survivors
@@ -18,7 +21,12 @@ Makefile's .venv, which has every framework (a fresh virtualenv with both would 
 torch comes from this machine's local wheels, which pip finds (uv and poetry do not), so
 sessions use plain venv + pip.
 
-Disk: a torch virtualenv is 5.5 GB (a CUDA build), a keras one 1.6 GB. With
+Keras 3 fixes its engine once per process, so each engine is its own session: the keras-jax
+and keras-torch sessions set KERAS_BACKEND and write the sides keras-jax and keras-torch of
+the cross-check (the keras session writes keras-tensorflow).
+
+Disk: a torch virtualenv is 5.5 GB (a CUDA build), a keras one 1.6 GB, a keras-jax one
+0.6 GB, a keras-torch one as much as torch. With
 LAYERSCOPE_NOX_PRUNE=1 (set by .ci/run) each session deletes its virtualenv once it has
 passed, so at most one framework virtualenv exists beside the Makefile's .venv. The
 sessions need no framework twice: the plugin session installs torch only (its three-way
@@ -43,7 +51,11 @@ FRAMEWORKS = {
     "core": [],
     "torch": ["torch==2.14.1", "torchvision==0.29.1"],
     "keras": ["tensorflow-cpu==2.21.*", "keras==3.15.*"],
+    "keras-jax": ["jax[cpu]", "keras==3.15.*"],
+    "keras-torch": ["torch==2.14.1", "keras==3.15.*"],
 }
+ENGINES = {"keras-jax": "jax", "keras-torch": "torch"}
+"""Sessions that run Keras on another engine than TensorFlow (KERAS_BACKEND)."""
 
 
 def prune(session: nox.Session) -> None:
@@ -65,11 +77,20 @@ def tests(session: nox.Session, backend: str) -> None:
     if FRAMEWORKS[backend]:
         session.install(*FRAMEWORKS[backend])
     session.install("-e", ".[test]")
-    session.run("layerscope", "backends")
-    session.run("pytest", "-q", *session.posargs, env={"LAYERSCOPE_EXPECT_ONLY": backend})
+    env = {"KERAS_BACKEND": ENGINES[backend]} if backend in ENGINES else {}
+    session.run("layerscope", "backends", env=env)
+    session.run("pytest", "-q", *session.posargs, env={"LAYERSCOPE_EXPECT_ONLY": backend, **env})
     if backend != "core":  # this virtualenv's half of the cross-check
         session.run(
-            "python", "-m", "layerscope.crosscheck", "extract", "--backend", backend, "--dir", CROSSCHECK_DIR
+            "python",
+            "-m",
+            "layerscope.crosscheck",
+            "extract",
+            "--backend",
+            backend,
+            "--dir",
+            CROSSCHECK_DIR,
+            env=env,
         )
     prune(session)
 
@@ -95,6 +116,8 @@ def plugins(session: nox.Session, plugin: str) -> None:
     requires=[
         "tests(backend='torch')",
         "tests(backend='keras')",
+        "tests(backend='keras-jax')",
+        "tests(backend='keras-torch')",
         *[f"plugins(plugin='{p}')" for p in PLUGINS],
     ]
 )

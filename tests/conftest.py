@@ -22,11 +22,12 @@ if importlib.util.find_spec("torchvision") is not None:  # import order matters,
 
 import layerscope as ls
 from layerscope import api
+from layerscope.default_plugins.keras.backend import KerasBackend
 
 BACKENDS = ("torch", "keras")
 HAS = {
     "torch": all(importlib.util.find_spec(m) is not None for m in ("torch", "torchvision")),
-    "keras": all(importlib.util.find_spec(m) is not None for m in ("keras", "tensorflow")),
+    "keras": KerasBackend.is_available().ok,  # keras and its engine (KERAS_BACKEND: tensorflow, jax, torch)
 }
 
 # every (architecture, backend) the suite builds stays loaded: 3 x 2 models, about 2.5 GB
@@ -97,7 +98,14 @@ _KERAS_SUMS: dict[int, Any] = {}
 
 
 def _keras_state(net: Any) -> tuple[Any, ...]:
-    """A sum per variable, all in one traced call (any write changes it)."""
+    """A sum per variable, all in one traced call on TensorFlow (any write changes it)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # JAX, torch: numpy views of the values
+        return (
+            len(net.weights),
+            tuple(float(np.sum(keras.ops.convert_to_numpy(v.value))) for v in net.weights),
+        )
     import tensorflow as tf
 
     fn = _KERAS_SUMS.get(id(net))
