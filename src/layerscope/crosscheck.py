@@ -2,12 +2,17 @@
 are compared.
 
     python -m layerscope.crosscheck extract --backend torch --dir build/crosscheck
+    KERAS_BACKEND=jax python -m layerscope.crosscheck extract --backend keras --dir build/crosscheck
     python -m layerscope.crosscheck verify --dir build/crosscheck
 
-``extract`` feeds every canonical layer of each architecture the same input (a shipped
+A side is a backend, and for Keras the engine it ran on: ``keras`` writes ``keras-<engine>``
+(Keras' engine in that process, :func:`side`), ``keras-jax`` asks for JAX and refuses to run on
+another. ``extract`` feeds every canonical layer of each architecture the same input (a shipped
 photo through the ``caffe`` recipe, pure numpy) with the same weights (a numpy-made
-:func:`~layerscope.weights.random_bundle`), and writes ``<dir>/<backend>/<arch>.npz``.
-``verify`` needs no framework: it compares every pair of backends found in ``<dir>`` layer
+:func:`~layerscope.weights.random_bundle`), and writes ``<dir>/<side>/<arch>.npz``.
+Beside each ``.npz`` a ``.json`` says what ran (backend and engine, variant, weights,
+recipe, the backend's numerics note), which ``layerscope compare --from <dir>`` shows.
+``verify`` needs no framework: it compares every pair of sides found in ``<dir>`` layer
 by layer and exits 1 if any layer differs by more than ``--rtol`` (max|Δ| / max|reference|).
 """
 
@@ -15,20 +20,73 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ARCHITECTURES", "extract", "main", "verify"]
+__all__ = ["ARCHITECTURES", "extract", "main", "side", "verify"]
 
 ARCHITECTURES = ("vgg16", "resnet50")
 
 
-def extract(backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITECTURES) -> list[Path]:
-    """Write every canonical layer of each architecture, as run by ``backend``."""
+def side(backend: str) -> tuple[str, str]:
+    """The backend to load and the side's folder name for ``backend`` (``"keras-jax"``).
+
+    ``keras-<engine>`` sets ``KERAS_BACKEND`` when keras is not imported yet and it is unset;
+    a process whose Keras runs on another engine is refused. Plain ``keras`` is Keras' engine
+    here. Any other name is its own side.
+
+    Parameters
+    ----------
+    backend : str
+        A backend name, or ``keras-<engine>``.
+
+    Returns
+    -------
+    tuple of str
+        ``(backend, side)``, e.g. ``("keras", "keras-tensorflow")``.
+
+    Raises
+    ------
+    SystemExit
+        When Keras runs on another engine than the one asked for.
+
+    Examples
+    --------
+    >>> from layerscope.crosscheck import side
+    >>> side("torch")
+    ('torch', 'torch')
+    """
     import layerscope as ls
+    from layerscope.framework import label_of
+
+    name, _, wanted = backend.partition("-")
+    if name != "keras":
+        return backend, backend
+    if wanted and "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", wanted)
+    running = label_of(ls.get_backend("keras")).removeprefix("keras (").rstrip(")")
+    if wanted and running != wanted:
+        raise SystemExit(
+            f"crosscheck: side {backend!r} asks for Keras on {wanted}, but Keras runs on {running} in "
+            f"this process (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r}). Unset KERAS_BACKEND or "
+            f"set it to {wanted!r}."
+        )
+    return name, f"keras-{running}"
+
+
+def extract(backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITECTURES) -> list[Path]:
+    """Write every canonical layer of each architecture, as run by ``backend`` (a side name:
+    ``keras-jax`` is Keras on JAX, :func:`side`)."""
+    import layerscope as ls
+    from layerscope.compare.saved import write_meta
+    from layerscope.framework import label_of
+
+    backend, name = side(backend)
+    label = label_of(ls.get_backend(backend))
     from layerscope.images import as_batch, read_images
     from layerscope.preprocess import RECIPES, normalize
 
@@ -39,18 +97,27 @@ def extract(backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITE
         loaded = ls.load(arch, backend=backend, weights=ls.random_bundle(arch, seed=0))
         names = loaded.catalog.names() if loaded.catalog else []
         feats = loaded.extract_batch(batch, names)
-        out = folder / backend / f"{arch}.npz"
+        out = folder / name / f"{arch}.npz"
         out.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = dict(feats)
         np.savez(out, **arrays)
+        cat = loaded.catalog
+        meta = {
+            "label": label,
+            "variant": cat.describe_variant(loaded.variant) if cat else loaded.variant,
+            "weights": loaded.weights,
+            "recipe": "input: " + recipe.describe(),
+            "numerics": loaded.numerics_note() if loaded.supports("numerics_note") else None,
+        }
+        write_meta(out, meta)
         written.append(out)
-        print(f"{backend}: wrote {out} ({len(feats)} layers, variant {loaded.variant})")
+        print(f"{name}: wrote {out} ({len(feats)} layers, variant {loaded.variant})")
         ls.clear_cache()
     return written
 
 
-def verify(folder: Path, rtol: float = 1e-5) -> bool:
-    """Compare every pair of backends in ``folder``; print a line per pair and architecture."""
+def verify(folder: Path, rtol: float = 1e-5, architectures: tuple[str, ...] = ARCHITECTURES) -> bool:
+    """Compare every pair of sides in ``folder``; print a line per pair and architecture."""
     from layerscope.compare.metrics import diff
 
     backends = sorted(p.name for p in folder.iterdir() if p.is_dir())
@@ -59,7 +126,7 @@ def verify(folder: Path, rtol: float = 1e-5) -> bool:
         return False
     ok = True
     for a, b in itertools.combinations(backends, 2):
-        for arch in ARCHITECTURES:
+        for arch in architectures:
             fa, fb = folder / a / f"{arch}.npz", folder / b / f"{arch}.npz"
             if not (fa.is_file() and fb.is_file()):
                 print(f"{arch:9} {a}/{b}: MISSING {fa if not fa.is_file() else fb}")
@@ -81,16 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m layerscope.crosscheck")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("extract")
-    p.add_argument("--backend", required=True)
+    p.add_argument("--backend", required=True, help="a backend, or keras-<engine> (keras-jax)")
     p.add_argument("--dir", type=Path, default=Path("build/crosscheck"))
+    p.add_argument("--models", default=",".join(ARCHITECTURES), help="comma-separated architectures")
     p = sub.add_parser("verify")
     p.add_argument("--dir", type=Path, default=Path("build/crosscheck"))
     p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--models", default=",".join(ARCHITECTURES), help="comma-separated architectures")
     args = parser.parse_args(argv)
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if args.command == "extract":
-        extract(args.backend, args.dir)
+        extract(args.backend, args.dir, models)
         return 0
-    return 0 if verify(args.dir, args.rtol) else 1
+    return 0 if verify(args.dir, args.rtol, models) else 1
 
 
 if __name__ == "__main__":
