@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -133,3 +135,19 @@ def test_silenced_turns_auto_off_only(monkeypatch: pytest.MonkeyPatch) -> None:
         assert progress.enabled(True) is True
         assert progress.enabled(False) is False
     assert progress.enabled(None) is True
+
+
+def test_dataset_bar_is_auto_like_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """extract_dataset drew its bar by default even into a log or a pipe (progress=True was
+    its default); now None means auto, as for extract, compare and the build."""
+    pytest.importorskip("h5py")
+    photos = [ls.sample(name) for name in ("chelsea", "coffee", "astronaut")]
+    m = model("vgg16", "torch")
+    kw: dict[str, Any] = {"input_size": 32, "batch_size": 2, "workers": 1}
+    result = ls.extract_dataset(photos, m, "block1_pool", tmp_path / "auto.h5", **kw)
+    assert result.written == 3
+    assert capsys.readouterr().err == ""  # pytest's captured stderr is no terminal
+    ls.extract_dataset(photos, m, "block1_pool", tmp_path / "forced.h5", progress=True, **kw)
+    assert last_count(capsys.readouterr().err) == (3, 3)
+    with pytest.raises(ls.InputError, match=r"Invalid `progress`. Expected True, False or None"):
+        ls.extract_dataset(photos, m, "block1_pool", tmp_path / "bad.h5", progress="yes", **kw)

@@ -145,7 +145,7 @@ def run_dataset(args: argparse.Namespace, preprocess: Any) -> int:
         source, args.model, args.layers, args.out, **options.model_options(args),
         batch_size=args.batch_size or 32, pool=args.pool, workers=args.workers, preprocess=preprocess,
         input_size=args.input_size, resume=args.resume, overwrite=args.overwrite,
-        progress=options.dataset_progress(args),
+        progress=options.progress(args),
     )  # fmt: skip
     if not args.quiet:
         print(

@@ -11,7 +11,6 @@ import argparse
 from typing import Any
 
 from layerscope.errors import InputError
-from layerscope.progress import enabled
 
 __all__ = [
     "PRECISIONS",
@@ -20,7 +19,6 @@ __all__ = [
     "add_quiet",
     "add_runtime",
     "add_weights",
-    "dataset_progress",
     "input_size",
     "layer_list",
     "model_options",
@@ -120,8 +118,3 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
 def progress(args: argparse.Namespace) -> bool | None:
     """The API's ``progress=``: ``False`` with ``--quiet``, else ``None`` (a bar on a terminal)."""
     return False if args.quiet else None
-
-
-def dataset_progress(args: argparse.Namespace) -> bool:
-    """``extract_dataset`` takes a bool: the auto choice of :func:`progress` resolved."""
-    return enabled(progress(args))

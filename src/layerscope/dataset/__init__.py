@@ -38,6 +38,7 @@ from layerscope.dataset.store import Writer
 from layerscope.errors import InputError, OutputError
 from layerscope.layers import Target
 from layerscope.model import LoadedModel
+from layerscope.progress import enabled
 
 __all__ = ["DatasetResult", "check_pool", "extract_dataset", "list_sources", "pool_features"]
 
@@ -185,7 +186,7 @@ def extract_dataset(
     input_size: int | str | None = "native",
     resume: bool = True,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> DatasetResult:
     """Extract ``layers`` for every image of ``source`` into ``out``; see the module docs.
 
@@ -195,6 +196,7 @@ def extract_dataset(
     at most 4). ``resume=False`` refuses to touch an existing output instead of continuing it;
     ``overwrite=True`` replaces it. Returns a :class:`DatasetResult`. Raises
     ``OutputLockedError`` (another writer), ``OutputError`` (an output with other settings).
+    ``progress``: a bar over the images (``None``: only in a terminal or notebook).
     """
     check_pool(pool)
     check_workers(workers)
@@ -239,7 +241,7 @@ def _run(
     workers: int | None,
     preprocess: Any,
     input_size: Any,
-    progress: bool,
+    progress: bool | None,
 ) -> DatasetResult:
     done = set(writer.rows) | {k for k, _ in writer.skipped}
     todo = [(k, item) for k, item in sources.items() if k not in done]
@@ -294,8 +296,8 @@ def _stack(
     return [keys[i] for i in rows], stacked, wrong
 
 
-def _progress(total: int, done: int, enabled: bool) -> Any:
-    if not enabled:
+def _progress(total: int, done: int, progress: bool | None) -> Any:
+    if not enabled(progress):  # None: auto, as every other bar (layerscope.progress)
         return None
     try:
         from tqdm.auto import tqdm
