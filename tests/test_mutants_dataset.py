@@ -17,7 +17,7 @@ h5py = pytest.importorskip("h5py")
 
 from layerscope.dataset import h5 as h5mod  # noqa: E402
 from layerscope.dataset.h5 import H5Writer  # noqa: E402
-from layerscope.errors import OutputError  # noqa: E402
+from layerscope.errors import InputError, OutputError  # noqa: E402
 
 META = {"model": "tiny", "layers": "a"}
 
@@ -132,3 +132,46 @@ def test_resume_refuses_a_complete_file_of_another_format(tmp_path: Path) -> Non
         OutputError, match=r"is not a layerscope dataset of format \S+ \(format 0, missing \[\]\)"
     ):
         H5Writer(out, META, resume=True, keys=[])
+
+
+def test_resume_into_a_foreign_hdf5_file_names_it_and_the_fix_in_full(tmp_path: Path) -> None:
+    """An HDF5 file with no layerscope attribute at all: the message names the path, says
+    "format none" (the attribute is absent), what is missing, and both ways out."""
+    out = tmp_path / "other.h5"
+    with h5py.File(out, "w") as f:
+        f["paths"] = np.zeros(2)
+    message = (
+        f"Cannot resume into {str(out)!r}: it is not a layerscope dataset of format {h5mod.FORMAT} "
+        "(format none, missing ['skipped', 'skipped_reason', 'commit', 'features']). It was written by "
+        "something else or an older layerscope: write to another path, or pass overwrite=True to "
+        "replace it."
+    )
+    with pytest.raises(OutputError) as err:
+        H5Writer(out, META, resume=True, keys=[])
+    assert str(err.value) == message
+
+
+def test_resume_with_other_settings_names_the_file_and_each_setting(tmp_path: Path) -> None:
+    out = tmp_path / "f.h5"
+    _write(out, ["x.png"])
+    with pytest.raises(InputError) as err:
+        H5Writer(out, {**META, "layers": "b"}, resume=True, keys=[])
+    assert str(err.value) == (
+        f"Cannot resume into {str(out)!r}: it was written with other settings (layers: file has "
+        "'a', this run 'b'). Rerun with the file's settings, use another output path, or pass "
+        "overwrite=True to start over."
+    )
+
+
+def test_resume_into_an_unreadable_file_names_it_and_the_fix_in_full(tmp_path: Path) -> None:
+    out = tmp_path / "f.h5"
+    out.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # an HDF5 signature and nothing else
+    with pytest.raises(OutputError) as err:
+        H5Writer(out, META, resume=True, keys=[])
+    text = str(err.value)
+    assert text.startswith(
+        f"Cannot resume into {str(out)!r}: it cannot be read as a layerscope dataset (h5py: "
+    )
+    assert text.endswith(
+        "). It may be truncated or damaged. Move it away, or pass overwrite=True to start over."
+    )
