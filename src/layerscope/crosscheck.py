@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = ["ARCHITECTURES", "extract", "main", "side", "verify"]
 
-ARCHITECTURES = ("vgg16", "resnet50")
+ARCHITECTURES = ("vgg16", "resnet50", "resnet101", "resnet152")
 
 
 def side(backend: str) -> tuple[str, str]:

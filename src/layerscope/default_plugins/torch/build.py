@@ -6,8 +6,9 @@ without V1 weights, ``regnet_y_128gf`` and ``vit_h_14``, get their ``DEFAULT``),
 weights-enum name such as ``"IMAGENET1K_V2"``, ``"random"`` (torchvision's initialisers,
 reproducible with ``seed``), a path to a ``.pth``/``.pt``/``.safetensors`` state dict (with
 or without the classifier), or a weight bundle (:mod:`layerscope.weights`).
-``variant="v1"`` builds ResNet50 the Keras way (see :func:`_resnet50_v1`); a bundle brings
-its own variant.
+``variant="v1"`` builds ResNet50/101/152 the Keras way; a bundle brings its own variant
+(:mod:`~layerscope.default_plugins.torch.variants`, which also gives DenseNet's functional
+tail modules).
 
 The native recipe follows the weights (:func:`recipe_for`): a weights enum's own
 ``transforms()`` (resize side, crop, interpolation, mean/std); a bundle's recorded recipe;
@@ -35,7 +36,7 @@ import torchvision
 
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
-from layerscope.default_plugins.torch import port
+from layerscope.default_plugins.torch import port, variants
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
 from layerscope.preprocess import RECIPES, Recipe
@@ -90,20 +91,6 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     if absent:
         handle.state["absent"] = absent
     return handle
-
-
-def _resnet50_v1(net: Any) -> Any:
-    """Turn torchvision's resnet50 (v1.5) into Keras' v1: stride on the first 1x1 conv of a
-    stage, a bias on every conv (zeros, as Keras initialises them), BatchNorm epsilon 1.001e-5."""
-    for stage in (net.layer2, net.layer3, net.layer4):
-        first = stage[0]
-        first.conv1.stride, first.conv2.stride = (2, 2), (1, 1)
-    for mod in net.modules():
-        if isinstance(mod, torch.nn.Conv2d) and mod.bias is None:
-            mod.bias = torch.nn.Parameter(torch.zeros(mod.out_channels))
-        elif isinstance(mod, torch.nn.BatchNorm2d):
-            mod.eps = 1.001e-5
-    return net
 
 
 def _wrap(
@@ -164,7 +151,7 @@ def _build(
     if isinstance(weights, str):
         if variant == "v1":
             raise WeightsError(
-                "torchvision has no pretrained weights for the ResNet50 v1 variant. Export "
+                f"torchvision has no pretrained weights for the {name} v1 variant. Export "
                 "Keras' weights to a bundle (layerscope.export_weights) and load that."
             )
         member = _member(name, weights)
@@ -204,7 +191,7 @@ def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
             torch.manual_seed(seed)
         kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
         net = torchvision.models.get_model(name, weights=None, **kwargs)
-    return _resnet50_v1(net) if variant == "v1" else net
+    return variants.adapt(name, net, variant)
 
 
 def _pretrained(name: str, member: Any) -> Any:
@@ -212,7 +199,7 @@ def _pretrained(name: str, member: Any) -> Any:
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     try:
         with SEEDED_INIT_LOCK:  # its initialisation draws from the global generator too
-            return torchvision.models.get_model(name, weights=member)
+            return variants.adapt(name, torchvision.models.get_model(name, weights=member), None)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         raise WeightsUnavailableError(
             f"Cannot get the {name} {member.name} weights: the file {filename!r} is not in "

@@ -1,0 +1,47 @@
+"""Shared by the tests/test_arch_*.py modules: a small input, and how far two models' canonical
+layers are apart on it (issue 16: the architectures both zoos share)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import layerscope as ls
+
+SMALL = 64
+"""The side of the small input the body of each architecture is compared at."""
+
+
+def small_batch(scale: float = 1.0, size: int = SMALL) -> np.ndarray:
+    """One seeded ``(1, size, size, 3)`` float32 image: the same tensor for every backend."""
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((1, size, size, 3)) * scale).astype(np.float32)
+
+
+def max_rel(reference: np.ndarray, other: np.ndarray) -> float:
+    """max|other - reference| / max|reference|, the crosscheck's relative difference."""
+    return float(
+        np.abs(other.astype(np.float64) - reference).max() / max(float(np.abs(reference).max()), 1e-12)
+    )
+
+
+def body(loaded: ls.LoadedModel) -> list[str]:
+    """The canonical layers that run at any input size: all but the classifier head and the
+    global pooling before it (Keras' ``include_top=False`` build, which runs off-size, ends
+    at the last map)."""
+    assert loaded.catalog is not None
+    return [e.name for e in loaded.catalog.entries if not e.head and e.kind != "GlobalAveragePooling2D"]
+
+
+def worst(a: ls.LoadedModel, b: ls.LoadedModel, batch: np.ndarray) -> tuple[str, float]:
+    """The canonical body layer where ``b`` is furthest from ``a`` on ``batch``, and how far."""
+    names = body(a)
+    fa, fb = a.extract_batch(batch, names), b.extract_batch(batch, names)
+    assert {n: fa[n].shape for n in names} == {n: fb[n].shape for n in names}
+    rel = {n: max_rel(fa[n], fb[n]) for n in names}
+    name = max(rel, key=lambda n: rel[n])
+    return name, rel[name]
+
+
+def canonical_rows(loaded: ls.LoadedModel) -> dict[str, tuple[int, tuple[int | None, ...]]]:
+    """Canonical name -> (params, shape) of a model's layer table, in table order."""
+    return {r.canonical: (r.params, r.shape) for r in loaded.list_layers() if r.canonical}
