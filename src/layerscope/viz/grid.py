@@ -46,14 +46,17 @@ def draw_grid(
     top) figure fractions of ``target``; returns the images."""
     rows = math.ceil(len(picked) / cols)
     left, bottom, right, top = box
-    grid = target.add_gridspec(
-        rows, cols, left=left, bottom=bottom, right=right, top=top, wspace=0.04, hspace=0.04
-    )
+    gap = 0.04  # between panels, as a fraction of a panel
+    cell_w = (right - left) / (cols + (cols - 1) * gap)
+    cell_h = (top - bottom) / (rows + (rows - 1) * gap)
     chosen = x[..., list(picked)]
     span = {"vmin": float(chosen.min()), "vmax": float(chosen.max())} if scale == "shared" else {}
     images = []
     for i, c in enumerate(picked):
-        ax = target.add_subplot(grid[i // cols, i % cols])
+        r, q = divmod(i, cols)  # plain axes: a layout engine of the user's figure leaves them be
+        ax = target.add_axes(
+            (left + q * cell_w * (1 + gap), top - cell_h - r * cell_h * (1 + gap), cell_w, cell_h)
+        )
         images.append(ax.imshow(x[..., c], cmap=cmap, interpolation="nearest", **span))
         ax.set_axis_off()
         if numbers:
