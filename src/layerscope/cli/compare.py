@@ -49,6 +49,16 @@ def add(sub: Any) -> None:
     p.add_argument(
         "--variant", action="append", default=[], metavar="BACKEND=VARIANT", help="e.g. torch=v1.5"
     )
+    add_numerics(p)
+    p.add_argument("--all", action="store_true", help="show every layer, not only failing ones")
+    p.add_argument("--json", type=Path, default=None, help="write the report as JSON")
+    p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
+    options.add_quiet(p)
+    p.set_defaults(func=run)
+
+
+def add_numerics(p: argparse.ArgumentParser) -> None:
+    """How the sides are fed and held to account: --pipeline, --rtol, --precision, --device."""
     p.add_argument(
         "--pipeline",
         choices=["shared", "native"],
@@ -74,11 +84,6 @@ def add(sub: Any) -> None:
         default=None,
         help="device per backend, comma-separated, or one for all (e.g. cpu,cuda)",
     )
-    p.add_argument("--all", action="store_true", help="show every layer, not only failing ones")
-    p.add_argument("--json", type=Path, default=None, help="write the report as JSON")
-    p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
-    options.add_quiet(p)
-    p.set_defaults(func=run)
 
 
 def sides(values: tuple[str, ...], backends: list[str]) -> tuple[str, ...]:
