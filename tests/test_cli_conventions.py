@@ -183,3 +183,36 @@ def test_quiet_without_out_prints_only_the_result(watched: None, capsys: pytest.
     assert captured.err == ""
     lines = captured.out.splitlines()
     assert len(lines) == 1 and lines[0].split()[:5] == ["block1_pool", "(1,", "16,", "16,", "64)"]
+
+
+@pytest.mark.torch
+def test_quiet_dataset_mode_keeps_only_the_problems(
+    watched: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("h5py")
+    model("vgg16", "torch")
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("chelsea", "coffee"):
+        (data / f"{name}.png").write_bytes(ls.sample(name).read_bytes())
+    (data / "broken.png").write_bytes(b"not a png")
+    argv = ["extract", str(data), "-m", "vgg16", "-l", "block1_pool", "-b", "torch", "--weights", "random",
+            "--seed", "0", "--input-size", "32", "-o"]  # fmt: skip
+    assert main([*argv, str(tmp_path / "loud.h5")]) == 0
+    loud = capsys.readouterr()
+    assert loud.out.startswith("wrote 2 images to ") and "3/3 [" in loud.err
+    assert main([*argv, str(tmp_path / "quiet.h5"), "-q"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == ""
+    assert [line.split(":")[0] for line in quiet.out.splitlines()] == [f"  skipped {data / 'broken.png'}"]
+
+
+@pytest.mark.torch
+def test_quiet_show_writes_silently(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model("vgg16", "torch")
+    out = tmp_path / "grid.png"
+    argv = ["show", str(ls.sample("chelsea")), "-m", "vgg16", "-l", "block1_conv1", "-b", "torch",
+            "--weights", "random", "--seed", "0", "--max-maps", "4", "-o", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr() == ("", "")
+    assert out.stat().st_size > 1000
