@@ -117,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
     if not (args.quiet and args.out is not None):  # the summary is the result when nothing is written
         if not args.quiet:
             n = len(args.images)
-            print(f"{loaded.architecture} on {loaded.backend}, weights {loaded.weights}, {n} image(s)")
+            placed = f", {loaded.precision} on {loaded.device}" if options.runtime_options(args) else ""
+            print(
+                f"{loaded.architecture} on {loaded.backend}{placed}, weights {loaded.weights}, {n} image(s)"
+            )
         width = max(len(k) for k in feats)
         for key, arr in feats.items():
             print(
