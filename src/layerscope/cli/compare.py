@@ -36,9 +36,23 @@ def add(sub: Any) -> None:
         description="Run the same weights on the same input on several backends; report where and why "
         "the outputs differ (exit status 1 when a layer is out of tolerance).",
     )
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="*", help="image files (none with --from)")
     options.add_model(p)
-    p.add_argument("-b", "--backends", default="keras,torch", help="comma-separated, first is the reference")
+    p.add_argument(
+        "-b",
+        "--backends",
+        default=None,
+        help="comma-separated, first is the reference (default: keras,torch; with --from: every saved side)",
+    )
+    p.add_argument(
+        "--from",
+        dest="saved",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="compare the sides saved in DIR by `python -m layerscope.crosscheck extract` (e.g. "
+        "keras-tensorflow,keras-jax) instead of running backends",
+    )
     p.add_argument(
         "--weights", default="random", help="random, imagenet, or a weight bundle (default: %(default)s)"
     )
@@ -95,13 +109,19 @@ def run(args: argparse.Namespace) -> int:
     """Compare; print the report (failing layers, or all with --all); exit 1 when any layer fails."""
     from layerscope.errors import InputError
 
+    if args.saved is not None:
+        return run_saved(args)
+    if not args.images:
+        raise InputError(
+            "No images given. Expected image files to compare on, or --from DIR for saved sides."
+        )
     variants = {}
     for item in args.variant:
         backend, sep, variant = item.partition("=")
         if not sep:
             raise InputError(f"Invalid --variant {item!r}. Expected BACKEND=VARIANT, e.g. torch=v1.5.")
         variants[backend] = variant
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = [b.strip() for b in (args.backends or "keras,torch").split(",") if b.strip()]
     runtime: dict[str, Any] = {}
     if args.precision is not None:
         runtime["precisions"] = sides(args.precision, backends)
@@ -120,6 +140,20 @@ def run(args: argparse.Namespace) -> int:
         progress=options.progress(args),
         **runtime,
     )
+    return output(report, args)
+
+
+def run_saved(args: argparse.Namespace) -> int:
+    """``--from DIR``: the per-layer report of sides the cross-check saved (no backend runs)."""
+    from layerscope.compare.saved import from_saved
+
+    names = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
+    report = from_saved(args.saved, args.model, names, rtol=args.rtol, layers=args.layers)
+    return output(report, args)
+
+
+def output(report: Any, args: argparse.Namespace) -> int:
+    """Print the report, write --json/--html; 1 when any layer is out of tolerance."""
     print(report.render(only_failed=not args.all))
     for path, write in ((args.json, report.to_json), (args.html, report.to_html)):
         if path is not None:
