@@ -223,3 +223,92 @@ def test_the_onnx_plugin_refuses_bfloat16_by_name() -> None:
         pytest.skip("the onnx plugin is not installed here")
     with pytest.raises(InputError, match=r"the onnx backend computes in float32 only"):
         ls.load("vgg16", backend="onnx", weights="random", seed=0, precision="bfloat16")
+
+
+# -- compare across precisions ---------------------------------------------------------------
+_SHALLOW = ["block1_conv1", "block2_conv2", "block3_conv3"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend_name", ["torch", "keras"])
+def test_compare_across_precisions_names_reduced_precision(backend_name: str, photo: Path) -> None:
+    report = ls.compare(
+        photo, "vgg16", backends=(backend_name, backend_name), precisions=("float32", "bfloat16"),
+        layers=_SHALLOW,
+    )  # fmt: skip
+    assert [s.label for s in report.sides] == [backend_name, f"{backend_name} (bfloat16)"]
+    assert [(s.precision, s.device) for s in report.sides] == [("float32", "cpu"), ("bfloat16", "cpu")]
+    assert report.causes() == ["reduced precision"]
+    found = report.diagnoses[0]
+    assert found.layer == "block1_conv1" and not found.confirmed
+    assert f"{backend_name} computes in float32 and {backend_name} (bfloat16) in bfloat16" in found.evidence
+    assert "bfloat16 keeps 8 significant bits (a relative rounding step of 0.0039)" in found.evidence
+    worst = max(d.max_rel for d in report.layers)
+    assert (
+        0 < worst <= 2e-2 and f"the largest drift of the 3 layers compared is {worst:.2g}" in found.evidence
+    )
+    assert "; bfloat16 on cpu" in report.render() and "bfloat16 on cpu" in report._repr_html_()
+    assert report.to_dict()["sides"][1]["precision"] == "bfloat16"
+    assert ls.compare(
+        photo, "vgg16", backends=(backend_name, backend_name), precisions=("float32", "bfloat16"),
+        layers=_SHALLOW, rtol=2e-2,
+    ).passed  # fmt: skip
+
+
+def _bf16_evidence(precisions: tuple[str, str]) -> Any:
+    from layerscope.compare.diagnose import Evidence
+    from layerscope.compare.metrics import diff
+    from layerscope.layers import Target
+
+    a = np.random.default_rng(0).normal(size=(1, 8, 8, 16)).astype(np.float32)
+    b = (a * (1 + np.random.default_rng(1).uniform(-4e-3, 4e-3, a.shape))).astype(np.float32)
+    x = np.zeros((1, 2, 2, 3), np.float32)
+    return Evidence(
+        catalog=None,
+        layers=["conv"],
+        models=(object(), object()),  # type: ignore[arg-type]  # the check never asks them
+        batches=(x, x.copy()),
+        outputs=({"conv": a}, {"conv": b}),
+        targets=([Target("conv", "c")], [Target("conv", "c")]),
+        first=diff("conv", a, b, 1e-5, ("f32", "bf16")),
+        rtol=1e-5,
+        precisions=precisions,
+    )
+
+
+def test_reduced_precision_is_named_only_when_the_precisions_differ() -> None:
+    from layerscope.compare.precision import reduced_precision
+
+    named = reduced_precision(_bf16_evidence(("float32", "bfloat16")))
+    assert named is not None and named.cause == "reduced precision"
+    assert "the largest drift of the 1 layers compared is" in named.evidence
+    assert "Pass rtol=5e-3 to accept bfloat16" in named.evidence
+    assert reduced_precision(_bf16_evidence(("float32", "float32"))) is None
+    assert reduced_precision(_bf16_evidence(("bfloat16", "bfloat16"))) is None
+
+
+def test_reduced_precision_does_not_explain_a_large_difference() -> None:
+    from layerscope.compare.precision import reduced_precision
+
+    ev = _bf16_evidence(("float32", "float16"))  # 4e-3 is 8 float16 steps: fits
+    assert reduced_precision(ev) is not None
+    ev.outputs[1]["conv"][...] = -ev.outputs[1]["conv"]
+    from layerscope.compare.metrics import diff
+
+    ev.first = diff("conv", ev.outputs[0]["conv"], ev.outputs[1]["conv"], 1e-5, ("f32", "f16"))
+    assert reduced_precision(ev) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"precisions": ("float32",)}, r"Invalid `precisions`\. Expected one per backend \(2, in the order"),
+        ({"precisions": "bfloat16"}, r"Invalid `precisions`\. Expected one per backend"),
+        ({"devices": ("cpu", "cpu", "cpu")}, r"Invalid `devices`\. Expected one per backend \(2"),
+    ],
+)
+def test_compare_wants_one_precision_and_device_per_side(
+    kwargs: dict[str, Any], text: str, photo: Path
+) -> None:
+    with pytest.raises(InputError, match=text):
+        ls.compare(photo, "vgg16", backends=("torch", "torch"), layers=_SHALLOW, **kwargs)

@@ -65,6 +65,8 @@ def compare(
     diagnose: bool = True,
     batch_size: int | None = None,
     progress: bool | None = None,
+    precisions: Sequence[str] | None = None,
+    devices: Sequence[str | None] | None = None,
 ) -> Report:
     """Run ``images`` through ``model`` on every backend and report where outputs differ.
 
@@ -80,8 +82,14 @@ def compare(
     ``against``: other images; then this is :func:`sensitivity` on the first backend.
     ``diagnose``: name the cause of the first divergence (:mod:`layerscope.compare.diagnose`).
     ``progress``: a bar over the backends run (``None``: only in a terminal or notebook).
+    ``precisions`` / ``devices``: one per side, in the order of ``backends`` (default: every
+    side float32, on its framework's default device); one backend may appear twice to
+    measure what reduced precision costs (``backends=("torch", "torch"), precisions=
+    ("float32", "bfloat16")``): the sides are labelled ``torch`` and ``torch (bfloat16)``
+    and the diagnosis names ``reduced precision`` when that explains the difference.
     """
     _check_options(pipeline, rtol, backends)
+    places = _placements(backends, precisions, devices)
     seed = _seed_for(weights, seed)
     variants = dict(variants or {})
     names = _layer_names(model, layers)
@@ -96,7 +104,7 @@ def compare(
             "Invalid `backends`. Expected at least two to compare (or one plus `against=` "
             f"images). Received: {list(backends)!r}."
         )
-    run = _Run(_load_all(model, backends, weights, seed, variants), names)
+    run = _Run(_load_all(model, backends, weights, seed, variants, places), names)
     run.feed(images, pipeline, preprocess, native_names or {}, batch_size, progress)
     diffs = [
         diff(name, run.outputs[a][name], run.outputs[b][name], rtol, (a, b))
@@ -157,6 +165,7 @@ class _Run:
             rtol=rtol,
             inputs=(self.sides[ia].recipe, self.sides[ib].recipe),
             capture=_registered_capture(self.models[ib]),
+            precisions=(self.models[ia].precision, self.models[ib].precision),
         )
 
 
@@ -217,6 +226,31 @@ def _check_options(pipeline: str, rtol: float, backends: Sequence[str | LoadedMo
         raise InputError("Invalid `backends`. Expected at least one backend name. Received: [].")
 
 
+def _placements(
+    backends: Sequence[str | LoadedModel],
+    precisions: Sequence[str] | None,
+    devices: Sequence[str | None] | None,
+) -> list[tuple[str | None, str]]:
+    """(device, precision) per side; a loaded model's own are kept (and must match if given)."""
+    for name, given in (("precisions", precisions), ("devices", devices)):
+        if given is not None and (isinstance(given, str) or len(given) != len(backends)):
+            raise InputError(
+                f"Invalid `{name}`. Expected one per backend ({len(backends)}, in the order of "
+                f"`backends`), e.g. {name}=('float32', 'bfloat16'). Received: {name}={given!r}."
+            )
+    places = list(
+        zip(devices or [None] * len(backends), precisions or ["float32"] * len(backends), strict=True)
+    )
+    for b, (_, precision) in zip(backends, places, strict=True):
+        if isinstance(b, LoadedModel) and precisions is not None and precision != b.precision:
+            raise InputError(
+                f"Invalid `precisions`: a LoadedModel side computes in its own precision "
+                f"({b.precision!r}). Received: {precision!r} for it. Load it with "
+                f"precision={precision!r}, or pass its backend's name instead."
+            )
+    return places
+
+
 def _check_rtol(rtol: float) -> None:
     if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 <= rtol < float("inf"):
         raise InputError(
@@ -269,13 +303,18 @@ def _load_all(
     weights: Any,
     seed: int | None,
     variants: dict[str, str],
+    places: list[tuple[str | None, str]],
 ) -> list[LoadedModel]:
     bundle: Bundle | None = load_bundle(weights) if is_bundle(weights) else None
     loaded: dict[int, LoadedModel] = {i: b for i, b in enumerate(backends) if isinstance(b, LoadedModel)}
     if bundle is None and catalog.get(str(model).lower()) is not None:
         for i, b in enumerate(backends):  # the source: the first named backend that can export
             if isinstance(b, str):
-                source = load(model, backend=b, weights=weights, seed=seed, variant=variants.get(b))
+                device, precision = places[i]
+                source = load(
+                    model, backend=b, weights=weights, seed=seed, variant=variants.get(b), device=device,
+                    precision=precision,
+                )  # fmt: skip
                 if source.supports("export_bundle"):
                     loaded[i] = source
                     bundle = source.export_bundle()
@@ -284,16 +323,24 @@ def _load_all(
     for i, b in enumerate(backends):
         if i not in loaded:
             own_seed = seed if shared is weights else None  # a bundle carries its weights
+            device, precision = places[i]
             loaded[i] = load(
-                model, backend=str(b), weights=shared, seed=own_seed, variant=variants.get(str(b))
-            )
+                model, backend=str(b), weights=shared, seed=own_seed, variant=variants.get(str(b)),
+                device=device, precision=precision,
+            )  # fmt: skip
     return [loaded[i] for i in range(len(backends))]
 
 
 def _labels(models: list[LoadedModel]) -> list[str]:
+    """Side names: the backend's, with its precision and device when not float32 on the CPU
+    (``torch (bfloat16)``), then made unique by variant (``torch:v1``) or primes."""
     labels: list[str] = []
     for m in models:
-        label = m.backend if m.backend not in labels else f"{m.backend}:{m.variant}"
+        where = ", ".join(
+            x for x in (m.device if m.device != "cpu" else "", m.precision) if x != "float32" and x
+        )
+        own = f"{m.backend} ({where})" if where else m.backend
+        label = own if own not in labels else f"{own}:{m.variant}"
         while label in labels:
             label += "'"
         labels.append(label)
@@ -309,7 +356,7 @@ def _targets(m: LoadedModel, names: list[str], overrides: Mapping[str, str]) -> 
 def _side(label: str, m: LoadedModel, recipe: str) -> Side:
     cat = m.catalog
     variant = cat.describe_variant(m.variant) if cat else (m.variant or "standard")
-    return Side(label, label_of(get_backend(m.backend)), variant, m.weights, recipe)
+    return Side(label, label_of(get_backend(m.backend)), variant, m.weights, recipe, m.precision, m.device)
 
 
 def _recipe_text(m: LoadedModel, preprocess: Preprocess) -> str:

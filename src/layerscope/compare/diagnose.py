@@ -18,6 +18,8 @@ in-place overwrite of a captured tensor       one side is ``max(other, 0)`` at t
 pre- vs post-activation capture               one side is ``max(other, 0)`` at the layer
 weights differ                                the two models' weight bundles differ
 BatchNorm epsilon                             weights equal but for BatchNorm epsilon
+reduced precision                             the sides compute in different precisions (float32
+                                              vs bfloat16) and differ by a few rounding steps
 floating-point numerics                       tiny differences, cosine ~ 1, nothing else fits; the
                                               evidence adds how a softmax magnifies its input's
                                               difference, any uniform scale drift (a bias) and
@@ -41,6 +43,7 @@ import numpy as np
 
 from layerscope.compare.evidence import CHECKS, Check, Evidence, Subject, check
 from layerscope.compare.metrics import diff
+from layerscope.compare.precision import REDUCED_PRECISION, reduced_precision
 from layerscope.compare.report import Diagnosis
 from layerscope.errors import LayerscopeError
 
@@ -286,6 +289,9 @@ def epsilon(ev: Evidence) -> Diagnosis | None:
     return Diagnosis(EPSILON, text, layer, confirmed=True)
 
 
+check(REDUCED_PRECISION)(reduced_precision)  # compare/precision.py: the sides' precisions differ
+
+
 # -- numerics --------------------------------------------------------------------------------
 @check(NUMERICS)
 def numerics(ev: Evidence) -> Diagnosis | None:
@@ -366,6 +372,8 @@ def drift_note(ev: Evidence, layer: str, a: np.ndarray, b: np.ndarray) -> str:
         f"rather than noise that averages out; {low} rounds low."
     )
 
+
+from layerscope.compare import architectures  # noqa: E402, F401  registers the zoos' own differences, last
 
 CAUSES = tuple(c.cause for c in CHECKS)
 """Every cause a check can name, in the order they are tried."""

@@ -41,6 +41,18 @@ class Side:
     weights: str
     recipe: str
     """What the side's input went through, in words."""
+    precision: str = "float32"
+    """The arithmetic the side computed in (``bfloat16``: mixed precision)."""
+    device: str = "cpu"
+    """Where the side ran (``cpu``, ``cuda:0``)."""
+
+    def placement(self) -> str:
+        """``"; bfloat16 on cpu"`` for a side not in float32 on the CPU, else ``""``."""
+        return (
+            ""
+            if (self.precision, self.device) == ("float32", "cpu")
+            else f"; {self.precision} on {self.device}"
+        )
 
 
 @dataclass(frozen=True)
@@ -128,7 +140,7 @@ class Report:
         )
         sides = "".join(
             f"<li><b>{esc(s.label)}</b>: {esc(s.backend)}, variant {esc(s.variant)}; weights "
-            f"{esc(s.weights)}; {esc(s.recipe)}</li>"
+            f"{esc(s.weights)}; {esc(s.recipe)}{esc(s.placement())}</li>"
             for s in self.sides
         )
         causes = "".join(
@@ -155,6 +167,7 @@ class Report:
         for s in self.sides:
             lines.append(
                 f"  {s.label:<10} {s.backend:<6} variant {s.variant}; weights {s.weights}; {s.recipe}"
+                + s.placement()
             )
         head = list(HEADERS)
         shown = [d for d in self.layers if not only_failed or not d.passed]
