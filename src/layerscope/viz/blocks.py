@@ -9,9 +9,9 @@ from typing import Any
 from layerscope.errors import InputError
 from layerscope.viz.figure import DETAIL_PT, PAD, fit_text, framed, target_figure
 from layerscope.viz.grid import SCALES, draw_grid, feature_grid
-from layerscope.viz.titles import Title, choose_channels, pick, source_title, title_lines
+from layerscope.viz.titles import Picked, Title, choose_channels, pick, source_title, title_lines
 
-__all__ = ["BLOCK_LAYERS", "blocks", "blocks_figure"]
+__all__ = ["BLOCK_LAYERS", "blocks", "blocks_figure", "draw_rows"]
 
 BLOCK_LAYERS = {
     "vgg16": ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"),
@@ -114,23 +114,16 @@ def blocks_figure(
     ----------
     images, model, image, **load_kwargs
         As :func:`blocks`.
-    n : int
-        Channels per row, from the first (default 8).
-    cmap : str
-        A matplotlib colour map name (default ``"viridis"``).
-    scale : {"panel", "shared"}
-        Each panel its own range (default), or one range per row (layers differ in scale).
-    title : str, None or False
-        As :func:`feature_grid`; the default names model, backend and weights.
-    size : (int, int), optional
-        ``(width, height)`` in pixels; default 90 px per panel, 130 px for the row labels.
-    fig : Figure or SubFigure, optional
-        Draw into this instead of a new figure.
+    n, cmap, scale
+        Channels per row (default 8); colour map (viridis); ``"panel"`` (each panel its own
+        range, the default) or ``"shared"`` (one range per row: layers differ in scale).
+    title, size, fig
+        As :func:`feature_grid`; ``size`` defaults to 90 px per panel and 130 px of labels.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``5 * n`` panels; each row labelled with its layer, map size and channel count.
+        ``5 * n`` panels, each row labelled with its layer, map size and channel count.
 
     Raises
     ------
@@ -141,25 +134,44 @@ def blocks_figure(
     --------
     >>> viz.blocks_figure(ls.sample("chelsea"), "vgg16", weights="random", seed=0).savefig("vgg.png")
     """
-    if scale not in SCALES:
-        raise InputError(f"Invalid `scale`. Expected 'panel' or 'shared'. Received: scale={scale!r}.")
+    if scale not in SCALES or n < 1:
+        raise InputError(
+            f"Invalid `scale` or `n`. Expected 'panel' or 'shared', n >= 1. Received: {scale!r}, {n}."
+        )
     feats, layers = _block_features(images, model, load_kwargs)
     maps = [pick(feats, name, image) for name in layers]
     picked = [choose_channels(p.map.shape[-1], n, n) for p in maps]
+    cols = max(len(c) for c in picked)
     how = "each panel its own range" if scale == "panel" else "one range per row"
     detail = f"last conv of each block, first {len(picked[0])} channels; {how}"
-    lines = title_lines(title, source_title(None, maps[0].source), detail)
-    cols = max(len(c) for c in picked)
-    natural = (LABEL + cols * ROW_PANEL + PAD, len(layers) * ROW_PANEL + PAD)
-    target, top = framed(target_figure(fig), size, natural, lines)
+    target, top = framed(
+        target_figure(fig), size, (LABEL + cols * ROW_PANEL + PAD, len(layers) * ROW_PANEL + PAD),
+        title_lines(title, source_title(None, maps[0].source), detail),
+    )  # fmt: skip
+    draw_rows(target, maps, picked, cols, top.height, cmap=cmap, scale=scale)
+    return target
+
+
+def draw_rows(
+    target: Any,
+    maps: list[Picked],
+    picked: list[list[int]],
+    cols: int,
+    header: float,
+    *,
+    cmap: str,
+    scale: str,
+) -> None:
+    """:func:`blocks_figure`'s rows under a ``header`` px tall: panels and each row's label."""
     w, h = float(target.bbox.width), float(target.bbox.height)
-    row_h = (h - top.height - 2 * PAD) / len(layers)
+    row_h = (h - header - 2 * PAD) / len(maps)
     if row_h < 8 or w < LABEL + 2 * cols:
         raise InputError(
-            f"The figure is too small for 5 rows of {cols} panels: {w:.0f}x{h:.0f} px. Pass a larger size."
+            f"The figure is too small for {len(maps)} rows of {cols} panels: {w:.0f}x{h:.0f} px. "
+            "Pass a larger `size` or a smaller `n`."
         )
     for r, (p, chans) in enumerate(zip(maps, picked, strict=True)):
-        top_px = h - top.height - PAD - r * row_h
+        top_px = h - header - PAD - r * row_h
         box = (LABEL / w, (top_px - row_h) / h, 1 - PAD / w, top_px / h)
         draw_grid(target, p.map, chans, cols, cmap=cmap, scale=scale, numbers=True, box=box)
         hh, ww, cc = p.map.shape
@@ -168,4 +180,3 @@ def blocks_figure(
             ha="right", va="center", fontsize=DETAIL_PT,
         )  # fmt: skip
         fit_text(label, LABEL - 2 * PAD)
-    return target

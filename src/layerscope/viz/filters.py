@@ -115,26 +115,19 @@ def filters(
     **load_kwargs: Any,
 ) -> Any:
     """The first ``n`` filters of a conv layer with square pixels, weights scaled to 0-1 over
-    those filters, wrapped into a grid (``cols`` per row) for any ``n``.
-
-    A first-layer filter (3 input channels) is an RGB image; any other is a grey mosaic of
-    its input-channel slices (64 slices: 8 x 8). ``fig.layerscope_tiles`` is the grid's
-    ``(rows, columns)`` of filters.
+    those filters, wrapped into a grid for any ``n``: a first-layer filter (3 input channels)
+    as an RGB image, any other as a grey mosaic of its input-channel slices (64: 8 x 8).
+    ``fig.layerscope_tiles`` is the grid's ``(rows, columns)`` of filters.
 
     Parameters
     ----------
     model, layer, **load_kwargs
         As :func:`filter_weights`.
-    n : int
-        How many filters, from the first (default 6).
-    rgb : bool, optional
-        Draw each filter as one RGB image (needs 3 input channels); default: when it has 3.
-    cols : int, optional
-        Filters per row; default about the square root of ``n`` (8 for 64).
-    title, ax, fig
-        As :func:`max_activation`; the default title names model, layer, backend and weights.
-    size : (int, int), optional
-        ``(width, height)`` in pixels; default about 560 px for the longer side of the picture.
+    n, cols, rgb
+        How many filters, from the first (default 6); filters per row (default about the
+        square root of ``n``); RGB images (default: when the kernel has 3 input channels).
+    title, size, ax, fig
+        As :func:`max_activation`; ``size`` defaults to about 560 px for the longer side.
 
     Returns
     -------
@@ -152,7 +145,25 @@ def filters(
     >>> viz.filters("vgg16", "block1_conv1", n=64, weights="random", seed=0).savefig("rgb.png")
     """
     m, kernel = _load(model, layer, load_kwargs)
-    kh, kw, cin, cout = kernel.shape
+    rgb, cols = _check(kernel, layer, n, rgb, cols)
+    picture = filter_mosaic(kernel, n, cols, rgb)
+    lines = title_lines(
+        title,
+        source_title(layer, Source(m.architecture, m.backend, m.weights, m.variant)),
+        _detail(kernel, n, rgb),
+    )
+    zoom = max(2, min(24, TARGET_PX // max(picture.shape[:2])))
+    natural = (max(picture.shape[1] * zoom, 320), picture.shape[0] * zoom)
+    owner, axes = single_panel(fig, ax, size, lines, natural=natural)
+    axes.imshow(picture, interpolation="nearest", aspect=1)
+    axes.set_axis_off()
+    owner.layerscope_tiles = (math.ceil(n / cols), cols)
+    return owner
+
+
+def _check(kernel: np.ndarray, layer: str, n: int, rgb: bool | None, cols: int | None) -> tuple[bool, int]:
+    """``filters``' arguments checked against the kernel: ``(rgb, cols)`` with defaults filled."""
+    cin, cout = kernel.shape[2:]
     if not 1 <= n <= cout:
         raise InputError(f"Invalid `n`. {layer!r} has {cout} filters. Received: n={n}. Pass 1..{cout}.")
     rgb = cin == 3 if rgb is None else rgb
@@ -164,20 +175,12 @@ def filters(
     cols = min(n, cols if cols is not None else math.ceil(math.sqrt(n)))
     if cols < 1:
         raise InputError(f"Invalid `cols`. Expected at least 1. Received: cols={cols}.")
-    picture = filter_mosaic(kernel, n, cols, rgb)
+    return rgb, cols
+
+
+def _detail(kernel: np.ndarray, n: int, rgb: bool) -> str:
+    kh, kw, cin, cout = kernel.shape
     chosen = kernel[..., :n]
     how = "as RGB images" if rgb else f"{cin} input-channel slices each, in grey"
-    detail = (
-        f"{n} of {cout} filters, {kh}x{kw}x{cin}, {how}; one scale for all: "
-        f"{float(chosen.min()):.3g} to {float(chosen.max()):.3g}"
-    )
-    where = Source(m.architecture, m.backend, m.weights, m.variant)
-    lines = title_lines(title, source_title(layer, where), detail)
-    ph, pw = picture.shape[:2]
-    zoom = max(2, min(24, TARGET_PX // max(ph, pw)))
-    natural = (max(pw * zoom, 320), ph * zoom)
-    owner, axes = single_panel(fig, ax, size, lines, natural=natural)
-    axes.imshow(picture, interpolation="nearest", aspect=1)
-    axes.set_axis_off()
-    owner.layerscope_tiles = (math.ceil(n / cols), cols)
-    return owner
+    low, high = float(chosen.min()), float(chosen.max())
+    return f"{n} of {cout} filters, {kh}x{kw}x{cin}, {how}; one scale for all: {low:.3g} to {high:.3g}"

@@ -10,9 +10,17 @@ import numpy as np
 
 from layerscope.errors import InputError
 from layerscope.viz.figure import CBAR, PAD, add_colorbar, framed, target_figure
-from layerscope.viz.titles import Title, channel_text, choose_channels, pick, source_title, title_lines
+from layerscope.viz.titles import (
+    Picked,
+    Title,
+    channel_text,
+    choose_channels,
+    pick,
+    source_title,
+    title_lines,
+)
 
-__all__ = ["PANEL", "SCALES", "draw_grid", "feature_grid", "scale_text"]
+__all__ = ["PANEL", "SCALES", "draw_grid", "feature_grid", "grid_figure", "scale_text"]
 
 PANEL = 110
 """Default pixels per grid panel."""
@@ -88,46 +96,29 @@ def feature_grid(
     Parameters
     ----------
     fmap : array-like or Features
-        One layer's output, NHWC ``(N, H, W, C)`` (as ``extract`` returns it) or ``(H, W, C)``;
-        or ``extract``'s whole result with ``layer=``, which also gives the default title its
-        model, backend and weights.
-    max_maps, cols : int
-        How many channels to draw, from the first (default 64); panels per row (default 8).
-    cmap : str
-        A matplotlib colour map name (default ``"viridis"``).
-    layer : str, optional
-        Which layer of ``fmap`` (needed when it holds several); named in the title.
+        One layer's output, NHWC (as ``extract`` returns it) or HWC; or ``extract``'s result
+        with ``layer=`` (the default title then names model, layer, backend and weights).
+    max_maps, cols, cmap
+        Channels drawn by default (the first 64), panels per row (8), colour map (viridis).
+    layer, image, title, size, fig
+        As :func:`max_activation`; ``size`` defaults to 110 px per panel plus the header, and
+        the header's second line says ``"64 of 512 channels"``, the map size and the scale.
     channels : int or sequence of int, optional
-        The first ``channels`` channels, or these indices; default the first ``max_maps``.
-    image : int
-        Which image of the batch (default 0).
-    title : str, None or False
-        ``None``: ``"vgg16 block1_conv1 (keras, weights ...)"`` when known; a string: that;
-        ``False`` or ``""``: no header. Under a title, a line states ``"64 of 512 channels"``,
-        the map size and the scale.
-    scale : {"panel", "shared"}
-        Each panel stretched over its own min..max (default), or one range for all panels
-        (so panels compare).
-    colorbar : bool
-        Draw a colour bar (values for ``"shared"``; panel min to max for ``"panel"``).
-    numbers : bool
-        Write each panel's channel index in its corner (default True).
-    size : (int, int), optional
-        ``(width, height)`` in pixels; default 110 px per panel plus the header.
-    fig : Figure or SubFigure, optional
-        Draw into this (e.g. one of ``fig.subfigures(1, 2)``) instead of a new figure.
+        The first ``channels`` channels, or these indices (default: the first ``max_maps``).
+    scale, colorbar, numbers
+        ``"panel"`` (each panel its own range, the default) or ``"shared"`` (one range for
+        all, so panels compare); draw a colour bar; channel numbers in the panels' corners.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``fig`` if given, else a new figure built without pyplot; ``fig.savefig(path)``.
+        ``fig`` if given, else a new figure built without pyplot.
 
     Raises
     ------
     InputError
-        ``fmap`` is not a map (a vector layer such as ``fc1``), ``image`` or a channel is out
-        of range, ``max_maps`` / ``cols`` is below 1, ``scale`` is unknown, or ``fmap`` holds
-        several layers and ``layer`` is not one of them.
+        Not a map (a vector layer such as ``fc1``), ``image`` or a channel out of range,
+        ``max_maps`` / ``cols`` below 1, an unknown ``scale``, or no such ``layer``.
 
     Examples
     --------
@@ -140,14 +131,22 @@ def feature_grid(
         )
     p = pick(fmap, layer, image)
     picked = choose_channels(p.map.shape[-1], channels, max_maps)
+    look = {"cmap": cmap, "scale": scale, "numbers": numbers}
+    return grid_figure(
+        p, picked, min(cols, len(picked)), look, title=title, colorbar=colorbar, size=size, fig=fig
+    )
+
+
+def grid_figure(
+    p: Picked, picked: list[int], cols: int, look: dict[str, Any], *, title: Title, colorbar: bool,
+    size: tuple[int, int] | None, fig: Any,
+) -> Any:  # fmt: skip
+    """:func:`feature_grid`'s figure: header, panels (``look``: cmap, scale, numbers), colour bar."""
     chosen = p.map[..., picked]
     h, w = p.map.shape[:2]
-    detail = (
-        f"{channel_text(picked, p.map.shape[-1])}, {h}x{w} each; "
-        f"{scale_text(scale, float(chosen.min()), float(chosen.max()))}"
-    )
+    span = scale_text(look["scale"], float(chosen.min()), float(chosen.max()))
+    detail = f"{channel_text(picked, p.map.shape[-1])}, {h}x{w} each; {span}"
     lines = title_lines(title, source_title(p.layer, p.source), detail)
-    cols = min(cols, len(picked))
     rows = math.ceil(len(picked) / cols)
     strip = CBAR if colorbar else 0
     target, top = framed(target_figure(fig), size, (cols * PANEL + strip, rows * PANEL), lines)
@@ -158,9 +157,9 @@ def feature_grid(
             f"The figure is too small for {len(picked)} panels and the title: {fw:.0f}x{fh:.0f} px. "
             "Pass a larger `size`, fewer `channels`, or title=False."
         )
-    images = draw_grid(target, p.map, picked, cols, cmap=cmap, scale=scale, numbers=numbers, box=body)
+    images = draw_grid(target, p.map, picked, cols, box=body, **look)
     if colorbar:
-        _grid_colorbar(target, images, scale, (PAD, fh - top.height - PAD))
+        _grid_colorbar(target, images, look["scale"], (PAD, fh - top.height - PAD))
     return target
 
 

@@ -11,7 +11,7 @@ from layerscope.errors import InputError
 from layerscope.viz.figure import CBAR, add_colorbar, single_panel
 from layerscope.viz.titles import Title, pick, source_title, title_lines
 
-__all__ = ["max_activation", "normalise", "overlay"]
+__all__ = ["heat_on_photo", "max_activation", "normalise", "overlay"]
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -38,24 +38,20 @@ def max_activation(
     ----------
     fmap : array-like or Features
         One layer's output, NHWC ``(N, H, W, C)`` or ``(H, W, C)``; or ``extract``'s result
-        with ``layer=`` (the default title then names model, backend and weights).
+        with ``layer=`` (the default title then names model, layer, backend and weights).
     layer : str, optional
         Which layer of ``fmap`` (needed when it holds several); named in the title.
     image : int
         Which image of the batch (default 0).
-    cmap : str
-        A matplotlib colour map name (default ``"magma"``, perceptually uniform).
+    cmap, colorbar
+        Colour map (default ``"magma"``, perceptually uniform); draw a colour bar.
     title : str, None or False
-        ``None`` the default title, a string that title, ``False`` / ``""`` none. A second line
-        says ``"max over 512 channels"`` and the map size.
-    colorbar : bool
-        Draw a colour bar of the values (default False).
+        ``None`` the default title, a string that title, ``False`` / ``""`` no header. A
+        second line says what is shown (``"max over 512 channels, 14x14"``).
     size : (int, int)
         ``(width, height)`` of a new figure in pixels (default 400 x 400).
-    ax : Axes, optional
-        Draw into this axes (the title becomes its title) and return its figure.
-    fig : Figure or SubFigure, optional
-        Draw into this instead of a new figure.
+    ax, fig : Axes / Figure or SubFigure, optional
+        Draw into this axes (the header becomes its title) or this (sub)figure.
 
     Returns
     -------
@@ -65,7 +61,7 @@ def max_activation(
     Raises
     ------
     InputError
-        ``fmap`` is not a map, ``image`` is out of range, both ``ax`` and ``fig`` are given.
+        ``fmap`` is not a map, ``image`` is out of range, or both ``ax`` and ``fig`` given.
 
     Examples
     --------
@@ -84,6 +80,21 @@ def max_activation(
     return owner
 
 
+def heat_on_photo(image_in: Any, x: np.ndarray, reduce: str) -> tuple[np.ndarray, np.ndarray]:
+    """The photo in 0..1 and ``x`` reduced over channels, stretched to 0..1 and upsampled to it."""
+    from PIL import Image
+
+    from layerscope.images import read_images
+
+    if reduce not in ("mean", "max"):
+        raise InputError(f"Invalid `reduce`. Expected 'mean' or 'max'. Received: {reduce!r}.")
+    photo = read_images(image_in)[0].astype(np.float32)
+    photo = photo / 255.0 if photo.max() > 1.0 else photo
+    act = normalise(x.mean(axis=-1) if reduce == "mean" else x.max(axis=-1)).astype(np.float32)
+    h, w = photo.shape[:2]
+    return photo, np.asarray(Image.fromarray(act, "F").resize((w, h), Image.Resampling.BILINEAR))
+
+
 def overlay(
     image_in: Any,
     fmap: Any,
@@ -100,25 +111,17 @@ def overlay(
     fig: Any = None,
 ) -> Any:
     """An activation map (mean or max over channels) upsampled onto the photo as a heatmap.
-
     Pass the photo as the model saw it (the 224x224 crop) so positions line up.
 
     Parameters
     ----------
     image_in : path, PIL image or array
         The photo, anything :func:`layerscope.extract` takes (0-255 or 0-1 values).
-    fmap : array-like or Features
-        One layer's output (NHWC or HWC), or ``extract``'s result with ``layer=``.
-    layer, image, title, size, ax, fig
+    fmap, layer, image, title, size, ax, fig
         As :func:`max_activation`.
-    alpha : float
-        The heatmap's opacity (default 0.5).
-    cmap : str
-        The heatmap's colour map (default ``"magma"``, perceptually uniform; not jet).
-    reduce : {"mean", "max"}
-        How channels become one map (default ``"mean"``).
-    colorbar : bool
-        Draw a colour bar (0 = the map's min, 1 = its max).
+    alpha, cmap, reduce, colorbar
+        The heatmap's opacity (0.5) and colour map (``"magma"``, never jet); ``"mean"`` or
+        ``"max"`` over channels; a colour bar (0 = the map's min, 1 = its max).
 
     Returns
     -------
@@ -133,23 +136,13 @@ def overlay(
     Examples
     --------
     >>> vgg = ls.load("vgg16", weights="random", seed=0)
-    >>> seen = vgg.prepare(ls.sample("chelsea"), preprocess=None, resize="stretch")[0]
-    >>> feats = vgg.extract(ls.sample("chelsea"), ["block3_conv3"])
-    >>> viz.overlay(seen, feats, layer="block3_conv3").savefig("overlay.png")
+    >>> seen = vgg.prepare(ls.sample(), preprocess=None, resize="stretch")[0]
+    >>> viz.overlay(seen, vgg.extract(ls.sample(), ["block3_conv3"])).savefig("overlay.png")
     """
-    from PIL import Image
-
-    from layerscope.images import read_images
-
-    if reduce not in ("mean", "max"):
-        raise InputError(f"Invalid `reduce`. Expected 'mean' or 'max'. Received: {reduce!r}.")
-    photo = read_images(image_in)[0].astype(np.float32)
-    photo = photo / 255.0 if photo.max() > 1.0 else photo
     p = pick(fmap, layer, image)
     x = p.map
-    act = normalise(x.mean(axis=-1) if reduce == "mean" else x.max(axis=-1)).astype(np.float32)
+    photo, up = heat_on_photo(image_in, x, reduce)
     h, w = photo.shape[:2]
-    up = np.asarray(Image.fromarray(act, "F").resize((w, h), Image.Resampling.BILINEAR))
     detail = f"{reduce} over {x.shape[-1]} channels ({x.shape[0]}x{x.shape[1]}) on the {w}x{h} input"
     lines = title_lines(title, source_title(p.layer, p.source), detail)
     owner, axes = single_panel(fig, ax, size, lines, right=CBAR if colorbar else 0.0)
