@@ -3,6 +3,7 @@ pixels, and no text outside the figure at any size the CLI produces."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ def test_extract_result_knows_its_source(backend: str) -> None:
     m = model("vgg16", backend)
     feats = m.extract(np.zeros((32, 32, 3), np.uint8), ["block1_conv1"], input_size=32)
     assert feats.source == Source("vgg16", backend, m.weights, m.variant)
+    assert pickle.loads(pickle.dumps(feats)).source == feats.source  # travels with the dict
     title = viz.feature_grid(feats, layer="block1_conv1").texts[0].get_text()
     assert title == f"vgg16 block1_conv1 ({backend}, weights {m.weights})"
 
