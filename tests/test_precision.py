@@ -312,3 +312,45 @@ def test_compare_wants_one_precision_and_device_per_side(
 ) -> None:
     with pytest.raises(InputError, match=text):
         ls.compare(photo, "vgg16", backends=("torch", "torch"), layers=_SHALLOW, **kwargs)
+
+
+# -- datasets and Ray ------------------------------------------------------------------------
+@pytest.mark.torch
+def test_extract_dataset_records_the_precision_and_a_resume_must_match(tmp_path: Path) -> None:
+    import h5py
+
+    images = list(np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    kw: dict[str, Any] = {"backend": "torch", "weights": "random", "seed": 0, "input_size": 32}
+    ls.extract_dataset(images, "vgg16", ["block2_conv2"], tmp_path / "bf16.h5", precision="bfloat16", **kw)
+    ls.extract_dataset(images, "vgg16", ["block2_conv2"], tmp_path / "f32.h5", **kw)
+    with h5py.File(tmp_path / "bf16.h5") as low, h5py.File(tmp_path / "f32.h5") as full:
+        assert (low.attrs["precision"], full.attrs["precision"]) == ("bfloat16", "float32")
+        a, b = full["features/block2_conv2"][...], low["features/block2_conv2"][...]
+    assert a.dtype == b.dtype == np.float32 and 0 < _rel(a, b) < 2e-2
+    with pytest.raises(InputError, match=r"precision: file has 'bfloat16', this run 'float32'"):
+        ls.extract_dataset(images, "vgg16", ["block2_conv2"], tmp_path / "bf16.h5", **kw)
+    with h5py.File(tmp_path / "f32.h5", "a") as old:  # an output written before precision was recorded
+        del old.attrs["precision"]
+    assert ls.extract_dataset(images, "vgg16", ["block2_conv2"], tmp_path / "f32.h5", **kw).written == 0
+
+
+@pytest.mark.torch
+def test_the_ray_feature_extractor_takes_device_and_precision() -> None:
+    from layerscope.integrations.ray import FeatureExtractor
+
+    fx = FeatureExtractor(
+        "vgg16",
+        ["block1_conv1"],
+        backend="torch",
+        weights="random",
+        seed=0,
+        device="cpu",
+        precision="bfloat16",
+    )
+    assert (fx.loaded.device, fx.loaded.precision) == ("cpu", "bfloat16")
+    out = fx({"image": np.zeros((2, 32, 32, 3), np.uint8)})
+    assert out["block1_conv1"].dtype == np.float32
+    with pytest.raises(BackendUnavailableError, match=r"Device 'cuda:3' requested; available: cpu"):
+        FeatureExtractor(
+            "vgg16", ["block1_conv1"], backend="torch", weights="random", seed=0, device="cuda:3"
+        )

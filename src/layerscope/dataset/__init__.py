@@ -149,6 +149,7 @@ def _settings(
         "preprocess": loaded.recipe.describe() if preprocess == "native" else _describe(preprocess),
         "input_size": str(loaded.input_size if size == "native" else size),
         "dtype": "float32",
+        "precision": loaded.precision,
     }
 
 
@@ -187,6 +188,8 @@ def extract_dataset(
     resume: bool = True,
     overwrite: bool = False,
     progress: bool | None = None,
+    device: str | None = None,
+    precision: str = "float32",
 ) -> DatasetResult:
     """Extract ``layers`` for every image of ``source`` into ``out``; see the module docs.
 
@@ -197,6 +200,8 @@ def extract_dataset(
     ``overwrite=True`` replaces it. Returns a :class:`DatasetResult`. Raises
     ``OutputLockedError`` (another writer), ``OutputError`` (an output with other settings).
     ``progress``: a bar over the images (``None``: only in a terminal or notebook).
+    ``device`` / ``precision``: as in :func:`layerscope.load`; the output records the
+    precision, and a resume must use the same one (rows of two precisions never mix).
     """
     check_pool(pool)
     check_workers(workers)
@@ -207,7 +212,7 @@ def extract_dataset(
     out_path = Path(out)
     kind = output_kind(out_path)
     _check_out(out_path, kind)
-    loaded = load(model, backend=backend, weights=weights, seed=seed)
+    loaded = load(model, backend=backend, weights=weights, seed=seed, device=device, precision=precision)
     targets = loaded.resolve([layers] if isinstance(layers, (str, int)) else list(layers))
     items = list_sources(source)
     sources: dict[str, Any] = {}

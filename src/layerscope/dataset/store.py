@@ -27,8 +27,13 @@ __all__ = ["FORMAT", "SETTINGS", "Writer", "check_room", "check_settings", "writ
 FORMAT = 2
 """Output layout version: 2 = committed counts, full-path keys, named shards, a manifest."""
 
-SETTINGS = ("model", "backend", "weights", "variant", "layers", "pool", "preprocess", "input_size", "dtype")
+SETTINGS = (
+    "model", "backend", "weights", "variant", "layers", "pool", "preprocess", "input_size", "dtype",
+    "precision",
+)  # fmt: skip
 """The run settings an output records and a resume must match (each difference is named)."""
+_RECORDED_SINCE = {"precision": "float32"}
+"""Settings added later, and what an output written before them was made with."""
 
 
 class Writer:
@@ -48,7 +53,11 @@ class Writer:
 
 def check_settings(found: dict[str, Any], meta: dict[str, str], out: Path) -> None:
     """Refuse to resume ``out`` when any recorded setting differs from this run's."""
-    differ = [(k, found.get(k), v) for k, v in meta.items() if _text(found.get(k)) != v]
+    differ = [
+        (k, found.get(k, _RECORDED_SINCE.get(k)), v)
+        for k, v in meta.items()
+        if _text(found.get(k, _RECORDED_SINCE.get(k))) != v
+    ]
     if differ:
         detail = "; ".join(f"{k}: file has {a!r}, this run {b!r}" for k, a, b in differ)
         raise InputError(

@@ -58,6 +58,11 @@ class FeatureExtractor:
         As :func:`layerscope.extract`.
     prefix : str
         Prepended to each layer's column name.
+    device, precision
+        As :func:`layerscope.load`: ``device=None`` takes the actor's best device, so give
+        each actor a GPU with ``map_batches(..., num_gpus=1)`` (Ray then sets
+        ``CUDA_VISIBLE_DEVICES`` for it) and it runs there; ``precision="bfloat16"`` is about
+        4x faster than float32 on CPUs with AMX or AVX512-BF16.
 
     Raises
     ------
@@ -84,9 +89,13 @@ class FeatureExtractor:
         preprocess: Any = "native",
         input_size: Any = "native",
         prefix: str = "",
+        device: str | None = None,
+        precision: str = "float32",
     ) -> None:
         check_pool(pool)
-        self.loaded = load(model, backend=backend, weights=weights, seed=seed)
+        self.loaded = load(
+            model, backend=backend, weights=weights, seed=seed, device=device, precision=precision
+        )
         self.targets = self.loaded.resolve(list(layers))
         self.column = column
         self.pool = pool
