@@ -3,6 +3,7 @@ pixels, and no text outside the figure at any size the CLI produces."""
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,19 @@ def test_cli_show_views_clip_no_text(backend: str, tmp_path: Path, monkeypatch: 
         assert saved and all(drawn_texts(f) for f in saved), view
         found[view] = [text for f in saved for text in clipped(f)]
     assert found == {view: [] for view in found}
+
+
+def test_figures_show_in_jupyter_without_pyplot() -> None:
+    """viz makes figures without pyplot, which IPython could not display until pyplot or
+    ``%matplotlib inline`` registered a formatter: the figure answers ``_repr_png_`` itself,
+    at its exact pixel size, and still pickles (a module-level class)."""
+    from PIL import Image
+
+    x = np.zeros((1, 6, 6, 4), np.float32)
+    x[0, 2, 3, 1] = 5.0
+    fig = viz.feature_grid(x, cols=2, size=(300, 320))
+    png = fig._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(io.BytesIO(png)).size == (300, 320)
+    again = pickle.loads(pickle.dumps(fig))
+    assert isinstance(again, Figure) and again._repr_png_()[:8] == png[:8]

@@ -46,9 +46,12 @@ def require_matplotlib() -> Any:
 
 
 def new_figure(size: tuple[float, float]) -> Any:
-    """A Figure of exactly ``size`` pixels (width, height) at :data:`DPI`, Agg canvas attached."""
-    _, figure_cls = require_matplotlib()
+    """A Figure of exactly ``size`` pixels (width, height) at :data:`DPI`, Agg canvas attached, that
+    Jupyter shows without pyplot (:class:`~layerscope.viz.notebook.NotebookFigure`)."""
+    require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from layerscope.viz.notebook import NotebookFigure
 
     width, height = size
     if width < 16 or height < 16:
@@ -56,7 +59,7 @@ def new_figure(size: tuple[float, float]) -> Any:
             f"Invalid `size`. Expected at least 16x16 pixels (width, height). Received: size={size!r}. "
             "Pass a larger size or leave it out for the default."
         )
-    fig = figure_cls(figsize=(width / DPI, height / DPI), dpi=DPI)
+    fig = NotebookFigure(figsize=(width / DPI, height / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
