@@ -103,14 +103,14 @@ def from_saved(
         Side names (sub-folders of ``folder``: ``"keras-tensorflow"``, ``"keras-jax"``);
         default every side that saved ``model``.
     rtol : float
-        Tolerance relative to each layer's largest reference value.
+        Tolerance, relative to each layer's largest reference value.
     layers : sequence of str, optional
-        Layers to compare; default every layer both sides saved, in the reference's order.
+        Layers to compare; default every layer all sides saved, in the reference's order.
 
     Returns
     -------
     Report
-        Every pair of sides, every layer; ``mode="saved"``.
+        Every pair of sides, every layer; its ``pipeline`` reads ``"saved"``.
 
     Raises
     ------
@@ -120,19 +120,11 @@ def from_saved(
     Examples
     --------
     >>> from layerscope.compare.saved import from_saved
-    >>> report = from_saved("build/crosscheck", "vgg16", ["keras-tensorflow", "keras-jax"])  # doctest: +SKIP
-    >>> report.passed  # doctest: +SKIP
+    >>> from_saved("build/crosscheck", "vgg16", ["keras-tensorflow", "keras-jax"]).passed  # doctest: +SKIP
     True
     """
     root = Path(folder)
-    found = saved_sides(root, model)
-    names = list(sides) if sides else found
-    if len(names) < 2 or any(n not in found for n in names):
-        raise InputError(
-            f"Cannot compare saved outputs of {model!r} in {str(root)!r}. Expected at least two sides "
-            f"that saved {model}.npz; asked for {names or 'every side'}, found {found or 'none'}. Write "
-            f"each with `python -m layerscope.crosscheck extract --backend <side> --dir {root}`."
-        )
+    names = _sides(root, model, sides)
     arrays = {n: _arrays(root / n / f"{model}.npz") for n in names}
     order = list(layers) if layers else [k for k in arrays[names[0]] if all(k in arrays[n] for n in names)]
     for n in names:
@@ -146,13 +138,22 @@ def from_saved(
     diffs = [
         diff(k, arrays[a][k], arrays[b][k], rtol, (a, b)) for a, b in combinations(names, 2) for k in order
     ]
-    sided = [
-        Side(n, metas[n]["label"], metas[n]["variant"], metas[n]["weights"], metas[n]["recipe"])
-        for n in names
-    ]
+    sided = [Side(n, *(metas[n][k] for k in ("label", "variant", "weights", "recipe"))) for n in names]
     report = Report(model, sided, rtol, "saved", diffs, mode="backends", arrays=arrays)
     report.diagnoses = _diagnose(report, metas)
     return report
+
+
+def _sides(root: Path, model: str, sides: Sequence[str] | None) -> list[str]:
+    found = saved_sides(root, model)
+    names = list(sides) if sides else found
+    if len(names) < 2 or any(n not in found for n in names):
+        raise InputError(
+            f"Cannot compare saved outputs of {model!r} in {str(root)!r}. Expected at least two sides "
+            f"that saved {model}.npz; asked for {names or 'every side'}, found {found or 'none'}. Write "
+            f"each with `python -m layerscope.crosscheck extract --backend <side> --dir {root}`."
+        )
+    return names
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
