@@ -97,7 +97,10 @@ def test_keras_capture_of_a_small_model_equals_keras_own_submodel() -> None:
     net = keras.Model(inp, keras.layers.GlobalAveragePooling2D(name="gap")(c2))
     handle = ls.get_backend("keras").load(net, None, None)
     x = np.random.default_rng(0).uniform(-1, 1, (2, 6, 6, 3))  # float64: the capture converts
-    ref = [np.asarray(o) for o in keras.Model(inp, [c2, c1])(x.astype(np.float32), training=False)]
+    ref = [
+        keras.ops.convert_to_numpy(o)
+        for o in keras.Model(inp, [c2, c1])(x.astype(np.float32), training=False)
+    ]
     out = run(handle, x, ["c2", "c1"])
     assert list(out) == ["c2", "c1"]
     for arr, expected in zip(out.values(), ref, strict=True):
@@ -123,7 +126,7 @@ def test_keras_runner_on_other_keras_backends_calls_the_submodel_in_inference_mo
     sub = keras.Model(inp, bn_out)
     bn.moving_mean.assign(np.full(3, 5.0, np.float32))  # inference mode subtracts 5
     x = np.zeros((2, 4, 4, 3), np.float32)
-    out = np.asarray(engine.runner(sub, (None, 4, 4, 3), "jax")(x))
+    out = keras.ops.convert_to_numpy(engine.runner(sub, (None, 4, 4, 3), "jax")(x))
     np.testing.assert_allclose(out, np.full_like(x, -5.0 / np.sqrt(1 + 1e-3)), rtol=1e-5)
 
 
