@@ -28,6 +28,7 @@ RULES = [  # the eight rules docs/plugins.md section 4 promises, written out, no
     "test_nhwc_layout",
     "test_nothing_left_behind_after_a_failure",
     "test_output_contract",
+    "test_placement",
     "test_registered_and_available",
     "test_results_are_copies",
     "test_unknown_layer",

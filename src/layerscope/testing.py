@@ -15,11 +15,11 @@ model to exercise; pytest collects the inherited ``test_*`` methods::
 Or call :func:`check_backend` from anywhere; it raises ``AssertionError`` naming the first
 broken rule. The rules are the output contract of ``docs/hooks.md``: registered and
 available, NHWC float32 C-contiguous copies keyed in the requested order, batch sizes 1 and
-several, a described layer table, ``UnknownLayerError`` for unknown names, and nothing left
-behind by a failing call.
+several, a described layer table, ``UnknownLayerError`` for unknown names, nothing left
+behind by a failing call, and placement (``device``/``precision``: runs or a clear refusal).
 
 Those rules check the *form* of the output; an engine that silently computes in float16 or
-bfloat16 passes every one of them. The eighth rule, ``test_agrees_with_reference``, checks
+bfloat16 passes every one of them. The agreement rule, ``test_agrees_with_reference``, checks
 the *numbers*: every canonical layer of the kit's model, run by your backend and by a
 reference backend on the same weight bundle and the same input, must agree to ``rtol``
 (``max|Δ| / max|reference|``; 1e-5, 5e-5 for softmax outputs). The reference is
@@ -251,6 +251,36 @@ class BackendContract:
         after = self._extract(images)
         for name in before:
             assert np.array_equal(before[name], after[name]), f"{name}: results changed after a failing call"
+
+    def test_placement(self) -> None:
+        """``device``/``precision``: the CPU in float32 works; a device that does not exist is a
+        ``BackendUnavailableError`` naming what is available; each reduced precision either
+        runs, float32 arrays within 5e-2 of float32's, or is refused with an ``InputError``
+        naming it (a backend without ``place`` is refused by core)."""
+        import layerscope as ls
+
+        kw = {"backend": self.backend, "weights": self.weights, "seed": self.seed}
+        m = ls.load(self.model, device="cpu", **kw)
+        assert (m.device, m.precision) == ("cpu", "float32"), f"device='cpu' gave {m.device}, {m.precision}"
+        try:
+            ls.load(self.model, device="no_such_device", **kw)
+        except ls.BackendUnavailableError as exc:
+            assert "available" in str(exc), "the device error does not say which devices are available"
+        else:
+            raise AssertionError("device='no_such_device' did not raise BackendUnavailableError")
+        images = _images(1, self.input_size, seed=5)
+        full = self._extract(images)
+        for precision in ("bfloat16", "float16"):
+            try:
+                low = ls.load(self.model, precision=precision, **kw)
+            except ls.InputError as exc:
+                assert precision in str(exc), f"the refusal of {precision} does not name it: {exc}"
+                continue
+            out = low.extract(images, list(self.layers), input_size=self.input_size)
+            for name, arr in out.items():
+                assert arr.dtype == np.float32, f"{name} in {precision}: dtype {arr.dtype}, expected float32"
+                rel = float(np.abs(arr - full[name]).max()) / (float(np.abs(full[name]).max()) or 1.0)
+                assert rel <= 5e-2, f"{name} in {precision} differs from float32 by {rel:.2g} of its range"
 
     def test_agrees_with_reference(self) -> None:
         """Every canonical layer agrees with the reference backend on the same weights (see the module docs)."""
