@@ -10,6 +10,7 @@ any layer is out of tolerance.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -41,16 +42,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, what a shell reports), with one line, no traceback."""
+EXIT_BROKEN_PIPE = 141
+"""Exit status when stdout's reader went away (``layerscope layers vgg16 | head -1``): 128 + SIGPIPE."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; a LayerscopeError is one line on stderr (no traceback), exit 2."""
+    """Run the command line; a LayerscopeError is one line on stderr (no traceback), exit 2.
+
+    Ctrl-C is one line and status 130; a closed stdout (``| head``) ends quietly with 141.
+    """
     args = build_parser().parse_args(argv)
     try:
         with silenced() if getattr(args, "quiet", False) else nullcontext():
             code: int = args.func(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except LayerscopeError as exc:
         print(f"layerscope: error: {cli_spelling(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("layerscope: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
     return code
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of a closed pipe is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout replaced by one without a file descriptor (tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,8 +20,9 @@ def per_side(choices: tuple[str, ...] | None) -> Callable[[str], tuple[str, ...]
         values = tuple(v.strip() for v in text.split(",") if v.strip())
         wrong = [v for v in values if choices is not None and v not in choices]
         if not values or wrong:
+            allowed = f" from {', '.join(choices)}" if choices is not None else ""
             raise argparse.ArgumentTypeError(
-                f"expected comma-separated values from {', '.join(choices or ())}, got {text!r}"
+                f"expected comma-separated values{allowed}, got {text!r} (one per backend, or one for all)"
             )
         return values
 
@@ -56,7 +57,9 @@ def add(sub: Any) -> None:
     p.add_argument(
         "--weights", default="random", help="random, imagenet, or a weight bundle (default: %(default)s)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of --weights random (default: %(default)s)")
+    p.add_argument(
+        "--seed", type=options.seed, default=0, help="seed of --weights random (default: %(default)s)"
+    )
     options.add_layers(
         p, required=False, help="comma-separated canonical names (default: every canonical layer)"
     )

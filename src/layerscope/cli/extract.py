@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 import layerscope as ls
-from layerscope.cli import options
+from layerscope.cli import options, output
 from layerscope.dataset.sources import check_workers, list_sources
 from layerscope.errors import InputError
 
@@ -102,8 +102,11 @@ def run(args: argparse.Namespace) -> int:
     kind = out_kind(args.out, dataset)
     if dataset or kind in ("h5", "shards"):
         return run_dataset(args, preprocess)
-    if kind == "npz" and args.out.exists() and not args.overwrite:
-        raise InputError(f"{str(args.out)!r} exists. Pass --overwrite to replace it, or another --out.")
+    refuse_dataset_flags(args)
+    if kind == "npz":
+        output.check_target(args.out)
+        if args.out.exists() and not args.overwrite:
+            raise InputError(f"{str(args.out)!r} exists. Pass --overwrite to replace it, or another --out.")
     loaded = ls.load(args.model, **options.model_options(args), progress=options.progress(args))
     feats = loaded.extract(
         args.images,
@@ -128,13 +131,26 @@ def run(args: argparse.Namespace) -> int:
                 f"max {arr.max():10.4f}"
             )
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = dict(feats)
-        with open(args.out, "wb") as fh:  # a handle: np.savez would add ".npz" to "feats.NPZ"
-            np.savez(fh, **arrays)
+        # a handle (np.savez would add ".npz" to "feats.NPZ"), renamed into place when complete
+        output.write_atomically(args.out, lambda fh: np.savez(fh, **arrays))
         if not args.quiet:
             print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
     return 0
+
+
+def refuse_dataset_flags(args: argparse.Namespace) -> None:
+    """--resume, --pool and --workers shape a dataset run; with image files into an .npz they
+    would be silently ignored, so they are refused naming the dataset form."""
+    given = [flag for flag, value in (("--resume", args.resume), ("--pool", args.pool),
+                                      ("--workers", args.workers)) if value]  # fmt: skip
+    if given:
+        out = args.out.with_suffix(".h5") if args.out is not None else Path("features.h5")
+        raise InputError(
+            f"{', '.join(given)} only apply to dataset mode (a folder or glob of images, or an --out "
+            f"ending in .h5/.hdf5 or naming a folder). Received {len(args.images)} image file(s) "
+            f"with --out {args.out or 'none'}. Pass e.g. --out {out}, or drop {', '.join(given)}."
+        )
 
 
 def run_dataset(args: argparse.Namespace, preprocess: Any) -> int:

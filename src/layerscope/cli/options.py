@@ -8,6 +8,8 @@ informational lines; ``--precision`` and ``--device`` reach the API only when gi
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from layerscope.errors import InputError
@@ -25,6 +27,7 @@ __all__ = [
     "progress",
     "resolve_model",
     "runtime_options",
+    "seed",
 ]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -36,24 +39,78 @@ def input_size(text: str) -> int | str | None:
     if text in ("native", "none", "None"):
         return None if text.lower() == "none" else "native"
     try:
-        return int(text)
+        size = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an int, 'native' or 'none', got {text!r}") from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive side in pixels, 'native' or 'none', got {text!r}"
+        )
+    return size
+
+
+SEED_MAX = 2**32 - 1
+"""The largest ``--seed`` (Keras accepts 0 to 2**32 - 1, torch more; the CLI takes what both do)."""
+
+
+def seed(text: str) -> int:
+    """``--seed``: an int from 0 to :data:`SEED_MAX`, the range every backend accepts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an int from 0 to {SEED_MAX} (2**32 - 1), got {text!r}")
+    return value
+
+
+_INDEX = re.compile(r"-?[0-9]+")
 
 
 def layer_list(text: str) -> list[str | int]:
-    """``--layers``: comma-separated names, glob patterns or Keras-style indices."""
-    return [int(p) if p.strip().lstrip("-").isdigit() else p.strip() for p in text.split(",") if p.strip()]
+    """``--layers``: comma-separated names, glob patterns or Keras-style indices (``-1``)."""
+    parts = (p.strip() for p in text.split(","))
+    return [int(p) if _INDEX.fullmatch(p) else p for p in parts if p]
+
+
+class OnlyOnce(argparse.Action):
+    """A flag that may be repeated only with the same value (``-m vgg16 -m resnet50`` is an error,
+    not a silent choice of the last)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        before = getattr(namespace, self.dest, None)
+        if before is not None and before != values:
+            parser.error(
+                f"argument {'/'.join(self.option_strings)}: given twice ({before!r}, then {values!r}); pass it once"
+            )
+        setattr(namespace, self.dest, values)
+
+
+class Extend(argparse.Action):
+    """A repeated ``-l`` adds to the list: ``-l a -l b`` is ``-l a,b`` (before: only ``b``)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        before: Sequence[Any] = getattr(namespace, self.dest, None) or []
+        setattr(namespace, self.dest, [*before, *values])
 
 
 def add_model(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``-m/--model``, the same flag in every subcommand."""
-    p.add_argument("-m", "--model", required=required, help="model name, e.g. vgg16 or resnet50")
+    p.add_argument(
+        "-m", "--model", required=required, action=OnlyOnce, help="model name, e.g. vgg16 or resnet50"
+    )
 
 
 def add_layers(p: argparse.ArgumentParser, *, required: bool, help: str) -> None:
     """``-l/--layers``, comma-separated, parsed by :func:`layer_list`."""
-    p.add_argument("-l", "--layers", required=required, type=layer_list, default=None, help=help)
+    p.add_argument(
+        "-l", "--layers", required=required, type=layer_list, action=Extend, default=None,
+        help=f"{help}; repeat -l to add more",
+    )  # fmt: skip
 
 
 def add_weights(p: argparse.ArgumentParser, default: str = "imagenet") -> None:
@@ -64,7 +121,7 @@ def add_weights(p: argparse.ArgumentParser, default: str = "imagenet") -> None:
     p.add_argument(
         "--weights", default=default, help="imagenet, random, or a weights file (default: %(default)s)"
     )
-    p.add_argument("--seed", type=int, default=None, help="seed of --weights random")
+    p.add_argument("--seed", type=seed, default=None, help="seed of --weights random (0 to 2**32 - 1)")
 
 
 def add_runtime(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import layerscope as ls
-from layerscope.cli import options
+from layerscope.cli import options, output
 from layerscope.errors import InputError
 
 __all__ = ["VIEWS", "add", "run"]
@@ -65,12 +65,12 @@ def run(args: argparse.Namespace) -> int:
         )
     from layerscope import viz
 
+    fmt = image_format(args.out)
     loaded = ls.load(args.model, **options.model_options(args), progress=options.progress(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.view == "blocks":
         for i, fig in enumerate(viz.blocks(args.images[:1], loaded, max_maps=args.max_maps), start=1):
             path = args.out.with_name(f"{args.out.stem}_block{i}{args.out.suffix}")
-            fig.savefig(path)
+            save(fig, path, fmt)
             wrote(args, path)
         return 0
     if not args.layers or len(args.layers) != 1:
@@ -80,9 +80,30 @@ def run(args: argparse.Namespace) -> int:
         )
     layer = args.layers[0]
     fig = viz.filters(loaded, str(layer)) if args.view == "filters" else draw_map(args, loaded, layer)
-    fig.savefig(args.out)
+    save(fig, args.out, fmt)
     wrote(args, args.out)
     return 0
+
+
+def image_format(out: Path) -> str:
+    """The figure format ``--out``'s suffix names (checked before the model is built)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in formats:
+        raise InputError(
+            f"Invalid --out {str(out)!r}: {'no suffix' if not fmt else f'the suffix {out.suffix!r}'} "
+            f"names no figure format. Expected a file ending in one of "
+            f"{', '.join('.' + f for f in formats)}. Pass e.g. --out {out.with_suffix('.png')}."
+        )
+    output.check_target(out)
+    return fmt
+
+
+def save(fig: Any, path: Path, fmt: str) -> None:
+    """The figure written whole to ``path`` (never a truncated file), in ``fmt``."""
+    output.write_atomically(path, lambda fh: fig.savefig(fh, format=fmt))
 
 
 def draw_map(args: argparse.Namespace, loaded: ls.LoadedModel, layer: str | int) -> Any:
