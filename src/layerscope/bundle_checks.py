@@ -23,13 +23,18 @@ if TYPE_CHECKING:
 __all__ = ["bundle_absent", "refuse_absent", "validate"]
 
 
-def _expected(kind: str, shape: tuple[int, ...] | None) -> dict[str, tuple[int, ...] | None]:
-    """Tensor name -> expected shape (``None``: any) of one catalogue layer."""
+def _expected(
+    kind: str, shape: tuple[int, ...] | None, bias: bool = True
+) -> dict[str, tuple[int, ...] | None]:
+    """Tensor name -> expected shape (``None``: any) of one catalogue layer (no ``bias`` for a
+    layer the catalogue marks bias-free)."""
     if kind == "BatchNormalization":
         (c,) = shape if shape is not None else (None,)
         names = ("gamma", "beta", "moving_mean", "moving_variance")
         return {**{n: (c,) if c is not None else None for n in names}, "epsilon": (1,)}
     out = shape[-1] if shape is not None else None
+    if not bias:
+        return {"kernel": shape}
     return {"kernel": shape, "bias": (out,) if out is not None else None}
 
 
@@ -48,7 +53,7 @@ def validate(bundle: Bundle, architecture: str) -> None:
     where = f"The weight bundle for {architecture} ({bundle.source_backend or '?'}: {bundle.weights or '?'})"
     known: set[str] = set()
     for entry in cat.weighted():
-        expected = _expected(entry.kind, entry.shape)
+        expected = _expected(entry.kind, entry.shape, entry.bias)
         known.update(f"{entry.name}/{n}" for n in expected)
         if entry.head and not bundle.head:
             continue

@@ -29,7 +29,9 @@ import numpy as np
 
 __all__ = ["ARCHITECTURES", "extract", "main", "side", "verify"]
 
-ARCHITECTURES = ("vgg16", "resnet50", "resnet101", "resnet152")
+ARCHITECTURES = (
+    "vgg16", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "densenet201", "mobilenet_v2",
+)  # fmt: skip
 
 
 def side(backend: str) -> tuple[str, str]:

@@ -308,16 +308,20 @@ def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) 
         if entry.kind == "BatchNormalization":
             (c,) = shape
             # residual branches end small (as zero-init-residual training recipes do), so
-            # activations do not grow block after block
-            low, high = (0.1, 0.3) if entry.name.endswith(("_3_bn", "_0_bn")) else (0.8, 1.2)
+            # activations do not grow block after block (ResNet's _3_bn/_0_bn, MobileNetV2's
+            # _project_BN: without, its ReLU6 inputs reach 40 and float32 rounding 1e-4 of 6)
+            ends = ("_3_bn", "_0_bn", "_project_BN")
+            low, high = (0.1, 0.3) if entry.name.endswith(ends) else (0.8, 1.2)
             tensors[f"{entry.name}/gamma"] = rng.uniform(low, high, c).astype(np.float32)
             tensors[f"{entry.name}/beta"] = rng.normal(0.0, 0.05, c).astype(np.float32)
             tensors[f"{entry.name}/moving_mean"] = rng.normal(0.0, 0.1, c).astype(np.float32)
             tensors[f"{entry.name}/moving_variance"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
             tensors[f"{entry.name}/epsilon"] = np.array([eps], dtype=np.float32)
             continue
-        fan_in = int(np.prod(shape[:-1]))
+        # a depthwise kernel (H, W, C, 1) sums H*W inputs per output, not H*W*C
+        fan_in = int(np.prod(shape[:2] if entry.kind == "DepthwiseConv2D" else shape[:-1]))
         gain = 1.0 if entry.name == "predictions" else 2.0
         tensors[f"{entry.name}/kernel"] = rng.normal(0.0, np.sqrt(gain / fan_in), shape).astype(np.float32)
-        tensors[f"{entry.name}/bias"] = rng.normal(0.0, 0.01, shape[-1]).astype(np.float32)
+        if entry.bias:
+            tensors[f"{entry.name}/bias"] = rng.normal(0.0, 0.01, shape[-1]).astype(np.float32)
     return Bundle(tensors, architecture, chosen, "numpy", f"random_bundle(seed={seed})")

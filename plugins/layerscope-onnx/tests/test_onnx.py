@@ -33,6 +33,7 @@ def test_scopes_follow_torch_module_paths() -> None:
     assert scope("layer1.0.relu:1") == "/layer1/layer1.0/relu_1/"
     assert scope("layer1.0.relu:0") == "/layer1/layer1.0/relu/"
     assert scope("features.29") == "/features/features.29/"
+    assert scope("features.0.0") == "/features/features.0/features.0.0/"  # MobileNetV2: nested indices
 
 
 @pytest.mark.skipif(not HAS_KERAS, reason="needs the keras backend too")

@@ -8,8 +8,9 @@ of a backend is that point is the backend's business (:mod:`layerscope.catalog.n
 Each entry of ``layers`` has ``name``, ``kind`` (Keras class) and optionally ``head`` (true
 for classifier layers, which need the native input size), ``flatten_from`` (the ``[H, W, C]``
 map the first dense layer after a flatten reads, whose kernel rows are reordered between NHWC
-and NCHW flatten orders) and ``shape`` (weight shape in Keras layout, for seeded random
-bundles made without any framework). ``reference_variant`` is the architecture variant those
+and NCHW flatten orders), ``bias`` (false for a conv that has no bias in either zoo, as in
+DenseNet) and ``shape`` (weight shape in Keras layout, for seeded random bundles made without
+any framework). ``reference_variant`` is the architecture variant those
 weight shapes describe; ``variant_notes`` say what each variant is.
 """
 
@@ -24,7 +25,7 @@ from layerscope.errors import WeightsError
 
 __all__ = ["WEIGHTED_KINDS", "Catalog", "Entry", "architectures", "get", "require"]
 
-WEIGHTED_KINDS = ("Conv2D", "Dense", "BatchNormalization")
+WEIGHTED_KINDS = ("Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization")
 _PACKAGE = "layerscope.catalog"
 
 
@@ -38,7 +39,10 @@ class Entry:
     flatten_from: tuple[int, ...] | None = None
     """For the first dense layer after a flatten: the (H, W, C) map it flattens."""
     shape: tuple[int, ...] | None = None
-    """Weight shape in Keras layout: conv HWIO, dense (in, out), BatchNorm (channels,)."""
+    """Weight shape in Keras layout: conv HWIO, depthwise conv (H, W, C, 1), dense (in, out),
+    BatchNorm (channels,)."""
+    bias: bool = True
+    """Whether the layer may hold a bias (false: a conv without one in both zoos, as DenseNet's)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ def get(architecture: str) -> Catalog | None:
             head=bool(raw.get("head", False)),
             flatten_from=tuple(raw["flatten_from"]) if raw.get("flatten_from") else None,
             shape=tuple(raw["shape"]) if "shape" in raw else None,
+            bias=bool(raw.get("bias", True)),
         )
         for raw in data["layers"]
     )

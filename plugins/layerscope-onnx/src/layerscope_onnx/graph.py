@@ -27,10 +27,13 @@ OPSET = 17
 
 
 def scope(native: str) -> str:
-    """``"layer1.0.relu:1"`` -> ``"/layer1/layer1.0/relu_1/"``."""
+    """``"layer1.0.relu:1"`` -> ``"/layer1/layer1.0/relu_1/"``; nested indices extend the
+    segment before them (``features.0.0`` -> ``"/features/features.0/features.0.0/"``)."""
     module, call = split_call(native)
     parts = module.split(".")
-    segments = [f"{parts[i - 1]}.{p}" if p.isdigit() and i else p for i, p in enumerate(parts)]
+    segments: list[str] = []
+    for i, p in enumerate(parts):  # an index extends its parent's segment: conv.0.0, layer1.0
+        segments.append(f"{segments[-1]}.{p}" if p.isdigit() and i else p)
     if call:
         segments[-1] += f"_{call}"
     return "/" + "/".join(segments) + "/"

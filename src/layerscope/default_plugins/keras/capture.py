@@ -106,6 +106,8 @@ def headless(handle: ModelHandle) -> Any:
                 f"{handle.input_size}."
             )
         layer.set_weights(sources[pos].get_weights())
+        if hasattr(layer, "epsilon"):  # a bundle's BatchNorm epsilon (torchvision's 1e-5) too
+            layer.epsilon = sources[pos].epsilon
         pos += 1
     handle.state["headless"] = body
     return body

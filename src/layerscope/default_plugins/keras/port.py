@@ -1,7 +1,7 @@
 """Weight bundles <-> keras.applications models. Bundles use Keras layouts already.
 
-Only what differs from Keras itself is handled here: a missing conv bias becomes zeros,
-and each BatchNorm takes the bundle's epsilon (torchvision uses 1e-5, Keras ResNet50
+Only what differs from Keras itself is handled here: a missing conv bias becomes zeros (a
+conv built without one, as DenseNet's, takes the kernel alone), and each BatchNorm takes the bundle's epsilon (torchvision uses 1e-5, Keras ResNet50
 1.001e-5), so the same weights give the same numbers.
 """
 
@@ -55,6 +55,8 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
         else:
             kernel = params["kernel"]
             values = [kernel, params.get("bias", np.zeros(kernel.shape[-1], np.float32))]
+            if not getattr(layer, "use_bias", True):  # DenseNet's convs: the catalogue has no bias
+                values = values[:1]
         expected = [tuple(w.shape) for w in layer.get_weights()]
         if expected != [tuple(v.shape) for v in values]:
             raise WeightsError(

@@ -1,6 +1,7 @@
 """Weight bundles <-> torchvision modules: layouts, flatten order, conv biases, epsilon.
 
-Keras layouts in the bundle, torch layouts in the module: conv OIHW <-> HWIO, linear
+Keras layouts in the bundle, torch layouts in the module: conv OIHW <-> HWIO, depthwise conv
+``(C, 1, H, W)`` <-> ``(H, W, C, 1)``, linear
 ``(out, in)`` <-> ``(in, out)``, and for the first dense layer after a flatten the input
 rows move between torch's CHW flatten order and Keras' HWC order. A conv bias the module
 has no slot for (torchvision's ResNet convs have ``bias=False``) is folded into the
@@ -44,8 +45,10 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     for entry in entries:
         mod = _module(handle.model, handle.architecture, entry)
         key = entry.name
-        if entry.kind == "Conv2D":
-            tensors[f"{key}/kernel"] = _np(mod.weight.permute(2, 3, 1, 0))
+        if entry.kind in ("Conv2D", "DepthwiseConv2D"):
+            # OIHW -> HWIO; a depthwise conv's (C, 1, H, W) -> Keras' (H, W, C, 1)
+            order = (2, 3, 1, 0) if entry.kind == "Conv2D" else (2, 3, 0, 1)
+            tensors[f"{key}/kernel"] = _np(mod.weight.permute(*order))
             if mod.bias is not None:
                 tensors[f"{key}/bias"] = _np(mod.bias)
         elif entry.kind == "Dense":
@@ -77,8 +80,9 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
                     continue  # a headless bundle: the classifier keeps its initial weights
                 raise WeightsError(f"The weight bundle has no tensors for layer {entry.name!r}.")
             mod = _module(net, architecture, entry)
-            if entry.kind == "Conv2D":
-                _copy(mod.weight, np.transpose(params["kernel"], (3, 2, 0, 1)), entry.name)
+            if entry.kind in ("Conv2D", "DepthwiseConv2D"):
+                order = (3, 2, 0, 1) if entry.kind == "Conv2D" else (2, 3, 0, 1)
+                _copy(mod.weight, np.transpose(params["kernel"], order), entry.name)
                 bias = params.get("bias")
                 if mod.bias is not None:
                     _copy(

@@ -1,0 +1,60 @@
+"""Named causes from architecture differences between the zoos, beyond ResNet's stride placement
+(which :mod:`~layerscope.compare.diagnose` checks): each a small check registered with
+:func:`~layerscope.compare.evidence.check`, tried after diagnose's own.
+
+============================================  ==================================================
+cause                                         evidence
+============================================  ==================================================
+stride-2 padding (asymmetric vs symmetric)    the variants differ, same input, every canonical
+                                              layer has the same shape on both sides, and the
+                                              first diverging layer is where the map first
+                                              shrinks: a strided layer sampled at other input
+                                              pixels (Keras' MobileNetV2 pads 0 top/left and 1
+                                              bottom/right, torchvision 1 on every side)
+============================================  ==================================================
+"""
+
+from __future__ import annotations
+
+from layerscope.compare.evidence import Evidence, check
+from layerscope.compare.report import Diagnosis
+
+__all__ = ["PADDING", "padding"]
+
+PADDING = "stride-2 padding (asymmetric vs symmetric)"
+
+
+def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:
+    """(H, W) of an NHWC map shape with known sides, else ``None``."""
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]), int(shape[2])
+
+
+@check(PADDING)
+def padding(ev: Evidence) -> Diagnosis | None:
+    """The padding cause, when the evidence fits it (see the module's table)."""
+    va, vb = ev.models[0].variant, ev.models[1].variant
+    f = ev.first
+    if va == vb or not f.shape_match or not ev.same_input:
+        return None
+    tables = [{r.canonical: r.shape for r in m.list_layers() if r.canonical} for m in ev.models]
+    if tables[0] != tables[1] or f.layer not in tables[0]:
+        return None  # some shape differs: a stride or architecture cause, not padding
+    order = ev.catalog.names() if ev.catalog else list(tables[0])
+    before = [n for n in order[: order.index(f.layer)] if _spatial(tables[0][n]) is not None]
+    previous = _spatial(tables[0][before[-1]]) if before else _spatial(ev.batches[0].shape)
+    here = _spatial(tables[0][f.layer])
+    if here is None or previous is None or not all(a < b for a, b in zip(here, previous, strict=True)):
+        return None
+    cat = ev.catalog
+    variants = [cat.describe_variant(v) if cat else str(v) for v in (va, vb)]
+    where = f"after {before[-1]}" if before else "at the first layer"
+    text = (
+        f"Every canonical layer has the same shape on both sides, and the outputs part {where}: "
+        f"{f.layer} is where the map first shrinks ({previous[0]}x{previous[1]} to {here[0]}x{here[1]}), "
+        f"cosine {f.cosine:.4f}. A strided layer that pads differently samples other input pixels "
+        f"at the same output size. The sides run different variants: {f.reference} {variants[0]}; "
+        f"{f.other} {variants[1]}. Load both with one variant (variants=) to compare the rest."
+    )
+    return Diagnosis(PADDING, text, f.layer, confirmed=False)
