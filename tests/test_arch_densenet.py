@@ -132,6 +132,22 @@ def test_torchvision_epsilon_is_below_tolerance_and_named(arch: str, photo: Path
     assert "1.001e-05 on keras vs 1e-05 on torch" in found.evidence
 
 
+def test_bias_free_convs_take_no_bias() -> None:
+    """DenseNet's convs have no bias in either zoo (catalogue ``"bias": false``): a random
+    bundle makes none, and a bundle that brings one is refused by name, not dropped."""
+    from layerscope.weights import validate
+
+    bundle = ls.random_bundle("densenet121", seed=0)
+    assert "conv1_conv/kernel" in bundle.tensors and "conv1_conv/bias" not in bundle.tensors
+    assert "predictions/bias" in bundle.tensors  # the classifier keeps its bias
+    extra = {**bundle.tensors, "conv1_conv/bias": np.zeros(64, np.float32)}
+    tampered = Bundle(extra, "densenet121", bundle.variant, "numpy", bundle.weights)
+    with pytest.raises(
+        ls.WeightsError, match=r"holds 1 tensors no densenet121 layer has: \['conv1_conv/bias'\]"
+    ):
+        validate(tampered, "densenet121")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("direction", ["keras->torch", "torch->keras"])
 def test_every_canonical_layer_at_224_with_softmax(arch: str, direction: str, photo: Path) -> None:
