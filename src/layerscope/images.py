@@ -107,13 +107,18 @@ def _read(images: ImageInput, label: str) -> list[np.ndarray]:
             out.extend(_read(item, f"images[{i}]"))
         return out
     if isinstance(images, (str, os.PathLike)):
+        if not os.fspath(images):  # Path("") is "." (a folder): name the real mistake
+            raise InputError(f"Invalid `{label}`: an empty path ''. Expected an image file's path.")
         return [_read_path(Path(images))]
     if isinstance(images, np.ndarray):
         return _from_array(np.asarray(images), label)  # asarray: np.matrix -> plain 2-D array
     if _is_pil(images):
         return [_from_pil(images, str(getattr(images, "filename", "") or "PIL image"))]
     if hasattr(images, "__array__"):
-        return _from_array(_tensor_to_numpy(images), label)
+        arr = _tensor_to_numpy(images)
+        if type(images).__module__.startswith("torch"):
+            _refuse_ambiguous_torch_layout(arr.shape, label)
+        return _from_array(arr, label)
     raise InputError(
         "Invalid `images`. Expected a path, PIL.Image, numpy array (HW, HWC or NHWC) or a "
         f"list of those. Received: {type(images).__name__}."
@@ -138,8 +143,7 @@ def _tensor_to_numpy(obj: Any) -> np.ndarray:
     """A torch/TF tensor or other array-like as numpy; tensors that track gradients are detached."""
     if callable(getattr(obj, "detach", None)):
         obj = obj.detach()
-        if callable(getattr(obj, "cpu", None)):
-            obj = obj.cpu()
+        obj = obj.cpu() if callable(getattr(obj, "cpu", None)) else obj
     try:
         return np.asarray(obj)
     except Exception as exc:
@@ -147,6 +151,19 @@ def _tensor_to_numpy(obj: Any) -> np.ndarray:
             f"Invalid `images`: a {type(obj).__name__} could not be converted to a numpy array "
             f"({type(exc).__name__}: {exc}). Pass a numpy array (e.g. tensor.detach().cpu().numpy())."
         ) from exc
+
+
+def _refuse_ambiguous_torch_layout(shape: tuple[int, ...], label: str) -> None:
+    """Torch is channels-first: a tensor whose channel axis and last axis could both hold
+    channels (``(1, 3, 4, 4)``) is refused, never silently read as NHWC."""
+    first = {3: 0, 4: 1}.get(len(shape))
+    if first is None or shape[first] not in (1, 3, 4) or shape[-1] not in (1, 2, 3, 4):
+        return
+    perm, layout = ("(0, 2, 3, 1)", "NCHW") if first else ("(1, 2, 0)", "CHW")  # first: 1 or 0
+    raise InputError(f"Invalid `{label}` layout: a torch tensor of shape {tuple(shape)} reads as "
+                     f"channels-first (torch's {layout}) or channels-last alike. Expected a numpy array "
+                     f"(HWC/NHWC). Pass x.permute{perm}.numpy() if it is {layout}, or x.numpy() if it "
+                     "is channels-last.")  # fmt: skip
 
 
 def _is_pil(obj: Any) -> bool:
@@ -212,6 +229,10 @@ def _from_pil(img: Any, label: str) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+            lo, hi = arr.min(), arr.max()
+            raise ImageError(f"Cannot use image {label!r}: {mode} pixels from {lo:.0f} to {hi:.0f}. Expected "
+                             "0-255 or 16-bit 0-65535. Scale it to 0-255 and pass an array.")  # fmt: skip
         scale = 257.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 1.0
         gray = (arr / scale).astype(np.float32)
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
@@ -293,7 +314,7 @@ def _to_rgb(hwc: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.repeat(hwc[..., :1], 3, axis=2))
     if c == 4:  # RGBA: alpha dropped, as PIL's convert("RGB") does
         return np.ascontiguousarray(hwc[..., :3])
-    hint = ""
+    hint = " A batch of gray (N, H, W) images? Add the channel axis: arr[..., None]."
     if hwc.shape[0] in (1, 3, 4):
         hint = " It looks channels-first (CHW): transpose it with arr.transpose(1, 2, 0)."
     raise InputError(
