@@ -346,3 +346,18 @@ def test_reduced_precision_off_tensorflow_is_refused_naming_the_engine() -> None
         InputError, match=f"precision='bfloat16' needs Keras on TensorFlow; this Keras runs on '{name}'"
     ):
         ls.load(net, backend="keras", precision="bfloat16")
+
+
+def test_verify_compares_every_pair_of_sides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from layerscope.crosscheck import verify
+
+    for name, value in (("keras-jax", 1.0), ("keras-tensorflow", 1.000002), ("torch", 1.0001)):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "vgg16.npz", block1=np.full((1, 2, 2, 1), value, np.float32))
+    assert verify(tmp_path, architectures=("vgg16",)) is False
+    assert capsys.readouterr().out.splitlines() == [
+        "vgg16     keras-jax/keras-tensorflow: 1 layers, worst block1 max rel 2.03e-06: ok",
+        "vgg16     keras-jax/torch: 1 layers, worst block1 max rel 1.00e-04: FAIL (1 layers, first block1)",
+        "vgg16     keras-tensorflow/torch: 1 layers, worst block1 max rel 9.80e-05: FAIL (1 layers, first block1)",
+    ]
+    assert verify(tmp_path, rtol=2e-4, architectures=("vgg16",)) is True
