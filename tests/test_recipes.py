@@ -109,11 +109,12 @@ def test_load_prepare_follows_the_enum(
 def test_random_weights_use_the_default_enums_recipe(photo: Path) -> None:
     import torchvision
 
-    for name in ("mobilenet_v2", "regnet_y_400mf"):
+    for name in ("mobilenet_v3_large", "regnet_y_400mf"):
         default = torchvision.models.get_model_weights(name).DEFAULT
         m = ls.load(name, backend="torch", weights="random", seed=0)
         np.testing.assert_array_equal(m.prepare([photo]), _expected(default, photo))
-    # documented exception: VGG16/VGG19/ResNet50 keep IMAGENET1K_V1's recipe (Keras-comparable)
+    # documented exception: catalogued architectures (VGG, ResNet, DenseNet, MobileNetV2) keep
+    # IMAGENET1K_V1's recipe (Keras-comparable; weights="imagenet" is V1 too)
     r50 = torchvision.models.ResNet50_Weights
     assert r50.DEFAULT is r50.IMAGENET1K_V2
     m = ls.load("resnet50", backend="torch", weights="random", seed=0)

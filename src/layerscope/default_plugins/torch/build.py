@@ -13,8 +13,8 @@ tail modules).
 The native recipe follows the weights (:func:`recipe_for`): a weights enum's own
 ``transforms()`` (resize side, crop, interpolation, mean/std); a bundle's recorded recipe;
 for random weights and state-dict files, the architecture's ``DEFAULT`` enum's recipe,
-except VGG16/VGG19/ResNet50, which keep ``IMAGENET1K_V1``'s (resize 256, crop 224) so
-they stay comparable with Keras and with ``weights="imagenet"``.
+except the catalogued ones (a names/ file), which keep ``IMAGENET1K_V1``'s (resize 256, crop
+224) so they stay comparable with Keras and with ``weights="imagenet"``.
 
 A state dict without the classifier (every key of a trailing module such as ``fc`` or
 ``classifier`` missing, nothing else) loads with that module replaced by ``nn.Identity``;
@@ -117,7 +117,7 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     """The native recipe of torchvision model ``name`` with weights-enum ``member``.
 
     ``member=None`` (random weights, a state-dict file): the catalogue's torch recipe for
-    VGG16/VGG19/ResNet50 (``IMAGENET1K_V1``'s), else the ``DEFAULT`` enum's. Read from the
+    catalogued architectures (``IMAGENET1K_V1``'s), else the ``DEFAULT`` enum's. Read from the
     enum's ``transforms()``; nothing is downloaded.
     """
     if member is None:
