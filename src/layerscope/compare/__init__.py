@@ -106,16 +106,7 @@ def compare(
         )
     run = _Run(_load_all(model, backends, weights, seed, variants, places), names)
     run.feed(images, pipeline, preprocess, native_names or {}, batch_size, progress)
-    diffs = [
-        diff(name, run.outputs[a][name], run.outputs[b][name], rtol, (a, b))
-        for a, b in combinations(run.labels, 2)
-        for name in names
-    ]
-    report = Report(str(model), run.sides, rtol, pipeline, diffs, arrays=run.outputs)
-    first = report.first_divergence
-    if diagnose and first is not None:
-        report.diagnoses = explain(run.evidence(first, rtol))
-    return report
+    return run.report(str(model), rtol, pipeline, diagnose)
 
 
 class _Run:
@@ -149,6 +140,19 @@ class _Run:
                 self.batches[label], self.targets[label], batch_size=batch_size
             )
             self.sides.append(_side(label, m, _recipe_text(*fed[label])))
+
+    def report(self, model: str, rtol: float, pipeline: str, diagnose: bool) -> Report:
+        """Every pair of sides compared layer by layer, and the first divergence explained."""
+        diffs = [
+            diff(name, self.outputs[a][name], self.outputs[b][name], rtol, (a, b))
+            for a, b in combinations(self.labels, 2)
+            for name in self.names
+        ]
+        report = Report(model, self.sides, rtol, pipeline, diffs, arrays=self.outputs)
+        first = report.first_divergence
+        if diagnose and first is not None:
+            report.diagnoses = explain(self.evidence(first, rtol))
+        return report
 
     def evidence(self, first: LayerDiff, rtol: float) -> Evidence:
         """What diagnose needs about the pair that diverged first."""

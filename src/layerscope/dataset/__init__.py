@@ -153,6 +153,13 @@ def _settings(
     }
 
 
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(
+            f"Invalid `batch_size`. Expected a positive int. Received: batch_size={batch_size!r}."
+        )
+
+
 def _open(
     kind: str, out: Path, meta: dict[str, str], resume: bool, overwrite: bool, keys: list[str]
 ) -> Writer:
@@ -205,10 +212,7 @@ def extract_dataset(
     """
     check_pool(pool)
     check_workers(workers)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(
-            f"Invalid `batch_size`. Expected a positive int. Received: batch_size={batch_size!r}."
-        )
+    _check_batch_size(batch_size)
     out_path = Path(out)
     kind = output_kind(out_path)
     _check_out(out_path, kind)
