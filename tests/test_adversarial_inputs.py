@@ -232,6 +232,28 @@ def test_tensorflow_tensors_read_as_their_numpy_arrays() -> None:
         read_images(tf.zeros((2, 3, 32, 32)))
 
 
+# -- arguments from numpy ------------------------------------------------------------------------
+
+
+@pytest.mark.torch
+def test_numpy_integers_are_batch_sizes(clean_features: np.ndarray) -> None:
+    """Before: batch_size=np.int64(1) was 'Expected a positive int ... Received: np.int64(1)'."""
+    feats = features([CLEAN, CLEAN, CLEAN], batch_size=np.int64(2))
+    np.testing.assert_array_equal(feats, np.concatenate([clean_features] * 3))
+    with pytest.raises(ls.InputError, match=r"Expected a positive int or None\. Received: batch_size=0\."):
+        features(CLEAN, batch_size=np.int64(0))
+
+
+@pytest.mark.torch
+def test_numpy_string_layer_names_become_str_keys() -> None:
+    """Before: layers=np.array([...]) gave np.str_ keys (shown as np.str_('block1_conv1'))."""
+    m = model("vgg16", "torch")
+    names = list(np.array(["block1_conv1", "block1_conv2"]))  # np.str_ items
+    feats = m.extract(CLEAN, names, input_size=32, progress=False)
+    assert [type(k) for k in feats] == [str, str]
+    assert list(feats) == ["block1_conv1", "block1_conv2"]
+
+
 # -- defects in other helpers' files (xfail until their owners fix them) --------------------------
 
 
@@ -289,3 +311,22 @@ def test_report_to_html_under_a_file_is_named(tmp_path: Path) -> None:
         report.to_json(afile / "r.json")
     with pytest.raises(ls.InputError, match="Cannot write the report to"):
         report.to_html(afile / "r.html")
+
+
+@pytest.mark.torch
+@pytest.mark.xfail(
+    strict=True,
+    raises=ls.InputError,
+    reason="numpy integers are refused as input_size (model.py LoadedModel.prepare) and seed (api.py load)",
+)
+@pytest.mark.parametrize("keyword", ["input_size", "seed"])
+def test_numpy_integers_are_sizes_and_seeds(keyword: str, clean_features: np.ndarray) -> None:
+    # today: "Expected a positive int ... Received: input_size=np.int64(32)" (and seed=np.int64(0))
+    kwargs: dict[str, Any] = {
+        "input_size": 32,
+        "seed": 0,
+        keyword: np.int64(32 if keyword == "input_size" else 0),
+    }
+    feats = ls.extract(CLEAN, "vgg16", ["block1_conv1"], backend="torch", weights="random",
+                       resize="stretch", progress=False, **kwargs)  # fmt: skip
+    np.testing.assert_array_equal(feats["block1_conv1"], clean_features)

@@ -82,12 +82,15 @@ def layer_list(layers: Any) -> list[Any]:
             "Invalid `layers`. Expected a layer name, an index or a list of them. "
             f"Received: {type(layers).__name__}."
         )
-    return [int(x) if isinstance(x, np.integer) else x for x in layers]
+    return [int(x) if isinstance(x, np.integer) else str(x) if isinstance(x, np.str_) else x for x in layers]
 
 
 def batch_size_of(batch_size: int | None) -> int:
+    """``batch_size`` checked: ``None`` is :data:`DEFAULT_BATCH_SIZE`; numpy integers are ints."""
     if batch_size is None:
         return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, np.integer):  # e.g. from a config array (before: refused)
+        batch_size = int(batch_size)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(
             f"Invalid `batch_size`. Expected a positive int or None. Received: batch_size={batch_size!r}."
