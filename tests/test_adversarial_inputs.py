@@ -254,6 +254,37 @@ def test_numpy_string_layer_names_become_str_keys() -> None:
     assert list(feats) == ["block1_conv1", "block1_conv2"]
 
 
+# -- preprocess ----------------------------------------------------------------------------------
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(("given", "meant"), [("CAFFE", "caffe"), (" torch", "torch"), ("Native", "native")])
+def test_recipe_names_in_another_case_get_a_hint(given: str, meant: str) -> None:
+    """Before: no hint (layer names match ignoring case, recipe names did not say what was meant)."""
+    with pytest.raises(ls.InputError, match=rf"Received: preprocess='{given}'\. Did you mean '{meant}'\?"):
+        features(CLEAN, preprocess=given)
+
+
+@pytest.mark.parametrize(
+    ("fn", "said"),
+    [
+        (lambda b: None, r"Received: None\. Does the function end with `return`\?"),
+        (lambda b: [[1.0], [1.0, 2.0]], r"Received: a list numpy cannot convert \(setting an array element"),
+        (lambda b: b[..., :1], r"Received: shape \(2, 4, 4, 1\)\."),
+    ],
+)
+def test_a_preprocess_callable_that_returns_no_batch_is_named(fn: Any, said: str) -> None:
+    """Before: None was 'Received: shape ()' and a ragged list 'The `preprocess` callable raised
+    ValueError' (the callable had not failed; numpy's conversion had)."""
+    from layerscope.preprocess import apply_callable
+
+    batch = np.zeros((2, 4, 4, 3), np.float32)
+    with pytest.raises(ls.InputError, match=r"Expected an NHWC array of shape \(2, H, W, 3\)\. " + said):
+        apply_callable(batch, fn)
+    out = apply_callable(batch, lambda b: (b + 1).tolist())  # a nested list of the right shape is fine
+    np.testing.assert_array_equal(out, np.ones((2, 4, 4, 3), np.float32))
+
+
 # -- defects in other helpers' files (xfail until their owners fix them) --------------------------
 
 

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from layerscope.errors import InputError
+from layerscope.errors import InputError, suggest
 from layerscope.images import Geometry
 
 __all__ = ["RECIPES", "Recipe", "get_recipe", "normalize"]
@@ -103,9 +103,11 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
+        hint = suggest(name.strip().lower(), [*RECIPES, "native"]) if isinstance(name, str) else ""
+        hint = f" {hint}" if hint.startswith("Did you mean") else ""  # 'CAFFE' -> 'caffe'
         raise InputError(
             f"Invalid `preprocess`. Expected 'native', None, a callable, or one of "
-            f"{', '.join(repr(k) for k in RECIPES)}. Received: preprocess={name!r}."
+            f"{', '.join(repr(k) for k in RECIPES)}. Received: preprocess={name!r}.{hint}"
         ) from None
 
 
@@ -148,17 +150,26 @@ def normalize(batch: np.ndarray, recipe: Recipe) -> np.ndarray:
 def apply_callable(batch: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Run a user's preprocessing function and check it kept the NHWC batch layout."""
     try:
-        out = np.asarray(fn(np.array(batch, copy=True)))
+        result = fn(np.array(batch, copy=True))
     except Exception as exc:
         raise InputError(
             f"The `preprocess` callable raised {type(exc).__name__}: {exc}. It receives the NHWC "
             "float32 batch on the 0-255 scale after resizing, and must return an NHWC array."
         ) from exc
-    if out.ndim != 4 or out.shape[0] != batch.shape[0] or out.shape[-1] != 3:
+    expected = (
+        "Invalid result of the `preprocess` callable. Expected an NHWC array of shape "
+        f"({batch.shape[0]}, H, W, 3)."
+    )
+    if result is None:
+        raise InputError(f"{expected} Received: None. Does the function end with `return`?")
+    try:
+        out = np.asarray(result)
+    except Exception as exc:  # ragged lists, tensors that need .detach()
         raise InputError(
-            "Invalid result of the `preprocess` callable. Expected an NHWC array of shape "
-            f"({batch.shape[0]}, H, W, 3). Received: shape {out.shape}."
-        )
+            f"{expected} Received: a {type(result).__name__} numpy cannot convert ({exc})."
+        ) from exc
+    if out.ndim != 4 or out.shape[0] != batch.shape[0] or out.shape[-1] != 3:
+        raise InputError(f"{expected} Received: shape {out.shape}.")
     if out.dtype.kind not in "uif" or not np.isfinite(out).all():
         raise InputError(
             "Invalid result of the `preprocess` callable. Expected finite real numbers. "
