@@ -151,6 +151,24 @@ def test_extract_npz_is_complete_and_readable(
     assert leftovers(out.parent) == []
 
 
+@pytest.mark.torch
+def test_an_out_that_is_a_symlink_writes_through_it(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--overwrite replaces the file a link points to and keeps the link (as before the atomic write)."""
+    target = tmp_path / "store" / "feats.npz"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "feats.npz"
+    link.symlink_to(target)
+    argv = ["extract", str(image), *FAST, "--input-size", "32", "-l", "block1_conv1", "-o", str(link)]
+    code, _, _ = run([*argv, "--overwrite", "-q"], capsys)
+    assert code == 0 and link.is_symlink()
+    with np.load(target) as npz:
+        assert npz["block1_conv1"].shape == (1, 32, 32, 64)
+    assert leftovers(tmp_path) == [] and leftovers(target.parent) == []
+
+
 @pytest.mark.parametrize(
     ("out", "said"),
     [("fig.txt", "the suffix '.txt' names no figure format"), ("fig", "no suffix names no figure format")],

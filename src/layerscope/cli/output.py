@@ -60,7 +60,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None], flag: str =
     Parameters
     ----------
     path : pathlib.Path
-        The final file; its folder is created when missing.
+        The final file; its folder is created when missing. A symbolic link is kept: the file
+        it points to is replaced.
     write : callable
         Writes the whole content to the binary handle it receives.
     flag : str
@@ -77,6 +78,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None], flag: str =
     >>> write_atomically(Path("report.bin"), lambda fh: fh.write(b"abc"))
     """
     check_target(path, flag)
+    if path.is_symlink():  # write where the link points, as `open(path, "wb")` did; keep the link
+        path = Path(os.path.realpath(path))
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
