@@ -362,3 +362,15 @@ def test_the_ray_feature_extractor_takes_device_and_precision() -> None:
         FeatureExtractor(
             "vgg16", ["block1_conv1"], backend="torch", weights="random", seed=0, device="cuda:3"
         )
+
+
+@pytest.mark.torch
+def test_a_loaded_model_is_not_silently_run_in_another_precision() -> None:
+    m = ls.load(_small_torch_net())
+    assert ls.load(m) is m and ls.load(m, device="cpu") is m
+    with pytest.raises(
+        InputError, match=r"A LoadedModel runs where and how it was loaded \(float32 on cpu\)"
+    ):
+        ls.extract(np.zeros((1, 8, 8, 3), np.uint8), m, ["0"], preprocess=None, precision="bfloat16")
+    with pytest.raises(InputError, match=r"Received: precision='float32', device='cuda'"):
+        ls.load(m, device="cuda")

@@ -175,7 +175,7 @@ def load(
     (``None``: only in a terminal or notebook; ``False``: never; a cached model draws none).
     """
     if isinstance(model, LoadedModel):
-        return model
+        return _as_placed(model, device, precision)
     _check_seed(seed, weights)
     check_placement(device, precision)
     chosen = _choose(model, backend)
@@ -199,6 +199,19 @@ def load(
         while len(_cache) > MAX_CACHED_MODELS:
             _cache.popitem(last=False)
     return loaded
+
+
+def _as_placed(model: LoadedModel, device: str | None, precision: str) -> LoadedModel:
+    """A loaded model as it is; asking it for another precision or device is refused."""
+    here = (model.device, model.device.split(":")[0])
+    other_device = device is not None and device.strip().lower() not in here
+    if precision not in ("float32", model.precision) or other_device:
+        raise InputError(
+            f"A LoadedModel runs where and how it was loaded ({model.precision} on {model.device}). "
+            f"Received: precision={precision!r}, device={device!r}. Load it again with "
+            "ls.load(name, precision=..., device=...), or pass the model's name instead."
+        )
+    return model
 
 
 def _check_seed(seed: Any, weights: Any) -> None:
