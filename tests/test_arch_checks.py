@@ -1,0 +1,101 @@
+"""The architecture checks of compare/architectures.py on small arrays and stand-in models
+(issue 16): the cause named when the evidence fits, silence when it does not. No network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from layerscope.backend import LayerInfo
+from layerscope.compare import diagnose, diff
+from layerscope.compare.architectures import PADDING, padding
+from layerscope.compare.evidence import Evidence
+from layerscope.layers import Target
+from layerscope.weights import Bundle
+
+SHAPES = {"stem": (None, 8, 8, 4), "down": (None, 4, 4, 4), "block": (None, 4, 4, 4)}
+
+
+@dataclass
+class Side:
+    """A stand-in for one side's model: a variant and a layer table, nothing else."""
+
+    variant: str | None
+    shapes: dict[str, tuple[int | None, ...]] = field(default_factory=lambda: dict(SHAPES))
+    backend: str = "side"
+
+    def list_layers(self) -> list[LayerInfo]:
+        return [
+            LayerInfo(i, f"n.{k}", "Conv2D", s, 0, canonical=k)
+            for i, (k, s) in enumerate(self.shapes.items())
+        ]
+
+    def extract_batch(self, batch: np.ndarray, layers: Sequence[Target]) -> dict[str, np.ndarray]:
+        raise AssertionError("the padding check does not re-run a side")
+
+    def extract_native(self, batch: np.ndarray, natives: Sequence[str]) -> dict[str, np.ndarray]:
+        raise AssertionError("not asked")
+
+    def inplace_after(self, native: str) -> str | None:
+        return None
+
+    def supports(self, capability: str) -> bool:
+        return False
+
+    def export_bundle(self, head: bool = True) -> Bundle:
+        raise AssertionError("not asked")
+
+    def numerics_note(self) -> str | None:
+        return None
+
+
+def _evidence(first: str, a: Side, b: Side, same_input: bool = True) -> Evidence:
+    rng = np.random.default_rng(0)
+    outputs = [
+        {n: rng.standard_normal((1, *s[1:])).astype(np.float32) for n, s in SHAPES.items()} for _ in "ab"
+    ]
+    for name in list(SHAPES)[: list(SHAPES).index(first)]:
+        outputs[1][name] = outputs[0][name].copy()  # layers before the first divergence agree
+    x = np.zeros((1, 16, 16, 3), np.float32)
+    return Evidence(
+        catalog=None,
+        layers=list(SHAPES),
+        models=(a, b),
+        batches=(x, x.copy() if same_input else x + 1),
+        outputs=(outputs[0], outputs[1]),
+        targets=([Target(n, f"n.{n}") for n in SHAPES], [Target(n, f"n.{n}") for n in SHAPES]),
+        first=diff(first, outputs[0][first], outputs[1][first], 1e-5, ("keras", "torch")),
+        rtol=1e-5,
+    )
+
+
+def test_padding_named_where_the_map_first_shrinks() -> None:
+    found = padding(_evidence("stem", Side("asymmetric"), Side("symmetric")))
+    assert found is not None and (found.cause, found.layer, found.confirmed) == (PADDING, "stem", False)
+    assert (
+        "the outputs part at the first layer: stem is where the map first shrinks (16x16 to 8x8)"
+        in found.evidence
+    )
+    assert "keras asymmetric; torch symmetric" in found.evidence
+    later = padding(_evidence("down", Side("asymmetric"), Side("symmetric")))
+    assert (
+        later is not None
+        and "part after stem: down is where the map first shrinks (8x8 to 4x4)" in later.evidence
+    )
+
+
+def test_padding_silent_when_the_evidence_does_not_fit() -> None:
+    a, b = Side("asymmetric"), Side("symmetric")
+    assert padding(_evidence("stem", Side("same"), Side("same"))) is None  # one variant
+    assert padding(_evidence("block", a, b)) is None  # 4x4 after 4x4: no downsampling there
+    assert padding(_evidence("stem", a, b, same_input=False)) is None  # an input cause first
+    other = Side("symmetric", {**SHAPES, "down": (None, 5, 5, 4)})
+    assert padding(_evidence("stem", a, other)) is None  # a shape differs: stride or architecture
+
+
+def test_padding_is_registered_after_diagnose_own_checks() -> None:
+    assert PADDING in diagnose.CAUSES
+    assert diagnose.CAUSES.index("floating-point numerics") < diagnose.CAUSES.index(PADDING)
+    assert diagnose.CAUSES.index("stride placement (ResNet v1 vs v1.5)") < diagnose.CAUSES.index(PADDING)
