@@ -313,7 +313,8 @@ def export_weights(model: Any, path: str | os.PathLike[str] | None = None, **loa
 
     ``model`` is a :class:`~layerscope.LoadedModel` or anything :func:`load` accepts (then
     ``load_kwargs`` such as ``backend=``, ``weights=``, ``seed=`` apply). Works for every
-    architecture with a catalogue (vgg16, vgg19, resnet50) on every backend that provides
+    architecture with a catalogue (``layerscope.catalog.architectures()``: VGG16/19,
+    ResNet50/101/152, DenseNet121/169/201, MobileNetV2) on every backend that provides
     ``export_bundle`` (torch, keras, onnx).
     """
     bundle = load(model, **load_kwargs).export_bundle()
