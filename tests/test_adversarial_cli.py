@@ -169,6 +169,26 @@ def test_an_out_that_is_a_symlink_writes_through_it(
     assert leftovers(tmp_path) == [] and leftovers(target.parent) == []
 
 
+@pytest.mark.parametrize("flag", ["--json", "--html"])
+def test_compare_reports_that_cannot_be_written_are_refused_before_the_run(
+    flag: str, image: Path, a_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the backends ran first, then --html under a file was FileExistsError (a traceback)."""
+
+    def no_run(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the comparison ran before its report path was checked")
+
+    monkeypatch.setattr(ls, "compare", no_run)
+    code, _, err = run(
+        ["compare", str(image), "-m", "vgg16", "-b", "torch,torch", flag, f"{a_file}/r"], capsys
+    )
+    assert code == 2
+    assert err == (
+        f"layerscope: error: Cannot write {flag} '{a_file}/r': '{a_file}' is a file, not a folder. "
+        f"Expected a path under a folder. Pass another {flag}.\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("out", "said"),
     [("fig.txt", "the suffix '.txt' names no figure format"), ("fig", "no suffix names no figure format")],

@@ -9,6 +9,7 @@ from typing import Any
 
 import layerscope as ls
 from layerscope.cli import options
+from layerscope.cli.output import check_target
 
 __all__ = ["add", "run"]
 
@@ -112,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     """Compare; print the report (failing layers, or all with --all); exit 1 when any layer fails."""
     from layerscope.errors import InputError
 
+    for flag, path in (("--json", args.json), ("--html", args.html)):
+        if path is not None:  # before the backends run, not after
+            check_target(path, flag)
     if args.saved is not None:
         return run_saved(args)
     if not args.images:
