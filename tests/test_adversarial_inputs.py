@@ -361,3 +361,16 @@ def test_numpy_integers_are_sizes_and_seeds(keyword: str, clean_features: np.nda
     feats = ls.extract(CLEAN, "vgg16", ["block1_conv1"], backend="torch", weights="random",
                        resize="stretch", progress=False, **kwargs)  # fmt: skip
     np.testing.assert_array_equal(feats["block1_conv1"], clean_features)
+
+
+@pytest.mark.torch
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="list_layers does not name an input too small for the network (model.py LoadedModel.list_layers)",
+)
+def test_list_layers_names_an_input_too_small() -> None:
+    # `layerscope layers vgg16 --input-size 16`: torch's 'Output size is too small' (a traceback);
+    # extract at 16 px already says "need each side to be at least 32 px"
+    with pytest.raises(ls.InputError, match="at least 32 px"):
+        model("vgg16", "torch").list_layers(16)
