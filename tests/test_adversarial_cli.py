@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import os
 import pty
 import struct
@@ -24,6 +25,7 @@ import pytest
 from PIL import Image
 
 import layerscope as ls
+from layerscope import progress
 from layerscope.cli import build_parser, main
 from layerscope.cli.options import layer_list
 
@@ -400,3 +402,40 @@ def test_bars_on_a_terminal_only_and_never_with_quiet(image: Path, tmp_path: Pat
     piped = stderr_of([], tty=False)
     assert "2/2" not in piped and "\r" not in piped
     assert "2/2" not in stderr_of(["-q"], tty=True)
+
+
+# -- progress bars -----------------------------------------------------------------------------
+
+
+def test_a_closed_stderr_means_no_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: auto progress asked a closed stderr isatty(): ValueError from every extract."""
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", closed)
+    assert progress.enabled(None) is False
+
+
+def test_no_stderr_at_all_means_no_bar_even_when_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: progress=True with sys.stderr None (pythonw) was tqdm's AttributeError."""
+    monkeypatch.setattr(sys, "stderr", None)
+    assert list(progress.steps([1, 2, 3], "extract", "batch", True)) == [1, 2, 3]
+    with progress.task("build", True):
+        pass
+
+
+def test_an_exception_inside_a_bar_closes_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from tqdm import tqdm
+
+    def fail_in_steps() -> None:
+        for i in progress.steps([1, 2, 3], "extract", "batch", True):
+            if i == 2:
+                raise RuntimeError("batch 2 failed")
+
+    with pytest.raises(RuntimeError, match="batch 2 failed"):
+        fail_in_steps()
+    assert len(tqdm._instances) == 0  # closed while the exception is still held
+    with pytest.raises(KeyboardInterrupt), progress.task("build", True):
+        raise KeyboardInterrupt
+    assert len(tqdm._instances) == 0
+    err = capsys.readouterr().err
+    assert "extract:  33%" in err and "build:   0%" in err  # each left where it stopped, not filled

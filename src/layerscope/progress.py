@@ -28,7 +28,10 @@ def _interactive() -> bool:
     if "ipykernel" in sys.modules:
         return True
     isatty = getattr(sys.stderr, "isatty", None)
-    return bool(isatty and isatty())
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):  # a closed stderr (a daemon's): nobody is watching
+        return False
 
 
 def enabled(progress: bool | None) -> bool:
@@ -57,7 +60,10 @@ def silenced() -> Iterator[None]:
 
 
 def _tqdm() -> Any:
-    """``tqdm.auto.tqdm``, or ``None`` when tqdm is not installed."""
+    """``tqdm.auto.tqdm``, or ``None`` when tqdm is not installed or there is no stderr to draw
+    on (``sys.stderr`` is ``None`` under pythonw and some service managers)."""
+    if sys.stderr is None:
+        return None
     try:
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is optional; no bar then
