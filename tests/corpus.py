@@ -404,6 +404,27 @@ CASES: list[Case] = [
         _arr(lambda: np.asmatrix(rgb[..., 0])),
         check=_same_as(lambda f: rgb[..., 0]),
     ),
+    Case(
+        "gray batch (N, H, W)",
+        "array",
+        _arr(np.zeros((5, 40, 60), np.uint8)),
+        ls.InputError,
+        "Add the channel axis: arr[..., None]",
+    ),
+    Case("empty path ''", "array", _arr(""), ls.InputError, "an empty path"),
+    Case(
+        "32-bit PIL image beyond 16 bits",
+        "array",
+        _arr(lambda: Image.fromarray(np.full((40, 60), 100_000, np.int32))),
+        ls.ImageError,
+        "Expected 0-255 or 16-bit 0-65535",
+    ),
+    Case(
+        "uint16 array, 0-255",
+        "array",
+        _arr(rgb.astype(np.uint16)),
+        check=_as_arrays(rgb.astype(np.uint16), lambda: [rgb]),
+    ),
     # -- arguments ------------------------------------------------------------------------
     Case(
         "unknown model", "argument", _args(model="resnet5O"), ls.UnknownModelError, "Did you mean 'resnet50'"
@@ -500,6 +521,19 @@ CASES: list[Case] = [
         _wrong_arch_weights,
         ls.WeightsError,
         "bundle is for 'vgg16', not 'resnet50'",
+    ),
+    Case(
+        "recipe name in capitals",
+        "argument",
+        _args(preprocess="CAFFE"),
+        ls.InputError,
+        "Did you mean 'caffe'",
+    ),
+    Case(
+        "batch size as a numpy integer",
+        "argument",
+        _args(batch_size=np.int64(1)),
+        check=_same_as(lambda f: _photo()),
     ),
     Case(
         "unknown backend",
