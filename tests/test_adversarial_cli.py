@@ -439,3 +439,24 @@ def test_an_exception_inside_a_bar_closes_it(capsys: pytest.CaptureFixture[str])
     assert len(tqdm._instances) == 0
     err = capsys.readouterr().err
     assert "extract:  33%" in err and "build:   0%" in err  # each left where it stopped, not filled
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["photo.jpg"], "photo.jpg"),
+        (["--weights", "imagenet", "--seed", "3"], "--weights, --seed"),
+        (["--precision", "bfloat16", "--pipeline", "native"], "--pipeline, --precision"),
+    ],
+)
+def test_compare_from_refuses_what_it_would_ignore(
+    extra: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: images and run options were silently ignored with --from (no backend runs)."""
+    code, _, err = run(["compare", "--from", str(tmp_path), "-m", "vgg16", *extra], capsys)
+    assert code == 2
+    assert err == (
+        f"layerscope: error: --from {tmp_path} compares the outputs the cross-check saved and runs no "
+        f"backend, so {named} would be ignored. Drop {'them' if ',' in named else 'it'}, or compare "
+        "without --from to run the backends on your images.\n"
+    )

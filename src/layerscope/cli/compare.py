@@ -153,7 +153,26 @@ def run(args: argparse.Namespace) -> int:
 def run_saved(args: argparse.Namespace) -> int:
     """``--from DIR``: the per-layer report of sides the cross-check saved (no backend runs)."""
     from layerscope.compare.saved import from_saved
+    from layerscope.errors import InputError
 
+    unused = [*args.images] + [
+        flag
+        for flag, given in (
+            ("--weights", args.weights != "random"),
+            ("--seed", args.seed != 0),
+            ("--variant", bool(args.variant)),
+            ("--pipeline", args.pipeline != "shared"),
+            ("--precision", args.precision is not None),
+            ("--device", args.device is not None),
+        )
+        if given
+    ]
+    if unused:  # before: silently ignored, as if the saved sides had been run on them
+        raise InputError(
+            f"--from {args.saved} compares the outputs the cross-check saved and runs no backend, so "
+            f"{', '.join(unused)} would be ignored. Drop {'them' if len(unused) > 1 else 'it'}, or "
+            "compare without --from to run the backends on your images."
+        )
     names = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
     report = from_saved(args.saved, args.model, names, rtol=args.rtol, layers=args.layers)
     return output(report, args)
