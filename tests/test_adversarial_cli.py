@@ -460,3 +460,17 @@ def test_compare_from_refuses_what_it_would_ignore(
         f"backend, so {named} would be ignored. Drop {'them' if ',' in named else 'it'}, or compare "
         "without --from to run the backends on your images.\n"
     )
+
+
+@pytest.mark.torch
+def test_show_refuses_a_pattern_that_matches_several_layers(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``-l 'block1_*'`` drew block1_conv1 alone, titled 'vgg16 block1_*'."""
+    out = tmp_path / "s.png"
+    code, _, err = run(["show", str(image), *FAST, "-l", "block1_*", "-o", str(out)], capsys)
+    assert code == 2 and not out.exists()
+    assert err == (
+        "layerscope: error: -l block1_* matches 3 layers (block1_conv1, block1_conv2, block1_pool), and "
+        "--view grid draws one. Pass one of those names, e.g. -l block1_conv1.\n"
+    )

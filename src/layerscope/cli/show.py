@@ -111,6 +111,11 @@ def draw_map(args: argparse.Namespace, loaded: ls.LoadedModel, layer: str | int)
     from layerscope import viz
 
     fmap = loaded.extract(args.images[:1], [layer], progress=options.progress(args))
+    if len(fmap) != 1:  # a glob pattern (before: the first match drawn under the pattern's name)
+        raise InputError(
+            f"-l {layer} matches {len(fmap)} layers ({', '.join(fmap)}), and --view {args.view} draws "
+            f"one. Pass one of those names, e.g. -l {next(iter(fmap))}."
+        )
     arr = next(iter(fmap.values()))
     title = f"{loaded.architecture} {layer} ({loaded.backend}, weights {loaded.weights})"
     if args.view == "grid":
