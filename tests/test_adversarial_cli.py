@@ -474,3 +474,16 @@ def test_show_refuses_a_pattern_that_matches_several_layers(
         "layerscope: error: -l block1_* matches 3 layers (block1_conv1, block1_conv2, block1_pool), and "
         "--view grid draws one. Pass one of those names, e.g. -l block1_conv1.\n"
     )
+
+
+@pytest.mark.torch
+def test_show_max_maps_error_speaks_the_flag(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: 'Received: max_maps=0, cols=8.' (the Python keyword, not the flag)."""
+    argv = ["show", str(image), *FAST, "-l", "block1_conv1", "--max-maps", "0", "-o", str(tmp_path / "s.png")]
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert err == (
+        "layerscope: error: Invalid grid. Expected max_maps >= 1 and cols >= 1. Received: --max-maps 0, cols=8.\n"
+    )

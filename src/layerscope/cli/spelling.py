@@ -8,7 +8,7 @@ __all__ = ["cli_spelling"]
 
 _PY_ARGUMENT = re.compile(
     r"\b(weights|seed|input_size|batch_size|preprocess|resize|backend|variant|pool|workers|rtol|"
-    r"pipeline|out|resume|overwrite|precision|device)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+/-]+))"
+    r"pipeline|out|resume|overwrite|precision|device|max_maps)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+/-]+))"
 )
 
 
