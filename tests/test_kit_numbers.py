@@ -92,7 +92,9 @@ def test_the_rule_skips_with_a_reason_where_it_cannot_compare() -> None:
         backend = "torch"
         reference = ""
 
-    with pytest.raises(unittest.SkipTest, match=r"'mobilenet_v3_large' is not catalogued: no canonical layers"):
+    with pytest.raises(
+        unittest.SkipTest, match=r"'mobilenet_v3_large' is not catalogued: no canonical layers"
+    ):
         Uncatalogued().test_agrees_with_reference()
     with pytest.raises(unittest.SkipTest, match=r"agreement rule switched off \(reference = ''\)"):
         Off().test_agrees_with_reference()
