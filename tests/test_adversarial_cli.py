@@ -487,3 +487,17 @@ def test_show_max_maps_error_speaks_the_flag(
     assert err == (
         "layerscope: error: Invalid grid. Expected max_maps >= 1 and cols >= 1. Received: --max-maps 0, cols=8.\n"
     )
+
+
+def test_a_missing_file_with_brackets_is_named_without_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: 'Extracting a folder or glob needs --out' for a mistyped 'img[1].png'."""
+    no_model(monkeypatch)
+    missing = tmp_path / "img[1].png"
+    code, _, err = run(["extract", str(missing), "-m", "vgg16", "-l", "block1_conv1"], capsys)
+    assert code == 2
+    assert (
+        f"Invalid `source` '{missing}': no such file or folder, and as a glob pattern it matches no files"
+        in err
+    )

@@ -155,11 +155,11 @@ def refuse_dataset_flags(args: argparse.Namespace) -> None:
 
 def run_dataset(args: argparse.Namespace, preprocess: Any) -> int:
     """Dataset mode: every file of every folder, glob and path given, streamed to --out."""
+    source: list[Any] = []
+    for arg in args.images:  # first: a missing 'img[1].png' is named as such, not as a glob
+        source.extend(list_sources(arg))  # an existing path is that file, never a pattern
     if args.out is None:
         raise InputError("Extracting a folder or glob needs --out (a .h5 file, or a folder for .npz shards).")
-    source: list[Any] = []
-    for arg in args.images:
-        source.extend(list_sources(arg))  # an existing path is that file, never a pattern
     result = ls.extract_dataset(
         source, args.model, args.layers, args.out, **options.model_options(args),
         batch_size=args.batch_size or 32, pool=args.pool, workers=args.workers, preprocess=preprocess,
