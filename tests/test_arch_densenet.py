@@ -21,6 +21,7 @@ import layerscope as ls
 from arch_helpers import canonical_rows, small_batch, worst
 from layerscope import catalog
 from layerscope.default_plugins.keras.capture import headless
+from layerscope.framework import label_of
 from layerscope.weights import Bundle
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
@@ -127,6 +128,9 @@ def test_torchvision_epsilon_is_below_tolerance_and_named(arch: str, photo: Path
     loose = ls.compare(photo, arch, backends=(keras_own(arch), torch_eps), layers=layers)
     assert loose.passed and max(d.max_rel for d in loose.layers) < 1e-6
     tight = ls.compare(photo, arch, backends=(keras_own(arch), torch_eps), layers=layers, rtol=1e-9)
+    if label_of(ls.get_backend("keras")) == "keras (torch)":
+        assert tight.passed  # both sides run torch's kernels: the epsilon gap rounds away
+        return
     (found,) = tight.diagnoses
     assert (found.cause, found.layer) == ("BatchNorm epsilon", "conv1_bn")
     assert "1.001e-05 on keras vs 1e-05 on torch" in found.evidence
