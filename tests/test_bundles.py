@@ -10,6 +10,7 @@ import pytest
 
 import layerscope as ls
 from layerscope import catalog
+from layerscope.framework import label_of
 
 from conftest import model
 
@@ -28,7 +29,8 @@ def test_every_canonical_layer_agrees_across_frameworks(arch: str, source: str, 
     assert all(d.cosine > 0.999999 for d in report.layers)
     if arch == "resnet50":
         assert all(s.variant.startswith("v1 (") for s in report.sides)
-    if arch == "resnet50" and source == "torch":
+    on_tf = label_of(ls.get_backend("keras")) == "keras (tensorflow)"  # Keras on torch agrees to 2.1e-6
+    if arch == "resnet50" and source == "torch" and on_tf:
         # torchvision's initialisation gives logits of about +-48 here, with the top two
         # classes close (0.51, 0.31 on chelsea), where softmax magnifies the logits' float32
         # difference most: measured 1.2e-5 of the probabilities on a CPU where TensorFlow's
