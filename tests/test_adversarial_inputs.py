@@ -3,8 +3,8 @@
 Each accepted input is checked against a reference computed here with numpy or PIL (never
 against layerscope), and its features against those of the equivalent clean uint8 image;
 each refused one for its error type and text. Tests named in a docstring "Before: ..."
-failed before their fix (helper R's adversarial pass). The ``xfail(strict=True)`` tests are
-defects in files other helpers own; each reason names the file.
+failed before their fix (helper R's adversarial pass); so did the tests at the end, on defects
+in core files (list_layers' size checks, seed range, numpy integers, report paths).
 """
 
 from __future__ import annotations
@@ -285,25 +285,19 @@ def test_a_preprocess_callable_that_returns_no_batch_is_named(fn: Any, said: str
     np.testing.assert_array_equal(out, np.ones((2, 4, 4, 3), np.float32))
 
 
-# -- defects in other helpers' files (xfail until their owners fix them) --------------------------
+# -- defects found in core files, fixed by the lead (each failed before its fix) --------------------------
 
 
 @pytest.mark.torch
-@pytest.mark.xfail(
-    strict=True, reason="list_layers does not check input_size (model.py LoadedModel.list_layers)"
-)
 @pytest.mark.parametrize("size", [0, -1, 2.5])
 def test_list_layers_checks_input_size(size: Any) -> None:
-    # today: torch's RuntimeError ('Kernel size can't be greater than actual input size') or
+    # before: torch's RuntimeError ('Kernel size can't be greater than actual input size') or
     # TypeError ('cannot unpack non-iterable float object')
     with pytest.raises(ls.InputError, match=r"Invalid `input_size`\. Expected a positive int"):
         model("vgg16", "torch").list_layers(size)
 
 
 @pytest.mark.torch
-@pytest.mark.xfail(
-    strict=True, reason="list_layers ignores the pixel budget (model.py LoadedModel.list_layers)"
-)
 def test_list_layers_keeps_the_pixel_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     # `layerscope layers vgg16 --input-size 100000` tried to allocate 120 GB (torch's RuntimeError)
     import layerscope.model
@@ -313,27 +307,17 @@ def test_list_layers_keeps_the_pixel_budget(monkeypatch: pytest.MonkeyPatch) -> 
         model("vgg16", "torch").list_layers(64)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="seeds outside what the backend takes are not checked (api.py load)",
-)
 @pytest.mark.parametrize(("backend", "seed"), [("torch", 2**64), ("keras", -1), ("keras", 2**32)])
 def test_load_checks_the_seed_range(backend: str, seed: int) -> None:
-    # today: ValueError 'Overflow when unpacking long long' (torch), 'Seed must be between 0
+    # before: ValueError 'Overflow when unpacking long long' (torch), 'Seed must be between 0
     # and 2**32 - 1' (Keras); the command line refuses these at parse time
     with pytest.raises(ls.InputError, match=r"Invalid `seed`"):
         ls.load("vgg16", backend=backend, weights="random", seed=seed)
 
 
 @pytest.mark.torch
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileExistsError,
-    reason="Report.to_html does not name a path under a file (compare/ report)",
-)
 def test_report_to_html_under_a_file_is_named(tmp_path: Path) -> None:
-    # today: FileExistsError from mkdir; to_json raises InputError naming the path
+    # before: FileExistsError from mkdir; to_json raises InputError naming the path
     report = ls.compare(CLEAN, "vgg16", backends=["torch", "torch"], layers=["block1_conv1"],
                         weights="random", seed=0)  # fmt: skip
     afile = tmp_path / "afile"
@@ -345,14 +329,9 @@ def test_report_to_html_under_a_file_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.torch
-@pytest.mark.xfail(
-    strict=True,
-    raises=ls.InputError,
-    reason="numpy integers are refused as input_size (model.py LoadedModel.prepare) and seed (api.py load)",
-)
 @pytest.mark.parametrize("keyword", ["input_size", "seed"])
 def test_numpy_integers_are_sizes_and_seeds(keyword: str, clean_features: np.ndarray) -> None:
-    # today: "Expected a positive int ... Received: input_size=np.int64(32)" (and seed=np.int64(0))
+    # before: "Expected a positive int ... Received: input_size=np.int64(32)" (and seed=np.int64(0))
     kwargs: dict[str, Any] = {
         "input_size": 32,
         "seed": 0,
@@ -364,11 +343,6 @@ def test_numpy_integers_are_sizes_and_seeds(keyword: str, clean_features: np.nda
 
 
 @pytest.mark.torch
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="list_layers does not name an input too small for the network (model.py LoadedModel.list_layers)",
-)
 def test_list_layers_names_an_input_too_small() -> None:
     # `layerscope layers vgg16 --input-size 16`: torch's 'Output size is too small' (a traceback);
     # extract at 16 px already says "need each side to be at least 32 px"

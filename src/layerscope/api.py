@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from layerscope.backend import Backend
 from layerscope.display import BackendList, Features
 from layerscope.errors import (
@@ -176,7 +178,7 @@ def load(
     """
     if isinstance(model, LoadedModel):
         return _as_placed(model, device, precision)
-    _check_seed(seed, weights)
+    seed = _check_seed(seed, weights)
     check_placement(device, precision)
     chosen = _choose(model, backend)
     if isinstance(model, str):
@@ -214,15 +216,26 @@ def _as_placed(model: LoadedModel, device: str | None, precision: str) -> Loaded
     return model
 
 
-def _check_seed(seed: Any, weights: Any) -> None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+_SEED_RANGE = (0, 2**32 - 1)
+"""Seeds every built-in backend takes (Keras refuses others; torch takes up to 2**64 - 1)."""
+
+
+def _check_seed(seed: Any, weights: Any) -> int | None:
+    """``seed`` as a plain int (numpy integers accepted), or an InputError naming the fix."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise InputError(f"Invalid `seed`. Expected an int or None. Received: seed={seed!r}.")
+    if seed is not None and not _SEED_RANGE[0] <= int(seed) <= _SEED_RANGE[1]:
+        raise InputError(
+            f"Invalid `seed`. Expected an int from 0 to 2**32 - 1 (what every backend accepts) or "
+            f"None. Received: seed={seed!r}. Pass a seed in that range."
+        )
     if seed is not None and not (isinstance(weights, str) and weights == "random"):
         shown = weights if isinstance(weights, (str, os.PathLike)) else type(weights).__name__
         raise InputError(
             f"Invalid `seed`: it only applies to weights='random'. Received: seed={seed!r} with "
             f"weights={str(shown)!r}. Pass weights='random' for seeded random weights, or drop seed."
         )
+    return None if seed is None else int(seed)
 
 
 def clear_cache() -> None:

@@ -29,8 +29,13 @@ from layerscope.requests import (
     DEFAULT_BATCH_SIZE,
     all_finite,
     batch_size_of,
+    check_budget,
     check_given_size,
+    check_head,
+    input_size_of,
     layer_list,
+    need_side,
+    said,
     warn_scale,
 )
 from layerscope.weights import Bundle
@@ -185,9 +190,15 @@ class LoadedModel:
         size = self.input_size if input_size == _NATIVE else input_size
         if isinstance(size, str):
             raise InputError(f"Invalid `input_size`. Expected an int, None or 'native'. Received: {size!r}.")
+        size = input_size_of(size, input_size)
+        check_budget(max(size) if isinstance(size, tuple) else size or 0, MAX_INPUT_PIXELS)
         with self._lock:
             if size not in self._rows:
-                rows = self._backend.list_layers(self.handle, size)
+                try:
+                    rows = self._backend.list_layers(self.handle, size)
+                except Exception as exc:
+                    self._listing_too_small(size, exc)
+                    raise
                 kinds = {e.name: e.kind for e in self.catalog.entries} if self.catalog and self.names else {}
                 self._rows[size] = LayerTable(
                     with_strides(annotate(rows, self.catalog, self.names), size),
@@ -222,12 +233,7 @@ class LoadedModel:
         unless ``resize=`` is given; an explicit ``input_size`` is then checked, not applied.
         """
         recipe, fn = self._recipe(preprocess)
-        size = self.input_size if input_size == _NATIVE else input_size
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-            raise InputError(
-                f"Invalid `input_size`. Expected a positive int, None (keep each image's size) "
-                f"or 'native'. Received: input_size={input_size!r}."
-            )
+        size = input_size_of(self.input_size if input_size == _NATIVE else input_size, input_size)
         untouched = preprocess is None and resize is None
         geometry = images.Geometry("none", None) if untouched else recipe.at(size).geometry
         if resize is not None:
@@ -295,7 +301,7 @@ class LoadedModel:
         else:
             targets = self.resolve(layers)  # type: ignore[arg-type]
         step = batch_size_of(batch_size)
-        self._check_head(targets, batch)
+        check_head([t.key for t in targets if t.head], batch, self.input_size, self.architecture)
         natives = list(dict.fromkeys(t.native for t in targets))
         refuse_absent(self.handle, natives, self.names)  # a head a headless (notop) weights file lacked
         parts: dict[str, list[np.ndarray]] = {t.key: [] for t in targets}
@@ -330,34 +336,42 @@ class LoadedModel:
         return feats
 
     def _too_small(
-        self,
-        chunk: np.ndarray,
-        targets: list[Target],
-        natives: list[str],
-        exc: Exception | None,
+        self, chunk: np.ndarray, targets: list[Target], natives: list[str], exc: Exception | None
     ) -> None:
         """Raise an InputError naming the images if ``chunk`` failed only for being too small."""
         h, w = chunk.shape[1:3]
         native = self.input_size or 224
-        if min(h, w) >= native or not self._runs(natives, native):
-            if exc is None:
-                raise InputError(
-                    f"Layers {[t.key for t in targets]} gave an empty output for {h}x{w} inputs."
-                )
+        need = need_side(lambda side: self._runs(natives, side), min(h, w), native)
+        if need is None and exc is None:
+            raise InputError(f"Layers {[t.key for t in targets]} gave an empty output for {h}x{w} inputs.")
+        if need is None:
             return  # not a size problem: the caller re-raises the framework's error
-        lo, hi = min(h, w), native  # lo fails, hi runs
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if self._runs(natives, mid) else (mid, hi)
         names = _NAMES.get()
         who = ", ".join(map(repr, names())) if names is not None else f"{len(chunk)} image(s) of the batch"
-        said = f" (the {self.backend} backend said: {str(exc).strip().splitlines()[0][:200]})" if exc else ""
         raise InputError(
             f"Image too small for {self.architecture} up to layers {[t.key for t in targets]}: "
             f"{who} is {h}x{w} px, and the network's strides and pooling need each side to be at "
-            f"least {hi} px. Pass input_size={native} (or any size >= {hi}) to resize, or "
-            f"request shallower layers.{said}"
+            f"least {need} px. Pass input_size={native} (or any size >= {need}) to resize, or "
+            f"request shallower layers.{said(self.backend, exc)}"
         ) from exc
+
+    def _listing_too_small(self, size: Any, exc: Exception) -> None:
+        """Raise an InputError if listing at ``size`` failed only for being too small."""
+        side = min(size) if isinstance(size, tuple) else size
+        need = need_side(self._lists, side, self.input_size or 224) if side else None
+        if need is not None:
+            raise InputError(
+                f"Invalid `input_size` for {self.architecture}: {side} px is too small; the network's "
+                f"strides and pooling need each side to be at least {need} px. Pass input_size="
+                f"{need} or more.{said(self.backend, exc)}"
+            ) from exc
+
+    def _lists(self, side: int) -> bool:
+        try:
+            self._backend.list_layers(self.handle, side)
+        except Exception:
+            return False
+        return True
 
     def _runs(self, natives: list[str], side: int) -> bool:
         """Whether the backend computes ``natives`` for one black ``side`` x ``side`` image."""
@@ -366,18 +380,6 @@ class LoadedModel:
         except Exception:
             return False
         return all(np.asarray(raw[n]).size > 0 for n in natives)
-
-    def _check_head(self, targets: Sequence[Target], batch: np.ndarray) -> None:
-        native = self.input_size
-        side = tuple(batch.shape[1:3])
-        heads = [t.key for t in targets if t.head]
-        if heads and native is not None and side != (native, native):
-            raise InputError(
-                f"Layers {heads} belong to the classifier of {self.architecture}, which needs "
-                f"{native}x{native} inputs. Received: {side[0]}x{side[1]}. Pass "
-                f"input_size={native} (with preprocess=None also resize='stretch', or pass "
-                f"a {native}x{native} batch), or request convolutional layers only."
-            )
 
 
 MAX_INPUT_PIXELS = 4096 * 4096
@@ -388,11 +390,4 @@ MAX_INPUT_PIXELS = 4096 * 4096
 
 
 def _check_budget(geometry: images.Geometry) -> None:
-    side = max(geometry.size or 0, geometry.resize_size or 0)
-    if side * side > MAX_INPUT_PIXELS:
-        raise InputError(
-            f"Invalid `input_size`: {geometry.size}x{geometry.size} px per image exceeds the pixel "
-            f"budget layerscope.model.MAX_INPUT_PIXELS={MAX_INPUT_PIXELS:,} ({side * side:,} "
-            "requested; the network's feature maps would need far more memory). Pass a smaller "
-            "input_size, or raise layerscope.model.MAX_INPUT_PIXELS if you mean it."
-        )
+    check_budget(max(geometry.size or 0, geometry.resize_size or 0), MAX_INPUT_PIXELS)

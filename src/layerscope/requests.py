@@ -1,5 +1,5 @@
-"""What a caller asked for, checked before a model runs: layer lists, batch sizes, the
-sizes of untouched images, the value scale of float images, finite outputs, the device and
+"""What a caller asked for, checked before a model runs: layer lists, batch sizes, input
+sizes (type, pixel budget, the smallest side a network takes), the sizes of untouched images, the value scale of float images, finite outputs, the device and
 precision (and putting a model there: :func:`place`).
 
 Each check raises :class:`~layerscope.InputError` (or warns
@@ -9,7 +9,7 @@ Each check raises :class:`~layerscope.InputError` (or warns
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,83 @@ from layerscope.preprocess import Recipe
 __all__ = [
     "all_finite",
     "batch_size_of",
+    "check_budget",
     "check_given_size",
+    "check_head",
     "check_placement",
     "cpu_has_native_bf16",
+    "input_size_of",
     "layer_list",
+    "need_side",
     "place",
+    "said",
+    "smallest_side",
     "warn_scale",
 ]
 
 DEFAULT_BATCH_SIZE = 16
 """Images per forward pass when ``batch_size=None``."""
+
+
+def input_size_of(value: Any, given: Any) -> Any:
+    """A requested input size as plain ints (numpy integers too): a side, an (H, W) pair or
+    ``None``; anything else (0, -1, 2.5, True) an :class:`InputError` quoting ``given``."""
+    if value is None:
+        return None
+    if isinstance(value, tuple) and len(value) == 2:
+        return tuple(input_size_of(v, given) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(
+            f"Invalid `input_size`. Expected a positive int, None (keep each image's size) "
+            f"or 'native'. Received: input_size={given!r}."
+        )
+    return int(value)
+
+
+def check_budget(side: int, budget: int) -> None:
+    """Refuse a ``side`` x ``side`` input beyond ``budget`` pixels (``MAX_INPUT_PIXELS``)."""
+    if side * side > budget:
+        raise InputError(
+            f"Invalid `input_size`: {side}x{side} px per image exceeds the pixel budget "
+            f"layerscope.model.MAX_INPUT_PIXELS={budget:,} ({side * side:,} requested; the "
+            "network's feature maps would need far more memory). Pass a smaller input_size, "
+            "or raise layerscope.model.MAX_INPUT_PIXELS if you mean it."
+        )
+
+
+def smallest_side(runs: Callable[[int], bool], fails: int, works: int) -> int:
+    """The smallest side in ``(fails, works]`` for which ``runs`` holds, by bisection, given
+    that the network fails at ``fails`` and runs at ``works`` (sizes in between are monotone:
+    a network that runs at one size runs at every larger one)."""
+    while works - fails > 1:
+        mid = (fails + works) // 2
+        fails, works = (fails, mid) if runs(mid) else (mid, works)
+    return works
+
+
+def need_side(runs: Callable[[int], bool], side: int, native: int) -> int | None:
+    """The smallest side the network runs at, when it failed at ``side`` for being too small
+    (it runs at ``native``); ``None`` when size is not the problem."""
+    if side >= native or not runs(native):
+        return None
+    return smallest_side(runs, side, native)
+
+
+def said(backend: str, exc: BaseException | None) -> str:
+    """`` (the torch backend said: ...)``: the first line of a framework's own error, or ''."""
+    return f" (the {backend} backend said: {str(exc).strip().splitlines()[0][:200]})" if exc else ""
+
+
+def check_head(heads: list[str], batch: np.ndarray, native: int | None, architecture: str) -> None:
+    """Refuse classifier layers (``heads``) for a batch that is not the native size."""
+    side = tuple(batch.shape[1:3])
+    if heads and native is not None and side != (native, native):
+        raise InputError(
+            f"Layers {heads} belong to the classifier of {architecture}, which needs "
+            f"{native}x{native} inputs. Received: {side[0]}x{side[1]}. Pass "
+            f"input_size={native} (with preprocess=None also resize='stretch', or pass "
+            f"a {native}x{native} batch), or request convolutional layers only."
+        )
 
 
 def check_given_size(read: list[np.ndarray], size: int) -> None:

@@ -213,23 +213,26 @@ class Report:
         """JSON text of the report (NaN becomes null); also written to ``path`` if given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            out = Path(path)
-            try:
-                out.parent.mkdir(parents=True, exist_ok=True)  # a missing folder is created
-                out.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise InputError(
-                    f"Cannot write the report to {str(out)!r}: {exc.strerror or exc}. Expected a "
-                    "writable file path whose parent is a folder (or can be created). Pass another path."
-                ) from exc
+            _write(Path(path), text)
         return text
 
     def to_html(self, path: str | Path) -> Path:
         """A single self-contained HTML file with a heatmap per disagreeing layer."""
         out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_html(self), encoding="utf-8")
+        _write(out, render_html(self))
         return out
+
+
+def _write(out: Path, text: str) -> None:
+    """Write a report file; a missing folder is created, any OS failure is named with the path."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write the report to {str(out)!r}: {exc.strerror or exc}. Expected a "
+            "writable file path whose parent is a folder (or can be created). Pass another path."
+        ) from exc
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
