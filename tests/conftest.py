@@ -8,6 +8,7 @@ fresh processes).
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,13 @@ def cached_models_are_clean() -> Iterator[None]:
     dirty = _dirty_models()
     if dirty:
         pytest.fail(f"this test left cached models dirty (dropped from the cache): {dirty}")
+
+
+@pytest.fixture
+def one_placement_at_a_time() -> Iterator[None]:
+    """For tests that load one model at several precisions or devices (test_precision.py,
+    test_device.py): each is its own cached model (a Keras one with a mixed copy of its weights
+    too), so drop them after every test, or a file holds 10 GB by its end."""
+    yield
+    ls.clear_cache()
+    gc.collect()

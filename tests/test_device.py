@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,13 +13,7 @@ from layerscope.errors import BackendUnavailableError
 _KW: dict[str, Any] = {"weights": "random", "seed": 0, "input_size": 48}
 
 
-@pytest.fixture(autouse=True)
-def _one_placement_at_a_time() -> Iterator[None]:
-    """Each precision and device is its own cached model (a Keras one with a mixed copy of its
-    weights too): drop them after every test, or the file holds 10 GB by its end."""
-    yield
-    ls.clear_cache()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("one_placement_at_a_time")
 
 
 def _images() -> np.ndarray:

@@ -5,9 +5,7 @@ Small inputs (48-64 px) keep these fast; benchmarks/bench_precision.py measures 
 
 from __future__ import annotations
 
-import gc
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,14 +19,7 @@ from layerscope.default_plugins.keras import engine
 from layerscope.errors import BackendUnavailableError, InputError, LayerscopeWarning
 from layerscope.preprocess import RECIPES
 
-
-@pytest.fixture(autouse=True)
-def _one_placement_at_a_time() -> Iterator[None]:
-    """Each precision and device is its own cached model (a Keras one with a mixed copy of its
-    weights too): drop them after every test, or the file holds 10 GB by its end."""
-    yield
-    ls.clear_cache()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("one_placement_at_a_time")
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
