@@ -205,6 +205,7 @@ def test_show_refuses_an_out_without_a_figure_format_before_the_model(
 ) -> None:
     """Before: '.txt' was matplotlib's ValueError (a traceback) after the model ran; no suffix
     wrote fig.png and printed 'wrote fig'."""
+    pytest.importorskip("matplotlib")  # show draws with it
     no_model(monkeypatch)
     code, _, err = run(["show", str(image), *FAST, "-l", "block1_conv1", "-o", str(tmp_path / out)], capsys)
     assert code == 2
@@ -216,6 +217,7 @@ def test_show_refuses_an_out_without_a_figure_format_before_the_model(
 def test_show_out_under_a_file(
     image: Path, a_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pytest.importorskip("matplotlib")  # show draws with it
     no_model(monkeypatch)  # before: FileExistsError from mkdir (a traceback)
     code, _, err = run(["show", str(image), *FAST, "-l", "block1_conv1", "-o", f"{a_file}/s.png"], capsys)
     assert code == 2 and f"'{a_file}' is a file, not a folder" in err
@@ -424,7 +426,7 @@ def test_no_stderr_at_all_means_no_bar_even_when_forced(monkeypatch: pytest.Monk
 
 
 def test_an_exception_inside_a_bar_closes_it(capsys: pytest.CaptureFixture[str]) -> None:
-    from tqdm import tqdm
+    tqdm = pytest.importorskip("tqdm").tqdm
 
     def fail_in_steps() -> None:
         for i in progress.steps([1, 2, 3], "extract", "batch", True):
