@@ -42,10 +42,10 @@ def _no_gpu(backend_name: str) -> None:
 
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
-    else:
-        import tensorflow as tf
+    else:  # the devices of whichever engine Keras runs on (TensorFlow's, or cpu only elsewhere)
+        from layerscope.default_plugins.keras import place
 
-        if tf.config.list_logical_devices("GPU"):
+        if place.available() != ["cpu"]:
             pytest.skip("this machine has a GPU")
 
 
