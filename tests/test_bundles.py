@@ -33,9 +33,9 @@ def test_every_canonical_layer_agrees_across_frameworks(arch: str, source: str, 
     if arch == "resnet50" and source == "torch" and on_tf:
         # torchvision's initialisation gives logits of about +-48 here, with the top two
         # classes close (0.51, 0.31 on chelsea), where softmax magnifies the logits' float32
-        # difference most: measured 1.2e-5 of the probabilities on a CPU where TensorFlow's
-        # rsqrt rounds low in every BatchNorm (avg_pool 1.75e-6, a uniform scale), 1.9e-5 on
-        # this project's current CPUs, where it rounds correctly (avg_pool 3.6e-7). Every other
+        # difference most: measured 1.2e-5 of the probabilities where TensorFlow's vector
+        # rsqrt rounds low in every BatchNorm (avg_pool 1.75e-6, a uniform scale; this machine,
+        # 2026-12-05), 1.9e-5 on a CPU where it rounded correctly (avg_pool 3.6e-7). Every other
         # layer is within 1e-5, and the report says all of that. Which CPU this is, is decided
         # independently of the report (_tf_rsqrt_rounds_low), so no outcome passes by default.
         body = [d for d in report.layers if d.layer != "predictions"]
