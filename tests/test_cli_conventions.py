@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import layerscope as ls
+from layerscope import progress
 from layerscope.cli import build_parser, main
 
 from conftest import model
@@ -148,8 +148,8 @@ def test_views_of_feature_maps_still_need_an_image(view: str, capsys: pytest.Cap
 
 @pytest.fixture
 def watched(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Auto progress on, as in a notebook (ipykernel imported), with pytest's captured stderr."""
-    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    """Auto progress on, as in a notebook (a Jupyter kernel), with pytest's captured stderr."""
+    monkeypatch.setattr(progress, "in_kernel", lambda: True)
     monkeypatch.delitem(sys.modules, "IPython", raising=False)  # tqdm.auto: text bars, not widgets
 
 

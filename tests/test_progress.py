@@ -74,12 +74,47 @@ def test_auto_follows_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         def isatty(self) -> bool:
             return self.tty
 
-    monkeypatch.delitem(__import__("sys").modules, "ipykernel", raising=False)
+    monkeypatch.setattr(progress, "in_kernel", lambda: False)
     monkeypatch.setattr("sys.stderr", Tty(True))
     assert progress.enabled(None) is True
     monkeypatch.setattr("sys.stderr", Tty(False))
     assert progress.enabled(None) is False
     assert progress.enabled(True) is True
+
+
+def test_importing_ipykernel_is_not_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI failed 4 progress tests in fixed order: the notebook test had imported ipykernel
+    (nbclient's side of it), and auto progress took any process with ``ipykernel`` in
+    ``sys.modules`` for a Jupyter kernel, so every later default call drew bars into logs."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert progress.in_kernel() is False
+    fake = types.ModuleType("IPython")
+    shell = types.SimpleNamespace(config={})  # IPython in a terminal: a shell, no kernel app
+    fake.get_ipython = lambda: shell  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    assert progress.in_kernel() is False
+    shell.config = {"IPKernelApp": {"connection_file": "kernel-1.json"}}  # what a kernel has
+    assert progress.in_kernel() is True
+    fake.get_ipython = lambda: None  # IPython imported, no shell running
+    assert progress.in_kernel() is False
+
+
+def test_compare_passes_progress_to_the_build(capsys: pytest.CaptureFixture[str]) -> None:
+    """compare(progress=False) built its models with the default (auto) bar: in a terminal or
+    notebook a user who turned bars off still saw 'build vgg16 (torch)'."""
+    img = np.zeros((1, 32, 32, 3), np.uint8)
+    kw = {"backends": ("torch", "torch"), "layers": ["block1_conv1"], "diagnose": False}
+    ls.compare(img, "vgg16", seed=15, progress=True, **kw)  # type: ignore[arg-type]
+    assert "build vgg16 (torch)" in capsys.readouterr().err
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(progress, "in_kernel", lambda: True)  # auto would draw: a notebook
+        ls.compare(img, "vgg16", seed=16, progress=False, **kw)  # type: ignore[arg-type]
+        ls.compare(img, "vgg16", seed=16, against=img, progress=False, **kw)  # type: ignore[arg-type]
+    assert capsys.readouterr().err == ""
 
 
 def test_progress_must_be_a_bool(batch: np.ndarray) -> None:
@@ -128,7 +163,7 @@ def test_a_failed_task_leaves_its_bar_unfilled(capsys: pytest.CaptureFixture[str
 
 
 def test_silenced_turns_auto_off_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "ipykernel", __import__("types").ModuleType("ipykernel"))
+    monkeypatch.setattr(progress, "in_kernel", lambda: True)
     assert progress.enabled(None) is True
     with progress.silenced():
         assert progress.enabled(None) is False

@@ -52,6 +52,21 @@ def test_input_size_has_a_pixel_budget(backend: str, monkeypatch: pytest.MonkeyP
         m.extract(np.zeros((8, 8, 3), np.uint8), [LAYER], input_size=64)
 
 
+def test_pixel_budget_counts_the_resize_before_a_crop() -> None:
+    """A crop recipe (torchvision's: shorter side to 256/224 of the crop) resizes the image
+    beyond input_size before cropping; the budget counts that, and the message names both.
+    CI failed when the message quoted only the resized side (114286 for input_size=100000)."""
+    from layerscope.requests import check_budget
+
+    check_budget(4096, 4096 * 4096, 4096)  # exactly at the budget passes
+    with pytest.raises(ls.InputError) as info:
+        check_budget(3900, 4096 * 4096, 4457)
+    assert str(info.value).startswith("Invalid `input_size`: 3900x3900 px per image exceeds")
+    assert "(19,864,849 pixels; the recipe resizes to 4457x4457 before its crop;" in str(info.value)
+    with pytest.raises(ls.InputError, match=r"4097x4097 px .*\(16,785,409 pixels; the network"):
+        check_budget(4097, 4096 * 4096)
+
+
 def test_layer_arguments_of_every_shape(backend: str) -> None:
     """Issue 11, defect 13: layers=None, a generator and np.int64 gave raw Python errors."""
     m = model("vgg16", backend)

@@ -390,4 +390,4 @@ MAX_INPUT_PIXELS = 4096 * 4096
 
 
 def _check_budget(geometry: images.Geometry) -> None:
-    check_budget(max(geometry.size or 0, geometry.resize_size or 0), MAX_INPUT_PIXELS)
+    check_budget(geometry.size or 0, MAX_INPUT_PIXELS, geometry.resize_size)

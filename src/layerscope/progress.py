@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-__all__ = ["enabled", "silenced", "steps", "task"]
+__all__ = ["enabled", "in_kernel", "silenced", "steps", "task"]
 
 _T = TypeVar("_T")
 _silenced: ContextVar[bool] = ContextVar("layerscope_progress_silenced", default=False)
@@ -23,9 +23,21 @@ TICK_SECONDS = 0.5
 """How often a :func:`task` bar redraws its elapsed time while the work runs."""
 
 
+def in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel: IPython's shell runs under ``IPKernelApp``
+    (tqdm's own test). A process that merely imported ``ipykernel`` (a test run that executes
+    notebooks through nbclient, a tool that lists kernels) is not one."""
+    get = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    try:
+        shell = get() if callable(get) else None
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # an IPython too old or too odd to ask: treat it as a console
+        return False
+
+
 def _interactive() -> bool:
     """Whether a person is probably watching: a terminal on stderr, or a Jupyter kernel."""
-    if "ipykernel" in sys.modules:
+    if in_kernel():
         return True
     isatty = getattr(sys.stderr, "isatty", None)
     try:

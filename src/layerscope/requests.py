@@ -61,13 +61,17 @@ def input_size_of(value: Any, given: Any) -> Any:
     return int(value)
 
 
-def check_budget(side: int, budget: int) -> None:
-    """Refuse a ``side`` x ``side`` input beyond ``budget`` pixels (``MAX_INPUT_PIXELS``)."""
-    if side * side > budget:
+def check_budget(side: int, budget: int, resized: int | None = None) -> None:
+    """Refuse a ``side`` x ``side`` input beyond ``budget`` pixels (``MAX_INPUT_PIXELS``), or
+    one whose recipe first resizes the image to ``resized`` px (a crop recipe's shorter side)
+    beyond it. The message quotes the ``input_size`` the user gave."""
+    largest = max(side, resized or 0)
+    if largest * largest > budget:
+        via = f"; the recipe resizes to {resized}x{resized} before its crop" if largest > side else ""
         raise InputError(
             f"Invalid `input_size`: {side}x{side} px per image exceeds the pixel budget "
-            f"layerscope.model.MAX_INPUT_PIXELS={budget:,} ({side * side:,} requested; the "
-            "network's feature maps would need far more memory). Pass a smaller input_size, "
+            f"layerscope.model.MAX_INPUT_PIXELS={budget:,} ({largest * largest:,} pixels{via}; "
+            "the network's feature maps would need far more memory). Pass a smaller input_size, "
             "or raise layerscope.model.MAX_INPUT_PIXELS if you mean it."
         )
 

@@ -81,7 +81,8 @@ def compare(
     ``native_names``: backend name -> {canonical: native} overrides of the backend's names.
     ``against``: other images; then this is :func:`sensitivity` on the first backend.
     ``diagnose``: name the cause of the first divergence (:mod:`layerscope.compare.diagnose`).
-    ``progress``: a bar over the backends run (``None``: only in a terminal or notebook).
+    ``progress``: a bar while each model is built and over the backends run (``None``: only
+    in a terminal or notebook; ``False``: none at all).
     ``precisions`` / ``devices``: one per side, in the order of ``backends`` (default: every
     side float32, on its framework's default device); one backend may appear twice to
     measure what reduced precision costs (``backends=("torch", "torch"), precisions=
@@ -98,13 +99,14 @@ def compare(
         return sensitivity(
             images, against, model, backend=one, weights=weights, seed=seed, layers=names, rtol=rtol,
             variant=None if isinstance(one, LoadedModel) else variants.get(one), batch_size=batch_size,
+            progress=progress,
         )  # fmt: skip
     if len(backends) < 2:
         raise InputError(
             "Invalid `backends`. Expected at least two to compare (or one plus `against=` "
             f"images). Received: {list(backends)!r}."
         )
-    run = _Run(_load_all(model, backends, weights, seed, variants, places), names)
+    run = _Run(_load_all(model, backends, weights, seed, variants, places, progress), names)
     run.feed(images, pipeline, preprocess, native_names or {}, batch_size, progress)
     return run.report(str(model), rtol, pipeline, diagnose)
 
@@ -195,13 +197,15 @@ def sensitivity(
     rtol: float = 1e-5,
     variant: str | None = None,
     batch_size: int | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """How far each layer moves when ``images`` become ``against``, on one backend.
 
     ``backend``: a name (``None``: the first available, as in :func:`layerscope.load`) or a
     :class:`LoadedModel` used as it is. ``layers``: canonical names (default: every canonical
     layer). The report's sides are ``"input"`` and ``"against"`` (``mode="inputs"``) and a
-    layer counts as moved when it differs by more than ``rtol`` of its range.
+    layer counts as moved when it differs by more than ``rtol`` of its range. ``progress``:
+    a bar while the model is built (``None``: only in a terminal or notebook).
     """
     _check_rtol(rtol)
     seed = _seed_for(weights, seed)
@@ -209,7 +213,7 @@ def sensitivity(
     m = (
         backend
         if isinstance(backend, LoadedModel)
-        else load(model, backend=backend, weights=weights, seed=seed, variant=variant)
+        else load(model, backend=backend, weights=weights, seed=seed, variant=variant, progress=progress)
     )
     targets = m.resolve(names)
     out_a = m.extract_batch(m.prepare(images), targets, batch_size=batch_size)
@@ -308,6 +312,7 @@ def _load_all(
     seed: int | None,
     variants: dict[str, str],
     places: list[tuple[str | None, str]],
+    progress: bool | None,
 ) -> list[LoadedModel]:
     bundle: Bundle | None = load_bundle(weights) if is_bundle(weights) else None
     loaded: dict[int, LoadedModel] = {i: b for i, b in enumerate(backends) if isinstance(b, LoadedModel)}
@@ -317,7 +322,7 @@ def _load_all(
                 device, precision = places[i]
                 source = load(
                     model, backend=b, weights=weights, seed=seed, variant=variants.get(b), device=device,
-                    precision=precision,
+                    precision=precision, progress=progress,
                 )  # fmt: skip
                 if source.supports("export_bundle"):
                     loaded[i] = source
@@ -330,7 +335,7 @@ def _load_all(
             device, precision = places[i]
             loaded[i] = load(
                 model, backend=str(b), weights=shared, seed=own_seed, variant=variants.get(str(b)),
-                device=device, precision=precision,
+                device=device, precision=precision, progress=progress,
             )  # fmt: skip
     return [loaded[i] for i in range(len(backends))]
 
