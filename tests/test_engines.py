@@ -348,21 +348,6 @@ def test_compare_without_images_or_from_is_refused(capsys: pytest.CaptureFixture
     assert "No images given. Expected image files to compare on, or --from DIR" in capsys.readouterr().err
 
 
-@pytest.mark.keras
-def test_reduced_precision_off_tensorflow_is_refused_naming_the_engine() -> None:
-    import keras
-
-    name = keras.backend.backend()
-    if name == "tensorflow":
-        pytest.skip("Keras' mixed precision runs on TensorFlow (tests/test_precision.py)")
-    inp = keras.Input((8, 8, 3))
-    net = keras.Model(inp, keras.layers.Conv2D(2, 3, name="c")(inp))
-    with pytest.raises(
-        InputError, match=f"precision='bfloat16' needs Keras on TensorFlow; this Keras runs on '{name}'"
-    ):
-        ls.load(net, backend="keras", precision="bfloat16")
-
-
 def test_verify_compares_every_pair_of_sides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from layerscope.crosscheck import verify
 

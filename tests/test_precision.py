@@ -15,7 +15,6 @@ import pytest
 import layerscope as ls
 from layerscope import catalog, requests
 from layerscope.backend import PRECISIONS, Availability, ModelHandle
-from layerscope.default_plugins.keras import engine
 from layerscope.errors import BackendUnavailableError, InputError, LayerscopeWarning
 from layerscope.preprocess import RECIPES
 
@@ -185,13 +184,7 @@ def test_bfloat16_is_within_2e_2_of_float32_on_every_conv_layer(
 
 
 # -- keras -----------------------------------------------------------------------------------
-ON_TF = pytest.mark.skipif(
-    engine.chosen()[0] != "tensorflow", reason="Keras' reduced precision runs on the TensorFlow engine only"
-)
-
-
 @pytest.mark.keras
-@ON_TF
 def test_keras_mixed_copy_leaves_the_model_and_global_policy_alone(rng: np.random.Generator) -> None:
     import keras
 
@@ -208,7 +201,6 @@ def test_keras_mixed_copy_leaves_the_model_and_global_policy_alone(rng: np.rando
 
 
 @pytest.mark.keras
-@ON_TF
 def test_keras_bfloat16_at_a_non_native_size_uses_a_mixed_headless_copy(rng: np.random.Generator) -> None:
     images = rng.integers(0, 256, (1, 48, 48, 3), dtype=np.uint8)
     kw: dict[str, Any] = {"backend": "keras", "weights": "random", "seed": 0, "input_size": 48}

@@ -81,8 +81,7 @@ def compare(
     ``native_names``: backend name -> {canonical: native} overrides of the backend's names.
     ``against``: other images; then this is :func:`sensitivity` on the first backend.
     ``diagnose``: name the cause of the first divergence (:mod:`layerscope.compare.diagnose`).
-    ``progress``: a bar while each model is built and over the backends run (``None``: only
-    in a terminal or notebook; ``False``: none at all).
+    ``progress``: bars for the builds and the backends run (``None``: in a terminal or notebook).
     ``precisions`` / ``devices``: one per side, in the order of ``backends`` (default: every
     side float32, on its framework's default device); one backend may appear twice to
     measure what reduced precision costs (``backends=("torch", "torch"), precisions=

@@ -2,8 +2,10 @@
 
 A device is a ``tf.device`` scope (names as ``tf.config.list_logical_devices`` reports them:
 ``cpu`` is ``/CPU:0``, ``cuda``/``gpu`` the first GPU, ``cuda:1``/``gpu:1`` the second).
-Reduced precision is Keras' mixed-precision policy (``mixed_bfloat16``, ``mixed_float16``):
-a policy only affects layers built after it is set, so :func:`mixed_copy` clones the graph
+Reduced precision is Keras' mixed-precision policy (``mixed_bfloat16``, ``mixed_float16``) on
+whichever engine Keras runs (TensorFlow's oneDNN is where bfloat16 pays on a CPU; on JAX's CPU
+it was measured no faster: VGG16 batch 4 0.69 s against 0.73 s). A policy only affects layers
+built after it is set, so :func:`mixed_copy` clones the graph
 layer by layer with the policy in each layer's config and gives the copy the same (float32)
 weights. The user's model and Keras' global policy are never changed.
 """
@@ -65,14 +67,9 @@ def place(handle: ModelHandle, device: str | None, precision: str) -> ModelHandl
     name = resolve(device)
     if precision == "float16" and name == "cpu":
         raise InputError(
-            "precision='float16' on device 'cpu': float16 is a GPU precision (TensorFlow's CPU "
-            "kernels have no fast float16 path). Pass precision='bfloat16' on the CPU, or "
+            "precision='float16' on device 'cpu': float16 is a GPU precision (Keras' CPU "
+            "engines have no fast float16 path). Pass precision='bfloat16' on the CPU, or "
             "device='gpu' for float16."
-        )
-    if precision != "float32" and keras.backend.backend() != "tensorflow":
-        raise InputError(
-            f"precision={precision!r} needs Keras on TensorFlow; this Keras runs on "
-            f"{keras.backend.backend()!r}. Pass precision='float32', or use backend='torch'."
         )
     handle.device, handle.precision = name, precision
     return handle
