@@ -25,9 +25,13 @@ demo: $(STAMP)
 		--layers block1_conv1,block5_pool --weights random --seed 0 --out out/chelsea-vgg16.npz --overwrite
 	$(BIN)/layerscope layers vgg16 --canonical --filters
 
+# nox first: each one-framework session records the tests that passed in it (build/passed);
+# then .venv (every framework and extra) runs only the rest, so each test runs once
+# (tests/passed_elsewhere.py). Fixed order; nox -s random_order shuffles the whole suite.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:randomly tests plugins   # fixed order; nox -s random_order shuffles
+	rm -rf build/passed
 	$(BIN)/nox
+	LAYERSCOPE_SKIP_PASSED=build/passed $(BIN)/python -m pytest -q -p no:randomly tests plugins
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:randomly -x

@@ -22,6 +22,7 @@ if importlib.util.find_spec("torchvision") is not None:  # import order matters,
     import torchvision  # noqa: F401
 
 import layerscope as ls
+import passed_elsewhere
 from layerscope import api
 from layerscope.default_plugins.keras.backend import KerasBackend
 
@@ -33,6 +34,11 @@ HAS = {
 
 # every (architecture, backend) the suite builds stays loaded: 3 x 2 models, about 2.5 GB
 api.MAX_CACHED_MODELS = 8
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`make test` runs each test once: see passed_elsewhere.py."""
+    config.pluginmanager.register(passed_elsewhere, "layerscope-passed-elsewhere")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
