@@ -227,6 +227,7 @@ def test_show_out_under_a_file(
 def test_show_writes_the_format_its_suffix_names(
     image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    pytest.importorskip("matplotlib")  # show draws with it
     for name, magic in (("s.PNG", b"\x89PNG"), ("s.svg", b"<?xml")):
         code, out, _ = run(
             ["show", str(image), *FAST, "-l", "block1_conv1", "--view", "max", "-o", str(tmp_path / name)],
@@ -374,6 +375,7 @@ def test_a_closed_pipe_ends_quietly() -> None:
 @pytest.mark.slow
 def test_bars_on_a_terminal_only_and_never_with_quiet(image: Path, tmp_path: Path) -> None:
     """The batch bar: on stderr when it is a terminal (a pty here), never on a pipe or with -q."""
+    pytest.importorskip("tqdm")  # the bar is tqdm's
     argv = cli("extract", str(image), str(image), *FAST, "--input-size", "32", "-l", "block1_conv1")
     argv += ["--batch-size", "1"]
 
@@ -469,6 +471,7 @@ def test_show_refuses_a_pattern_that_matches_several_layers(
     image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Before: ``-l 'block1_*'`` drew block1_conv1 alone, titled 'vgg16 block1_*'."""
+    pytest.importorskip("matplotlib")  # show draws with it
     out = tmp_path / "s.png"
     code, _, err = run(["show", str(image), *FAST, "-l", "block1_*", "-o", str(out)], capsys)
     assert code == 2 and not out.exists()
@@ -483,6 +486,7 @@ def test_show_max_maps_error_speaks_the_flag(
     image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Before: 'Received: max_maps=0, cols=8.' (the Python keyword, not the flag)."""
+    pytest.importorskip("matplotlib")  # show draws with it
     argv = ["show", str(image), *FAST, "-l", "block1_conv1", "--max-maps", "0", "-o", str(tmp_path / "s.png")]
     code, _, err = run(argv, capsys)
     assert code == 2

@@ -125,6 +125,7 @@ def test_layers_refuses_two_models_or_none(capsys: pytest.CaptureFixture[str]) -
 
 @pytest.mark.torch
 def test_show_filters_needs_no_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")  # show draws with it
     model("vgg16", "torch")
     out = tmp_path / "x.png"
     argv = ["show", "--view", "filters", "-m", "vgg16", "-l", "block1_conv1", "-b", "torch",
@@ -157,6 +158,7 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_quiet_silences_bars_and_info_lines(
     watched: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    pytest.importorskip("tqdm")  # the bar is tqdm's
     model("vgg16", "torch")
     photos = [str(ls.sample("chelsea")), str(ls.sample("coffee"))]
     argv = ["extract", *photos, "-m", "vgg16", "-l", "block1_pool", "-b", "torch", "--weights", "random",
@@ -209,6 +211,7 @@ def test_quiet_dataset_mode_keeps_only_the_problems(
 
 @pytest.mark.torch
 def test_quiet_show_writes_silently(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")  # show draws with it
     model("vgg16", "torch")
     out = tmp_path / "grid.png"
     argv = ["show", str(ls.sample("chelsea")), "-m", "vgg16", "-l", "block1_conv1", "-b", "torch",

@@ -198,3 +198,22 @@ def test_headless_pairs_the_first_weighted_layer_with_the_models_first() -> None
         body.get_layer("c1").get_weights(), model.get_layer("c1").get_weights(), strict=True
     ):
         np.testing.assert_array_equal(got, want)
+
+
+def _bn_app(include_top: bool = True, weights: Any = None, input_shape: Any = (8, 8, 3)) -> Any:
+    """A constructor with a BatchNormalization (Keras' default epsilon 1e-3)."""
+    x = inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(3, 1, name="c1")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    if include_top:
+        x = keras.layers.Dense(2, name="fc")(keras.layers.GlobalAveragePooling2D(name="gap")(x))
+    return keras.Model(inputs, x)
+
+
+def test_headless_keeps_a_bundles_batchnorm_epsilon() -> None:
+    """A torchvision bundle sets BatchNorm epsilon to 1e-5 on the full model; the headless
+    copy (any input size) must compute with the same epsilon, not the constructor's 1e-3."""
+    model = _bn_app()
+    model.get_layer("bn").epsilon = 1e-5
+    handle = ModelHandle("keras", "tiny", model, "random", 8, None, 0, state={"app": _bn_app})  # type: ignore[arg-type]
+    assert capture.headless(handle).get_layer("bn").epsilon == 1e-5

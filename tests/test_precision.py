@@ -319,7 +319,7 @@ def test_compare_wants_one_precision_and_device_per_side(
 # -- datasets and Ray ------------------------------------------------------------------------
 @pytest.mark.torch
 def test_extract_dataset_records_the_precision_and_a_resume_must_match(tmp_path: Path) -> None:
-    import h5py
+    h5py = pytest.importorskip("h5py")
 
     images = list(np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
     kw: dict[str, Any] = {"backend": "torch", "weights": "random", "seed": 0, "input_size": 32}

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 __all__ = ["NotebookFigure"]
 
 
-class NotebookFigure(Figure):
+class NotebookFigure(Figure):  # type: ignore[misc, unused-ignore]  # Figure is Any without matplotlib
     """A matplotlib :class:`~matplotlib.figure.Figure` that Jupyter shows as a PNG."""
 
     def _repr_png_(self) -> bytes:

@@ -62,7 +62,7 @@ def densenet_tail(net: Any) -> Any:
     return net
 
 
-class KerasPadConv2d(torch.nn.Conv2d):
+class KerasPadConv2d(torch.nn.Conv2d):  # type: ignore[misc, unused-ignore]  # Any without torch installed
     """A stride-2 conv that pads as TensorFlow's ``"same"`` does: the total ``max((ceil(n/s) - 1)
     * s + k - n, 0)`` pixels split with the extra one at the bottom/right. On an even side with
     k=3, s=2 that is 0 before and 1 after, where torch pads 1 and 1; the output has the same
