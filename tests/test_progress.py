@@ -106,14 +106,14 @@ def test_importing_ipykernel_is_not_a_notebook(monkeypatch: pytest.MonkeyPatch) 
 def test_compare_passes_progress_to_the_build(capsys: pytest.CaptureFixture[str]) -> None:
     """compare(progress=False) built its models with the default (auto) bar: in a terminal or
     notebook a user who turned bars off still saw 'build vgg16 (torch)'."""
-    img = np.zeros((1, 32, 32, 3), np.uint8)
-    kw = {"backends": ("torch", "torch"), "layers": ["block1_conv1"], "diagnose": False}
-    ls.compare(img, "vgg16", seed=15, progress=True, **kw)  # type: ignore[arg-type]
-    assert "build vgg16 (torch)" in capsys.readouterr().err
+    img = np.zeros((1, 32, 32, 3), np.uint8)  # MobileNetV2: the quickest catalogue build
+    kw = {"backends": ("torch", "torch"), "layers": ["Conv1"], "diagnose": False, "preprocess": None}
+    ls.compare(img, "mobilenet_v2", seed=15, progress=True, **kw)  # type: ignore[arg-type]
+    assert "build mobilenet_v2 (torch)" in capsys.readouterr().err
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(progress, "in_kernel", lambda: True)  # auto would draw: a notebook
-        ls.compare(img, "vgg16", seed=16, progress=False, **kw)  # type: ignore[arg-type]
-        ls.compare(img, "vgg16", seed=16, against=img, progress=False, **kw)  # type: ignore[arg-type]
+        ls.compare(img, "mobilenet_v2", seed=16, progress=False, **kw)  # type: ignore[arg-type]
+        ls.compare(img, "mobilenet_v2", seed=17, against=img, progress=False, **kw)  # type: ignore[arg-type]
     assert capsys.readouterr().err == ""
 
 
