@@ -13,7 +13,9 @@ photo through the ``caffe`` recipe, pure numpy) with the same weights (a numpy-m
 Beside each ``.npz`` a ``.json`` says what ran (backend and engine, variant, weights,
 recipe, the backend's numerics note), which ``layerscope compare --from <dir>`` shows.
 ``verify`` needs no framework: it compares every pair of sides found in ``<dir>`` layer
-by layer and exits 1 if any layer differs by more than ``--rtol`` (max|Δ| / max|reference|).
+by layer and exits 1 if any layer differs by more than ``--rtol`` (max|Δ| / max|reference|;
+``--softmax-rtol``, 5e-5, for the softmax output ``predictions``, as in
+:mod:`layerscope.testing`: a softmax magnifies float32 rounding of its logits).
 """
 
 from __future__ import annotations
@@ -118,8 +120,18 @@ def extract(backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITE
     return written
 
 
-def verify(folder: Path, rtol: float = 1e-5, architectures: tuple[str, ...] = ARCHITECTURES) -> bool:
-    """Compare every pair of sides in ``folder``; print a line per pair and architecture."""
+SOFTMAX_OUTPUTS = ("predictions",)
+"""Canonical names of softmax outputs: Keras' classifier layer in every catalogue architecture."""
+
+
+def verify(
+    folder: Path,
+    rtol: float = 1e-5,
+    architectures: tuple[str, ...] = ARCHITECTURES,
+    softmax_rtol: float = 5e-5,
+) -> bool:
+    """Compare every pair of sides in ``folder``; print a line per pair and architecture.
+    ``softmax_rtol`` applies to :data:`SOFTMAX_OUTPUTS`, ``rtol`` to every other layer."""
     from layerscope.compare.metrics import diff
 
     backends = sorted(p.name for p in folder.iterdir() if p.is_dir())
@@ -135,7 +147,10 @@ def verify(folder: Path, rtol: float = 1e-5, architectures: tuple[str, ...] = AR
                 ok = False
                 continue
             with np.load(fa) as xa, np.load(fb) as xb:
-                diffs = [diff(k, xa[k], xb[k], rtol, (a, b)) for k in xa.files]
+                diffs = [
+                    diff(k, xa[k], xb[k], softmax_rtol if k in SOFTMAX_OUTPUTS else rtol, (a, b))
+                    for k in xa.files
+                ]
             worst = max(diffs, key=lambda d: (not d.shape_match, d.max_rel))
             bad = [d.layer for d in diffs if not d.passed]
             status = "ok" if not bad else f"FAIL ({len(bad)} layers, first {bad[0]})"
@@ -156,13 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("verify")
     p.add_argument("--dir", type=Path, default=Path("build/crosscheck"))
     p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--softmax-rtol", type=float, default=5e-5, help="for the softmax output predictions")
     p.add_argument("--models", default=",".join(ARCHITECTURES), help="comma-separated architectures")
     args = parser.parse_args(argv)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if args.command == "extract":
         extract(args.backend, args.dir, models)
         return 0
-    return 0 if verify(args.dir, args.rtol, models) else 1
+    return 0 if verify(args.dir, args.rtol, models, args.softmax_rtol) else 1
 
 
 if __name__ == "__main__":
