@@ -30,16 +30,17 @@ def per_side(choices: tuple[str, ...] | None) -> Callable[[str], tuple[str, ...]
     return parse
 
 
+ABOUT = (
+    "same weights and input on several backends: where and why outputs differ",
+    "Run the same weights on the same input on several backends; report where and why "
+    "the outputs differ (exit status 1 when a layer is out of tolerance).",
+)
+"""``compare``'s line in ``layerscope --help`` and its description."""
+
+
 def add(sub: Any) -> None:
     """The ``compare`` subcommand's arguments."""
-    p = sub.add_parser(
-        "compare",
-        help="same weights and input on several backends: where and why outputs differ",
-        description="Run the same weights on the same input on several backends; report where and why "
-        "the outputs differ (exit status 1 when a layer is out of tolerance).",
-    )
-    p.add_argument("images", nargs="*", help="image files (none with --from)")
-    options.add_model(p)
+    p = options.subcommand(sub, "compare", ABOUT, images=("*", "image files (none with --from)"))
     p.add_argument(
         "-b",
         "--backends",
@@ -134,19 +135,9 @@ def run(args: argparse.Namespace) -> int:
         runtime["precisions"] = sides(args.precision, backends)
     if args.device is not None:
         runtime["devices"] = sides(args.device, backends)
-    report = ls.compare(
-        args.images,
-        args.model,
-        backends=backends,
-        weights=args.weights,
-        seed=args.seed,
-        layers=args.layers,
-        rtol=args.rtol,
-        pipeline=args.pipeline,
-        variants=variants,
-        progress=options.progress(args),
-        **runtime,
-    )
+    given = {k: getattr(args, k) for k in ("weights", "seed", "layers", "rtol", "pipeline")}
+    given["progress"] = options.progress(args)
+    report = ls.compare(args.images, args.model, backends=backends, variants=variants, **given, **runtime)
     return output(report, args)
 
 

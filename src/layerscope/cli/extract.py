@@ -18,16 +18,18 @@ from layerscope.errors import InputError
 __all__ = ["add", "run"]
 
 
+ABOUT = (
+    "extract feature maps of images into .npz; folders or .h5 outputs stream a whole dataset",
+    "Extract feature maps of images into an .npz; folders, globs or an .h5 output stream a whole dataset.",
+)
+"""``extract``'s line in ``layerscope --help`` and its description."""
+
+
 def add(sub: Any) -> None:
     """The ``extract`` subcommand's arguments."""
-    p = sub.add_parser(
-        "extract",
-        help="extract feature maps of images into .npz; folders or .h5 outputs stream a whole dataset",
-        description="Extract feature maps of images into an .npz; folders, globs or an .h5 output "
-        "stream a whole dataset.",
+    p = options.subcommand(
+        sub, "extract", ABOUT, images=("+", "image files, or a folder / glob of a dataset")
     )
-    p.add_argument("images", nargs="+", help="image files, or a folder / glob of a dataset")
-    options.add_model(p)
     options.add_layers(
         p, required=True, help="comma-separated names, glob patterns (block*_conv*) or indices"
     )

@@ -28,6 +28,7 @@ __all__ = [
     "resolve_model",
     "runtime_options",
     "seed",
+    "subcommand",
 ]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -96,6 +97,23 @@ class Extend(argparse.Action):
     ) -> None:
         before: Sequence[Any] = getattr(namespace, self.dest, None) or []
         setattr(namespace, self.dest, [*before, *values])
+
+
+def subcommand(
+    sub: Any, name: str, about: tuple[str, str], *, images: tuple[str, str] | None = None, model: bool = True
+) -> argparse.ArgumentParser:
+    """A subcommand's parser with what most of them share.
+
+    ``about`` is (the line in ``layerscope --help``, the description atop the subcommand's own
+    help); ``images`` (argparse ``nargs``, help) adds the positional image files; ``model``
+    adds a required ``-m/--model`` (``False``: the subcommand declares its own or has none).
+    """
+    p: argparse.ArgumentParser = sub.add_parser(name, help=about[0], description=about[1])
+    if images is not None:
+        p.add_argument("images", nargs=images[0], help=images[1])
+    if model:
+        add_model(p)
+    return p
 
 
 def add_model(p: argparse.ArgumentParser, *, required: bool = True) -> None:

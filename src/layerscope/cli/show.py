@@ -16,17 +16,17 @@ VIEWS = ("grid", "max", "composite", "overlay", "filters", "blocks")
 """What ``--view`` draws; ``filters`` draws weights, so it needs no image."""
 
 
+ABOUT = (
+    "draw feature maps, filters or the five-block figure to a PNG",
+    "Draw a layer's feature maps, its filters or the five-block figure to a PNG.",
+)
+"""``show``'s line in ``layerscope --help`` and its description."""
+
+
 def add(sub: Any) -> None:
     """The ``show`` subcommand's arguments."""
-    p = sub.add_parser(
-        "show",
-        help="draw feature maps, filters or the five-block figure to a PNG",
-        description="Draw a layer's feature maps, its filters or the five-block figure to a PNG.",
-    )
-    p.add_argument(
-        "images", nargs="*", help="image files (the first one is drawn; none needed for --view filters)"
-    )
-    options.add_model(p)
+    images = "image files (the first one is drawn; none needed for --view filters)"
+    p = options.subcommand(sub, "show", ABOUT, images=("*", images))
     options.add_layers(p, required=False, help="the layer to draw (not needed for --view blocks)")
     options.add_weights(p)
     options.add_runtime(p)

@@ -13,11 +13,11 @@ __all__ = ["add_backends", "add_layers", "run_backends", "run_layers"]
 
 def add_layers(sub: Any) -> None:
     """The ``layers`` subcommand's arguments (``layers vgg16`` stays accepted for ``-m vgg16``)."""
-    p = sub.add_parser(
-        "layers",
-        help="per-layer table: names, kinds, NHWC shapes, parameters",
-        description="A model's per-layer table: names, kinds, NHWC shapes, strides, parameters.",
+    about = (
+        "per-layer table: names, kinds, NHWC shapes, parameters",
+        "A model's per-layer table: names, kinds, NHWC shapes, strides, parameters.",
     )
+    p = options.subcommand(sub, "layers", about, model=False)
     p.add_argument(
         "model_alias",
         nargs="?",
@@ -53,11 +53,11 @@ def run_layers(args: argparse.Namespace) -> int:
 
 def add_backends(sub: Any) -> None:
     """The ``backends`` subcommand (no arguments)."""
-    p = sub.add_parser(
-        "backends",
-        help="registered backends, whether they can run here, and why not",
-        description="Every registered backend, whether it can run here, and why not.",
+    about = (
+        "registered backends, whether they can run here, and why not",
+        "Every registered backend, whether it can run here, and why not.",
     )
+    p = options.subcommand(sub, "backends", about, model=False)
     p.set_defaults(func=run_backends)
 
 
