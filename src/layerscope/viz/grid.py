@@ -95,14 +95,12 @@ def feature_grid(
 
     Parameters
     ----------
-    fmap : array-like or Features
-        One layer's output, NHWC (as ``extract`` returns it) or HWC; or ``extract``'s result
-        with ``layer=`` (the default title then names model, layer, backend and weights).
+    fmap, layer, image, title, size, fig
+        As :func:`max_activation` (an NHWC or HWC map, or ``extract``'s result with ``layer=``);
+        ``size`` defaults to 110 px per panel plus the header, and the header's second line
+        says ``"64 of 512 channels"``, the map size and the scale.
     max_maps, cols, cmap
         Channels drawn by default (the first 64), panels per row (8), colour map (viridis).
-    layer, image, title, size, fig
-        As :func:`max_activation`; ``size`` defaults to 110 px per panel plus the header, and
-        the header's second line says ``"64 of 512 channels"``, the map size and the scale.
     channels : int or sequence of int, optional
         The first ``channels`` channels, or these indices (default: the first ``max_maps``).
     scale, colorbar, numbers
