@@ -87,6 +87,20 @@ def test_torchvision_weights_give_torch_numbers_on_keras(
     assert headless(keras_carrier.handle).get_layer("top_bn").epsilon == pytest.approx(1e-5)
 
 
+def test_torch_random_weights_keep_the_bicubic_recipe(
+    torch_own: ls.LoadedModel, torch_carrier: ls.LoadedModel
+) -> None:
+    """torchvision's EfficientNetB0 weights resize with bicubic, unlike the other catalogued
+    architectures: random weights keep ``IMAGENET1K_V1``'s recipe (they got the catalogue's
+    bilinear ``torch`` recipe once efficientnet_b0 had a names file); a Keras bundle brings
+    Keras' ``raw``."""
+    from layerscope.images import Geometry
+
+    assert torch_own.recipe.geometry == Geometry("crop", 224, 256, "bicubic")
+    assert torch_own.recipe.normalisation == "torch"
+    assert torch_carrier.recipe.normalisation == "raw"
+
+
 def test_keras_graph_modules_on_torch() -> None:
     """``KerasRescaling`` multiplies by float32(1/255) as Keras' Rescaling does; a 5x5 stride-2
     ``KerasPadConv2d`` pads 1 before and 2 after on an even side (Keras' ``correct_pad``), 2

@@ -121,6 +121,8 @@ class KerasRescaling(torch.nn.Module):  # type: ignore[misc, unused-ignore]  # A
     mean and variance Keras builds as 0 and 1 without ImageNet weights (every bundle-loaded
     or random Keras model), so the pair is ``x * float32(1/255)``, as Keras multiplies."""
 
+    scale: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         # not persistent: the state dict stays torchvision's
