@@ -234,3 +234,47 @@ def test_every_canonical_layer_at_224_with_softmax(
     body = max(d.max_rel for d in report.layers if d.layer != "predictions")
     assert body <= 1e-5, report.render(only_failed=True)
     assert report.layer("predictions").max_rel <= 5e-5
+
+
+def test_keras_imagenet_model_refuses_other_sizes_and_bundles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keras' ImageNet EfficientNetB0 (its structure, from a weights file with ImageNet's input
+    statistics, as Keras' own file has them: the std as variance) has a second Rescaling, the
+    std fix, that Keras builds only for weights='imagenet'. Its headless copy for other sizes
+    lacked it: stem_conv 0.69 apart from the full model at the same 224 px input (measured),
+    so the copy is refused; and a bundle has no place for the statistics."""
+    import keras
+    from keras.src.applications import efficientnet
+
+    source = keras.applications.EfficientNetB0(weights=None)
+    norm = next(x for x in source.layers if isinstance(x, keras.layers.Normalization))
+    mean, _, count = norm.get_weights()
+    stats = [
+        np.array(v, np.float32).reshape(mean.shape) for v in ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    ]
+    norm.set_weights([*stats, count])
+    path = tmp_path / "efficientnetb0.weights.h5"
+    source.save_weights(str(path))
+    monkeypatch.setattr(efficientnet.file_utils, "get_file", lambda *args, **kwargs: str(path))
+    try:
+        m = ls.load(ARCH, backend="keras", weights="imagenet")
+        rescalings = [x for x in m.model.layers if isinstance(x, keras.layers.Rescaling)]
+        assert len(rescalings) == 2  # Keras 3.15 still applies the std-vs-variance fix
+        assert m.extract_batch(small_batch(PIXELS, size=224), ["stem_conv"])["stem_conv"].shape == (
+            1,
+            112,
+            112,
+            32,
+        )
+        with pytest.raises(
+            ls.WeightsError,
+            match=r"with 2 Rescaling layers and its headless copy .* with 1 .* Use input_size=224\.$",
+        ):
+            m.extract_batch(small_batch(PIXELS), ["stem_conv"])
+        with pytest.raises(
+            ls.WeightsError, match=r"variance \[0\.229, 0\.224, 0\.225\]; 2 Rescaling layers\)"
+        ):
+            m.export_bundle()
+    finally:
+        ls.clear_cache()

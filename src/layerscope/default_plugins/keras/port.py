@@ -55,7 +55,9 @@ def refuse_input_statistics(handle: ModelHandle) -> None:
     plain = all(np.all(np.asarray(m) == 0) and np.all(np.asarray(v) == 1) for m, v in stats)
     if plain and rescalings <= 1:
         return
-    mean, variance = (np.asarray(w).ravel().round(4).tolist() for w in stats[0]) if stats else ([], [])
+    mean, variance = (
+        ([round(float(v), 4) for v in np.asarray(w).ravel()] for w in stats[0]) if stats else ([], [])
+    )
     raise WeightsError(
         f"Cannot export {handle.architecture} ({handle.weights}) to a weight bundle: the model "
         f"normalises its input inside the graph (Normalization mean {mean}, variance {variance}; "
