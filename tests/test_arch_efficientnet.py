@@ -101,6 +101,20 @@ def test_torch_random_weights_keep_the_bicubic_recipe(
     assert torch_carrier.recipe.normalisation == "raw"
 
 
+def test_pretrained_weights_exist_only_for_each_zoos_own_graph() -> None:
+    """torchvision's ImageNet weights in Keras' graph would be divided by 255 once more: refused
+    before anything is fetched, as Keras refuses its weights in torchvision's graph. (torch
+    refused only ResNet's v1; it built torchvision's own graph and labelled it asymmetric.)"""
+    with pytest.raises(
+        ls.WeightsError, match=r"torchvision has no pretrained weights for the efficientnet_b0 asymmetric"
+    ):
+        ls.load(ARCH, backend="torch", weights="imagenet", variant="asymmetric")
+    with pytest.raises(
+        ls.WeightsError, match=r"Keras has no 'imagenet' weights for efficientnet_b0 symmetric"
+    ):
+        ls.load(ARCH, backend="keras", weights="imagenet", variant="symmetric")
+
+
 def test_keras_graph_modules_on_torch() -> None:
     """``KerasRescaling`` multiplies by float32(1/255) as Keras' Rescaling does; a 5x5 stride-2
     ``KerasPadConv2d`` pads 1 before and 2 after on an even side (Keras' ``correct_pad``), 2
