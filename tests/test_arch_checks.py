@@ -10,7 +10,7 @@ import numpy as np
 
 from layerscope.backend import LayerInfo
 from layerscope.compare import diagnose, diff
-from layerscope.compare.architectures import PADDING, padding
+from layerscope.compare.architectures import INPUT_SCALING, PADDING, input_scaling, padding
 from layerscope.compare.evidence import Evidence
 from layerscope.layers import Target
 from layerscope.weights import Bundle
@@ -99,3 +99,38 @@ def test_padding_is_registered_after_diagnose_own_checks() -> None:
     assert PADDING in diagnose.CAUSES
     assert diagnose.CAUSES.index("floating-point numerics") < diagnose.CAUSES.index(PADDING)
     assert diagnose.CAUSES.index("stride placement (ResNet v1 vs v1.5)") < diagnose.CAUSES.index(PADDING)
+
+
+def _scaled(evidence: Evidence, scale: float, noise: float = 0.0) -> Evidence:
+    """``evidence`` with side b's first-layer output ``scale`` times side a's (plus noise)."""
+    a = evidence.outputs[0]["stem"]
+    b = (scale * a + noise * np.random.default_rng(1).standard_normal(a.shape)).astype(np.float32)
+    evidence.outputs[1]["stem"] = b
+    evidence.first = diff("stem", a, b, 1e-5, ("keras", "torch"))
+    return evidence
+
+
+def test_input_scaling_named_at_the_first_layer() -> None:
+    """b = 255 a at the first compared layer, a little noise (the padding that differs too)."""
+    found = input_scaling(_scaled(_evidence("stem", Side("asymmetric"), Side("symmetric")), 255.0, 20.0))
+    assert found is not None and (found.cause, found.layer, found.confirmed) == (INPUT_SCALING, "stem", False)
+    assert (
+        "at the first layer, stem, torch's values are 253.6 times keras's (cosine 0.9975)" in found.evidence
+    )
+    assert "keras asymmetric; torch symmetric" in found.evidence
+    small = input_scaling(_scaled(_evidence("stem", Side("asymmetric"), Side("symmetric")), 1 / 255))
+    assert small is not None and "torch's values are 0.003922 times keras's (cosine 1.0000)" in small.evidence
+
+
+def test_input_scaling_silent_when_the_evidence_does_not_fit() -> None:
+    a, b = Side("asymmetric"), Side("symmetric")
+    assert input_scaling(_scaled(_evidence("stem", Side("same"), Side("same")), 255.0)) is None
+    assert input_scaling(_scaled(_evidence("stem", a, b, same_input=False), 255.0)) is None
+    assert input_scaling(_scaled(_evidence("stem", a, b), 1.5)) is None  # no scale a model applies
+    assert input_scaling(_evidence("stem", a, b)) is None  # unrelated values: cosine ~0
+    assert input_scaling(_evidence("down", a, b)) is None  # not the first compared layer: padding's
+    assert padding(_evidence("down", a, b)) is not None
+
+
+def test_input_scaling_is_tried_before_padding() -> None:
+    assert diagnose.CAUSES.index(INPUT_SCALING) == diagnose.CAUSES.index(PADDING) - 1

@@ -33,6 +33,7 @@ __all__ = ["ARCHITECTURES", "extract", "main", "side", "verify"]
 
 ARCHITECTURES = (
     "vgg16", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "densenet201", "mobilenet_v2",
+    "efficientnet_b0",
 )  # fmt: skip
 
 

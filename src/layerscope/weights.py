@@ -309,8 +309,9 @@ def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) 
             (c,) = shape
             # residual branches end small (as zero-init-residual training recipes do), so
             # activations do not grow block after block (ResNet's _3_bn/_0_bn, MobileNetV2's
-            # _project_BN: without, its ReLU6 inputs reach 40 and float32 rounding 1e-4 of 6)
-            ends = ("_3_bn", "_0_bn", "_project_BN")
+            # _project_BN, EfficientNet's _project_bn: without, MobileNetV2's ReLU6 inputs
+            # reach 40 and float32 rounding 1e-4 of 6)
+            ends = ("_3_bn", "_0_bn", "_project_BN", "_project_bn")
             low, high = (0.1, 0.3) if entry.name.endswith(ends) else (0.8, 1.2)
             tensors[f"{entry.name}/gamma"] = rng.uniform(low, high, c).astype(np.float32)
             tensors[f"{entry.name}/beta"] = rng.normal(0.0, 0.05, c).astype(np.float32)

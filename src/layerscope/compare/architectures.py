@@ -9,19 +9,31 @@ stride-2 padding (asymmetric vs symmetric)    the variants differ, same input, e
                                               layer has the same shape on both sides, and the
                                               first diverging layer is where the map first
                                               shrinks: a strided layer sampled at other input
-                                              pixels (Keras' MobileNetV2 pads 0 top/left and 1
-                                              bottom/right, torchvision 1 on every side)
+                                              pixels (Keras' MobileNetV2 and EfficientNetB0 pad 0
+                                              top/left and 1 bottom/right, EfficientNet's 5x5
+                                              convs 1 and 2; torchvision (k-1)/2 on every side)
+input scaling inside the model                the variants differ, same input, and the outputs
+                                              part at the first compared layer by a uniform
+                                              scale (cosine >= 0.9, scale beyond 2x): one
+                                              variant rescales its input inside the graph
+                                              (Keras' EfficientNetB0: Rescaling(1/255) +
+                                              Normalization, a scale of 255), the other expects
+                                              the recipe to have done it (torchvision); tried
+                                              before the padding check, which it hides
 ============================================  ==================================================
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from layerscope.compare.evidence import Evidence, check
 from layerscope.compare.report import Diagnosis
 
-__all__ = ["PADDING", "padding"]
+__all__ = ["INPUT_SCALING", "PADDING", "input_scaling", "padding"]
 
 PADDING = "stride-2 padding (asymmetric vs symmetric)"
+INPUT_SCALING = "input scaling inside the model"
 
 
 def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:
@@ -29,6 +41,40 @@ def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:
     if len(shape) != 4 or shape[1] is None or shape[2] is None:
         return None
     return int(shape[1]), int(shape[2])
+
+
+def _uniform_scale(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(s, cosine) of the least-squares fit ``b ~ s * a`` over every value."""
+    a64, b64 = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    aa, bb = float(np.vdot(a64, a64)), float(np.vdot(b64, b64))
+    if aa == 0.0 or bb == 0.0:
+        return 1.0, 0.0
+    ab = float(np.vdot(a64, b64))
+    return ab / aa, ab / float(np.sqrt(aa * bb))
+
+
+@check(INPUT_SCALING)
+def input_scaling(ev: Evidence) -> Diagnosis | None:
+    """The input-scaling cause, when the evidence fits it (see the module's table)."""
+    va, vb = ev.models[0].variant, ev.models[1].variant
+    f = ev.first
+    if va == vb or not f.shape_match or not ev.same_input or not ev.layers or f.layer != ev.layers[0]:
+        return None
+    scale, cosine = _uniform_scale(ev.outputs[0][f.layer], ev.outputs[1][f.layer])
+    if cosine < 0.9 or 0.5 <= abs(scale) <= 2.0:
+        return None
+    cat = ev.catalog
+    variants = [cat.describe_variant(v) if cat else str(v) for v in (va, vb)]
+    text = (
+        f"The same input, and at the first layer, {f.layer}, {f.other}'s values are {scale:.4g} "
+        f"times {f.reference}'s (cosine {cosine:.4f}): the input reached the network at another "
+        "scale on one side. One variant scales its input inside the model (Keras' "
+        "EfficientNetB0: Rescaling(1/255) and a Normalization, a factor of 255), the other "
+        f"expects its recipe to have done it. The sides run different variants: {f.reference} "
+        f"{variants[0]}; {f.other} {variants[1]}. Load both with one variant (variants=) to "
+        "compare the rest."
+    )
+    return Diagnosis(INPUT_SCALING, text, f.layer, confirmed=False)
 
 
 @check(PADDING)

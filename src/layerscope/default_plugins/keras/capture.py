@@ -92,6 +92,7 @@ def headless(handle: ModelHandle) -> Any:
             f"size {handle.input_size}. Pass input_size={handle.input_size}."
         )
     body = fn(include_top=False, weights=None, input_shape=(None, None, 3))
+    _same_input_scaling(handle, body)
     # Same construction code, so weighted layers pair up in order; auto-generated names
     # ("normalization_1") differ between builds, so match on class and weight shapes.
     sources = [layer for layer in handle.model.layers if layer.weights]
@@ -111,6 +112,28 @@ def headless(handle: ModelHandle) -> Any:
         pos += 1
     handle.state["headless"] = body
     return body
+
+
+def _same_input_scaling(handle: ModelHandle, body: Any) -> None:
+    """Refuse a headless copy that scales its input otherwise than the model: Keras'
+    EfficientNet adds a second ``Rescaling`` (the ImageNet std fix, TensorFlow issue 49930)
+    only when built with ``weights="imagenet"``, and the copy is built without weights."""
+    scales = [
+        [
+            str(layer.get_config().get("scale"))
+            for layer in net.layers
+            if isinstance(layer, keras.layers.Rescaling)
+        ]
+        for net in (handle.model, body)
+    ]
+    if scales[0] != scales[1]:
+        raise WeightsError(
+            f"Cannot run {handle.architecture} ({handle.weights}) at a non-native input size: the "
+            f"model rescales its input with {len(scales[0])} Rescaling layers and its headless copy "
+            f"for other sizes, which Keras builds without weights, with {len(scales[1])} (Keras "
+            "adds EfficientNet's second one, the ImageNet std fix, only for weights='imagenet'), "
+            f"so the copy would normalise the input otherwise. Use input_size={handle.input_size}."
+        )
 
 
 def _signature(layer: Any) -> tuple[Any, ...]:

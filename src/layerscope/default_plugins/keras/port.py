@@ -16,13 +16,14 @@ from layerscope.backend import ModelHandle
 from layerscope.errors import WeightsError
 from layerscope.weights import Bundle, check_architecture, exported_layers
 
-__all__ = ["from_bundle", "kernel", "to_bundle"]
+__all__ = ["from_bundle", "kernel", "refuse_input_statistics", "to_bundle"]
 
 
 def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     """The handle's weights as a bundle keyed by canonical layer names (headless when the
     model was loaded from a notop file: there is no head to export)."""
     entries, head = exported_layers(handle, head)
+    refuse_input_statistics(handle)
     tensors: dict[str, np.ndarray] = {}
     for entry in entries:
         layer = handle.model.get_layer(entry.name)  # Keras names are the canonical ones
@@ -36,6 +37,34 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
             if len(values) > 1:
                 tensors[f"{entry.name}/bias"] = values[1]
     return Bundle.of(handle, tensors, "keras", head)
+
+
+def refuse_input_statistics(handle: ModelHandle) -> None:
+    """Refuse to export a model that normalises its input with statistics inside the graph.
+
+    Keras' EfficientNet starts with ``Rescaling(1/255)`` and a ``Normalization`` layer. Built
+    with ``weights=None`` (random weights, every bundle) its mean is 0 and its variance 1, so
+    the pair is ``x / 255``, which the ``asymmetric`` torch variant reproduces. ImageNet
+    weights load the ImageNet mean and, as variance, the standard deviations (TensorFlow
+    issue 49930), and Keras adds a second ``Rescaling(1/sqrt(std))`` to make it ``(x - mean)
+    / std``. A bundle holds no input statistics, so such weights would give other numbers
+    everywhere they are loaded."""
+    kinds = [(type(layer).__name__, layer) for layer in handle.model.layers]
+    stats = [layer.get_weights()[:2] for kind, layer in kinds if kind == "Normalization"]
+    rescalings = sum(kind == "Rescaling" for kind, _ in kinds)
+    plain = all(np.all(np.asarray(m) == 0) and np.all(np.asarray(v) == 1) for m, v in stats)
+    if plain and rescalings <= 1:
+        return
+    mean, variance = (
+        ([round(float(v), 4) for v in np.asarray(w).ravel()] for w in stats[0]) if stats else ([], [])
+    )
+    raise WeightsError(
+        f"Cannot export {handle.architecture} ({handle.weights}) to a weight bundle: the model "
+        f"normalises its input inside the graph (Normalization mean {mean}, variance {variance}; "
+        f"{rescalings} Rescaling layers) and a bundle carries no input statistics. Expected a "
+        "model whose Normalization has mean 0 and variance 1 (weights='random' or a bundle). "
+        "Compare such weights on Keras alone, or load the other zoo's weights into Keras."
+    )
 
 
 def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:

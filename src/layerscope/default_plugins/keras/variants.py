@@ -1,5 +1,6 @@
-"""Architecture variants keras.applications does not build: torchvision's ResNet v1.5 (here)
-and MobileNetV2 padding (:mod:`~layerscope.default_plugins.keras.variants_mobilenet`).
+"""Architecture variants keras.applications does not build: torchvision's ResNet v1.5 (here),
+MobileNetV2 padding (:mod:`~layerscope.default_plugins.keras.variants_mobilenet`) and
+EfficientNetB0's graph (:mod:`~layerscope.default_plugins.keras.variants_efficientnet`).
 
 ``resnet_v15(depth)`` builds ResNet50, ResNet101 or ResNet152 (they differ only in blocks
 per stage, :data:`DEPTHS`) with the layer names of ``keras.applications.ResNet50`` and its
@@ -21,6 +22,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from layerscope.default_plugins.keras.variants_efficientnet import efficientnet_b0_symmetric
 from layerscope.default_plugins.keras.variants_mobilenet import mobilenet_v2_symmetric
 
 __all__ = ["DEPTHS", "builder", "resnet_v15"]
@@ -41,6 +43,8 @@ def builder(name: str, variant: str | None) -> Callable[..., Any] | None:
         return partial(resnet_v15, name)
     if name == "mobilenet_v2" and variant == "symmetric":
         return mobilenet_v2_symmetric
+    if name == "efficientnet_b0" and variant == "symmetric":
+        return efficientnet_b0_symmetric
     return None
 
 

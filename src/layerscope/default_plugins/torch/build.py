@@ -116,18 +116,23 @@ def _wrap(
 def recipe_for(name: str, member: Any = None) -> Recipe:
     """The native recipe of torchvision model ``name`` with weights-enum ``member``.
 
-    ``member=None`` (random weights, a state-dict file): the catalogue's torch recipe for
-    catalogued architectures (``IMAGENET1K_V1``'s), else the ``DEFAULT`` enum's. Read from the
+    ``member=None`` (random weights, a state-dict file): ``IMAGENET1K_V1``'s for catalogued
+    architectures (comparable with Keras and with ``weights="imagenet"``: resize 256, crop 224,
+    bilinear, but bicubic for EfficientNetB0), else the ``DEFAULT`` enum's. Read from the
     enum's ``transforms()``; nothing is downloaded.
     """
     if member is None:
         names = load_names(PACKAGE, name)
-        if names is not None:
-            return RECIPES[names.recipe]
         try:
-            member = torchvision.models.get_model_weights(name).DEFAULT
+            enum = torchvision.models.get_model_weights(name)
         except (ValueError, KeyError, AttributeError):
-            return RECIPES["torch"]
+            return RECIPES[names.recipe if names is not None else "torch"]
+        if names is None:
+            member = enum.DEFAULT
+        elif "IMAGENET1K_V1" in enum.__members__:
+            member = enum["IMAGENET1K_V1"]
+        else:
+            return RECIPES[names.recipe]
     preset = member.transforms()
     if not hasattr(preset, "crop_size"):
         return RECIPES["torch"]
@@ -149,9 +154,10 @@ def _build(
     if weights == "random":
         return _random(name, seed, variant), f"random (seed={seed})", None, {}
     if isinstance(weights, str):
-        if variant == "v1":
+        names = load_names(PACKAGE, name)
+        if names is not None and variant not in (None, names.variant):  # v1, asymmetric
             raise WeightsError(
-                f"torchvision has no pretrained weights for the {name} v1 variant. Export "
+                f"torchvision has no pretrained weights for the {name} {variant} variant. Export "
                 "Keras' weights to a bundle (layerscope.export_weights) and load that."
             )
         member = _member(name, weights)

@@ -8,22 +8,37 @@ and Keras' weights give Keras' numbers, per architecture family.
   ``features.pool5``); ``forward`` then applies its own ReLU and pooling to a non-negative
   1x1 map, which changes nothing (ReLU twice is ReLU once, the mean of one value is the
   value), so outputs, parameters and state-dict keys stay torchvision's.
-- MobileNetV2 ``variant="asymmetric"``: Keras' padding of its stride-2 convs, see
-  :func:`keras_padding`.
+- MobileNetV2 and EfficientNetB0 ``variant="asymmetric"``: Keras' padding of their stride-2
+  convs, see :func:`keras_padding`; EfficientNetB0 also takes Keras' in-model input scaling
+  (:class:`KerasRescaling`, :func:`keras_input`).
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RESNETS", "KerasPadConv2d", "adapt", "densenet_tail", "keras_padding", "resnet_v1"]
+__all__ = [
+    "KERAS_PADDED",
+    "RESNETS",
+    "KerasPadConv2d",
+    "KerasRescaling",
+    "adapt",
+    "densenet_tail",
+    "keras_input",
+    "keras_padding",
+    "resnet_v1",
+]
 
 RESNETS = ("resnet50", "resnet101", "resnet152")
 """The ResNet depths the ``v1`` variant exists for (they differ only in blocks per stage)."""
+
+KERAS_PADDED = ("mobilenet_v2", "efficientnet_b0")
+"""Architectures whose ``asymmetric`` variant pads every stride-2 conv as Keras does."""
 
 
 def adapt(name: str, net: Any, variant: str | None) -> Any:
@@ -33,8 +48,13 @@ def adapt(name: str, net: Any, variant: str | None) -> Any:
         resnet_v1(net)
     if name.startswith("densenet"):
         densenet_tail(net)
-    if name == "mobilenet_v2" and variant == "asymmetric":
+    if name in KERAS_PADDED and variant == "asymmetric":
         keras_padding(net)
+    if name == "efficientnet_b0" and variant == "asymmetric":
+        keras_input(net)
+        for mod in net.modules():  # Keras' BatchNormalization default; a bundle brings its own
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.eps = 1e-3
     return net
 
 
@@ -80,9 +100,10 @@ class KerasPadConv2d(torch.nn.Conv2d):  # type: ignore[misc, unused-ignore]  # A
 
 
 def keras_padding(net: Any) -> Any:
-    """Turn torchvision's MobileNetV2 (symmetric padding) into Keras' padding: each stride-2
-    conv (``features.0.0`` and the depthwise conv of blocks 1, 3, 6 and 13) becomes a
-    :class:`KerasPadConv2d` with the same weights, under the same name."""
+    """Turn a torchvision model's symmetric padding into Keras' padding: each stride-2 conv
+    (MobileNetV2's ``features.0.0`` and the depthwise conv of blocks 1, 3, 6 and 13;
+    EfficientNetB0's stem and the depthwise convs of blocks 2a-4a and 6a, 3x3 and 5x5)
+    becomes a :class:`KerasPadConv2d` with the same weights, under the same name."""
     for name, mod in list(net.named_modules()):
         if type(mod) is torch.nn.Conv2d and mod.stride == (2, 2):
             twin = KerasPadConv2d(
@@ -92,4 +113,29 @@ def keras_padding(net: Any) -> Any:
             twin.load_state_dict(mod.state_dict())
             parent_name, _, child = name.rpartition(".")
             setattr(net.get_submodule(parent_name), child, twin)
+    return net
+
+
+class KerasRescaling(torch.nn.Module):  # type: ignore[misc, unused-ignore]  # Any without torch installed
+    """Keras EfficientNet's first layers: ``Rescaling(1/255)`` then ``Normalization``, whose
+    mean and variance Keras builds as 0 and 1 without ImageNet weights (every bundle-loaded
+    or random Keras model), so the pair is ``x * float32(1/255)``, as Keras multiplies."""
+
+    scale: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        # not persistent: the state dict stays torchvision's
+        self.register_buffer("scale", torch.tensor(1.0 / 255.0, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+def keras_input(net: Any) -> Any:
+    """Put :class:`KerasRescaling` first in ``net.features`` (once), as ``features.rescaling``:
+    the numbered children keep their names, so the native names of every variant agree."""
+    if not hasattr(net.features, "rescaling"):
+        children = [("rescaling", KerasRescaling()), *net.features.named_children()]
+        net.features = torch.nn.Sequential(OrderedDict(children))
     return net
