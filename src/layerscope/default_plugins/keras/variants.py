@@ -1,5 +1,6 @@
-"""Architecture variants keras.applications does not build: torchvision's ResNet v1.5 (here)
-and MobileNetV2 padding (:mod:`~layerscope.default_plugins.keras.variants_mobilenet`).
+"""Architecture variants keras.applications does not build: torchvision's ResNet v1.5 (here),
+MobileNetV2 padding (:mod:`~layerscope.default_plugins.keras.variants_mobilenet`) and
+ConvNeXt-Tiny without its built-in normalisation (``include_preprocessing=False``).
 
 ``resnet_v15(depth)`` builds ResNet50, ResNet101 or ResNet152 (they differ only in blocks
 per stage, :data:`DEPTHS`) with the layer names of ``keras.applications.ResNet50`` and its
@@ -41,6 +42,10 @@ def builder(name: str, variant: str | None) -> Callable[..., Any] | None:
         return partial(resnet_v15, name)
     if name == "mobilenet_v2" and variant == "symmetric":
         return mobilenet_v2_symmetric
+    if name == "convnext_tiny" and variant == "plain":
+        # torchvision's: no normalisation inside the model (the recipe normalises), the
+        # same layers and names otherwise
+        return partial(keras.applications.ConvNeXtTiny, include_preprocessing=False)
     return None
 
 

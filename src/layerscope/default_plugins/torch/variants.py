@@ -10,6 +10,8 @@ and Keras' weights give Keras' numbers, per architecture family.
   value), so outputs, parameters and state-dict keys stay torchvision's.
 - MobileNetV2 ``variant="asymmetric"``: Keras' padding of its stride-2 convs, see
   :func:`keras_padding`.
+- ConvNeXt-Tiny ``variant="prestem"``: Keras' normalisation inside the model, see
+  :func:`keras_prestem`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RESNETS", "KerasPadConv2d", "adapt", "densenet_tail", "keras_padding", "resnet_v1"]
+from layerscope.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = [
+    "RESNETS",
+    "KerasPadConv2d",
+    "PrestemConv2d",
+    "adapt",
+    "densenet_tail",
+    "keras_padding",
+    "keras_prestem",
+    "resnet_v1",
+]
 
 RESNETS = ("resnet50", "resnet101", "resnet152")
 """The ResNet depths the ``v1`` variant exists for (they differ only in blocks per stage)."""
@@ -35,6 +48,8 @@ def adapt(name: str, net: Any, variant: str | None) -> Any:
         densenet_tail(net)
     if name == "mobilenet_v2" and variant == "asymmetric":
         keras_padding(net)
+    if name == "convnext_tiny" and variant == "prestem":
+        keras_prestem(net)
     return net
 
 
@@ -92,4 +107,33 @@ def keras_padding(net: Any) -> Any:
             twin.load_state_dict(mod.state_dict())
             parent_name, _, child = name.rpartition(".")
             setattr(net.get_submodule(parent_name), child, twin)
+    return net
+
+
+class PrestemConv2d(torch.nn.Conv2d):  # type: ignore[misc, unused-ignore]  # Any without torch installed
+    """ConvNeXt's stem conv after Keras' ``convnext_tiny_prestem_normalization``: the input,
+    raw 0-255 RGB, becomes ``(x - mean) / sqrt(variance)`` with Keras' float32 constants
+    (ImageNet mean x 255, variance (std x 255)^2) before the conv. The constants are
+    buffers that are not saved, so the state dict stays torchvision's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        mean = [m * 255 for m in IMAGENET_MEAN]
+        variance = [(s * 255) ** 2 for s in IMAGENET_STD]
+        self.register_buffer("mean", torch.tensor(mean).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(variance).reshape(1, 3, 1, 1).sqrt(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward((x - self.mean) / self.std)
+
+
+def keras_prestem(net: Any) -> Any:
+    """Turn torchvision's ConvNeXt-Tiny (normalised outside, by the recipe) into Keras' (raw
+    0-255 input, normalised inside): the stem conv ``features.0.0`` becomes a
+    :class:`PrestemConv2d` with the same weights, under the same name."""
+    stem = net.features[0][0]
+    if type(stem) is torch.nn.Conv2d:
+        twin = PrestemConv2d(stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride)
+        twin.load_state_dict(stem.state_dict())
+        net.features[0][0] = twin
     return net
