@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import layerscope as ls
-from arch_helpers import canonical_rows, max_rel, small_batch, worst
+from arch_helpers import body, canonical_rows, max_rel, small_batch, worst
 from layerscope import catalog
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
@@ -69,6 +69,24 @@ def test_keras_weights_give_keras_numbers_on_torch(
     assert list(net.state_dict()) == list(torchvision.models.convnext_tiny().state_dict())
     name, rel = worst(keras_own, torch_carrier, raw_batch())
     assert rel <= 1e-5, f"keras -> torch: {name} {rel:.2e}"
+
+
+def test_onnx_export_has_every_point() -> None:
+    """The ONNX plugin finds a layer's value by the nodes in its module's scope: torchvision's
+    StochasticDepth returns its input at inference and left the 18 ``_identity`` points without
+    a node ("no value for features.1.0.stochastic_depth", before BranchStochasticDepth)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("layerscope_onnx")
+    from layerscope.default_plugins.torch.variants import BranchStochasticDepth
+
+    bundle = ls.random_bundle(ARCH, seed=0)
+    sides = [ls.load(ARCH, backend=b, weights=bundle) for b in ("torch", "onnx")]
+    depths = [m for m in sides[0].model.modules() if type(m).__name__.endswith("StochasticDepth")]
+    assert len(depths) == 18 and all(isinstance(m, BranchStochasticDepth) for m in depths)
+    names = body(sides[0])
+    out = [m.extract_batch(raw_batch(), names) for m in sides]
+    rel = {n: max_rel(out[0][n], out[1][n]) for n in names}
+    assert max(rel.values()) <= 1e-5, max(rel.items(), key=lambda kv: kv[1])
 
 
 def test_torchvision_weights_give_torch_numbers_on_keras(

@@ -11,7 +11,8 @@ and Keras' weights give Keras' numbers, per architecture family.
 - MobileNetV2 ``variant="asymmetric"``: Keras' padding of its stride-2 convs, see
   :func:`keras_padding`.
 - ConvNeXt-Tiny ``variant="prestem"``: Keras' normalisation inside the model, see
-  :func:`keras_prestem`.
+  :func:`keras_prestem`. Every variant: :func:`convnext_branches` gives each block's scaled
+  residual branch (Keras' ``_identity``) a node of its own in an ONNX export.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import StochasticDepth
 
 from layerscope.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -29,6 +31,7 @@ __all__ = [
     "KerasPadConv2d",
     "PrestemConv2d",
     "adapt",
+    "convnext_branches",
     "densenet_tail",
     "keras_padding",
     "keras_prestem",
@@ -48,8 +51,10 @@ def adapt(name: str, net: Any, variant: str | None) -> Any:
         densenet_tail(net)
     if name == "mobilenet_v2" and variant == "asymmetric":
         keras_padding(net)
-    if name == "convnext_tiny" and variant == "prestem":
-        keras_prestem(net)
+    if name == "convnext_tiny":
+        convnext_branches(net)
+        if variant == "prestem":
+            keras_prestem(net)
     return net
 
 
@@ -136,4 +141,25 @@ def keras_prestem(net: Any) -> Any:
         twin = PrestemConv2d(stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride)
         twin.load_state_dict(stem.state_dict())
         net.features[0][0] = twin
+    return net
+
+
+class BranchStochasticDepth(StochasticDepth):  # type: ignore[misc, unused-ignore]  # Any without torch installed
+    """torchvision's ``StochasticDepth`` that, at inference, returns ``x * 1.0`` (the same
+    values, exactly) instead of ``x`` itself, so the scaled residual branch it passes on is a
+    node of its own in an ONNX export (a module that returns its input leaves none, and the
+    ONNX backend finds a layer's value by the nodes in its scope)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = super().forward(x)
+        return out if self.training else out * 1.0
+
+
+def convnext_branches(net: Any) -> Any:
+    """Each ConvNeXt block's ``stochastic_depth`` (Keras' ``_identity`` point: LayerScale times
+    the branch) becomes a :class:`BranchStochasticDepth` with the same drop rate and mode."""
+    for mod in net.modules():
+        depth = getattr(mod, "stochastic_depth", None)
+        if type(depth) is StochasticDepth:
+            mod.stochastic_depth = BranchStochasticDepth(depth.p, depth.mode)
     return net
