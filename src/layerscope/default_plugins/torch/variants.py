@@ -129,7 +129,8 @@ class PrestemConv2d(torch.nn.Conv2d):  # type: ignore[misc, unused-ignore]  # An
         self.register_buffer("std", torch.tensor(variance).reshape(1, 3, 1, 1).sqrt(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward((x - self.mean) / self.std)
+        mean, std = self.get_buffer("mean"), self.get_buffer("std")
+        return super().forward((x - mean) / std)
 
 
 def keras_prestem(net: Any) -> Any:
@@ -159,7 +160,7 @@ def convnext_branches(net: Any) -> Any:
     """Each ConvNeXt block's ``stochastic_depth`` (Keras' ``_identity`` point: LayerScale times
     the branch) becomes a :class:`BranchStochasticDepth` with the same drop rate and mode."""
     for mod in net.modules():
-        depth = getattr(mod, "stochastic_depth", None)
+        depth: Any = getattr(mod, "stochastic_depth", None)
         if type(depth) is StochasticDepth:
             mod.stochastic_depth = BranchStochasticDepth(depth.p, depth.mode)
     return net
