@@ -122,6 +122,18 @@ def test_prestem_normalises_as_keras_does(keras_own: ls.LoadedModel) -> None:
         torch.testing.assert_close(conv(x), plain(normalised), rtol=1e-6, atol=1e-6)
 
 
+def test_random_weights_on_torch_keep_imagenet1k_v1_recipe() -> None:
+    """As for the other catalogued architectures, random weights get IMAGENET1K_V1's recipe,
+    which for ConvNeXt-Tiny resizes to 236 (the names file first gave it the catalogue's 256)."""
+    from layerscope.default_plugins.torch.build import recipe_for
+
+    geometry = recipe_for(ARCH).geometry
+    assert (geometry.policy, geometry.size, geometry.resize_size, geometry.interpolation) == (
+        "crop", 224, 236, "bilinear",
+    )  # fmt: skip
+    assert recipe_for("mobilenet_v2").geometry.resize_size == 256
+
+
 def test_canonical_rows_and_published_totals(
     keras_own: ls.LoadedModel,
     torch_own: ls.LoadedModel,

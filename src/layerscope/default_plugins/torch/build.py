@@ -14,7 +14,8 @@ The native recipe follows the weights (:func:`recipe_for`): a weights enum's own
 ``transforms()`` (resize side, crop, interpolation, mean/std); a bundle's recorded recipe;
 for random weights and state-dict files, the architecture's ``DEFAULT`` enum's recipe,
 except the catalogued ones (a names/ file), which keep ``IMAGENET1K_V1``'s (resize 256, crop
-224) so they stay comparable with Keras and with ``weights="imagenet"``.
+224; ConvNeXt-Tiny's resize is 236) so they stay comparable with Keras and with
+``weights="imagenet"``.
 
 A state dict without the classifier (every key of a trailing module such as ``fc`` or
 ``classifier`` missing, nothing else) loads with that module replaced by ``nn.Identity``;
@@ -116,18 +117,23 @@ def _wrap(
 def recipe_for(name: str, member: Any = None) -> Recipe:
     """The native recipe of torchvision model ``name`` with weights-enum ``member``.
 
-    ``member=None`` (random weights, a state-dict file): the catalogue's torch recipe for
-    catalogued architectures (``IMAGENET1K_V1``'s), else the ``DEFAULT`` enum's. Read from the
-    enum's ``transforms()``; nothing is downloaded.
+    ``member=None`` (random weights, a state-dict file): ``IMAGENET1K_V1``'s for catalogued
+    architectures (ConvNeXt-Tiny's resizes to 236, the others' to 256; the catalogue's recipe
+    when there is no such enum), else the ``DEFAULT`` enum's. Read from the enum's
+    ``transforms()``; nothing is downloaded.
     """
     if member is None:
         names = load_names(PACKAGE, name)
-        if names is not None:
-            return RECIPES[names.recipe]
         try:
-            member = torchvision.models.get_model_weights(name).DEFAULT
+            enum = torchvision.models.get_model_weights(name)
         except (ValueError, KeyError, AttributeError):
-            return RECIPES["torch"]
+            return RECIPES[names.recipe] if names is not None else RECIPES["torch"]
+        if names is None:
+            member = enum.DEFAULT
+        elif "IMAGENET1K_V1" in enum.__members__:
+            member = enum["IMAGENET1K_V1"]
+        else:
+            return RECIPES[names.recipe]
     preset = member.transforms()
     if not hasattr(preset, "crop_size"):
         return RECIPES["torch"]
