@@ -134,6 +134,13 @@ def test_random_weights_on_torch_keep_imagenet1k_v1_recipe() -> None:
     assert recipe_for("mobilenet_v2").geometry.resize_size == 256
 
 
+def test_pretrained_weights_are_refused_for_the_keras_variant() -> None:
+    """torchvision's pretrained build is its own (plain): asked for prestem it used to come
+    back plain under the prestem label. Refused before anything is downloaded."""
+    with pytest.raises(ls.WeightsError, match="no pretrained weights for the convnext_tiny prestem variant"):
+        ls.load(ARCH, backend="torch", weights="imagenet", variant="prestem")
+
+
 def test_canonical_rows_and_published_totals(
     keras_own: ls.LoadedModel,
     torch_own: ls.LoadedModel,

@@ -155,9 +155,11 @@ def _build(
     if weights == "random":
         return _random(name, seed, variant), f"random (seed={seed})", None, {}
     if isinstance(weights, str):
-        if variant == "v1":
+        names = load_names(PACKAGE, name)
+        if names is not None and variant not in (None, names.variant):
+            # the pretrained build is torchvision's own: it would carry the variant's name only
             raise WeightsError(
-                f"torchvision has no pretrained weights for the {name} v1 variant. Export "
+                f"torchvision has no pretrained weights for the {name} {variant} variant. Export "
                 "Keras' weights to a bundle (layerscope.export_weights) and load that."
             )
         member = _member(name, weights)

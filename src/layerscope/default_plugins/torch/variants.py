@@ -28,6 +28,7 @@ from layerscope.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "RESNETS",
+    "BranchStochasticDepth",
     "KerasPadConv2d",
     "PrestemConv2d",
     "adapt",
