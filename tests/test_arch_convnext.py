@@ -141,6 +141,16 @@ def test_pretrained_weights_are_refused_for_the_keras_variant() -> None:
         ls.load(ARCH, backend="torch", weights="imagenet", variant="prestem")
 
 
+def test_stem_kernel_is_the_nested_conv_on_both(
+    keras_own: ls.LoadedModel, torch_carrier: ls.LoadedModel
+) -> None:
+    """Keras' stem conv sits in the ``Sequential`` ``convnext_tiny_stem``: kernel() finds it
+    (it returned None there, where torch gave ``features.0.0``'s)."""
+    k, t = keras_own.kernel(STEM), torch_carrier.kernel(STEM)
+    assert k is not None and t is not None and k.shape == (4, 4, 3, 96)
+    np.testing.assert_array_equal(k, t)
+
+
 def test_canonical_rows_and_published_totals(
     keras_own: ls.LoadedModel,
     torch_own: ls.LoadedModel,

@@ -91,9 +91,10 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
 
 
 def kernel(handle: ModelHandle, native: str) -> np.ndarray | None:
-    """The HWIO kernel of a conv layer (Keras holds HWIO already)."""
+    """The HWIO kernel of a conv layer (Keras holds HWIO already), also one nested in a
+    ``Sequential`` (ConvNeXt's stem conv)."""
     try:
-        layer = handle.model.get_layer(native)
+        layer = _layer(handle.model, native)
     except ValueError:
         return None
     k = getattr(layer, "kernel", None)
