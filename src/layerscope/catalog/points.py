@@ -14,8 +14,8 @@ inside Keras' nested ``convnext_tiny_stem`` and its block LayerNorm runs channel
 torchvision's block, so neither is a point both zoos capture; their weights still travel in
 bundles) and ``shape`` (weight shape in Keras layout, for seeded random bundles made without
 any framework). :meth:`Catalog.names` and :meth:`Catalog.entry` know the points only;
-:meth:`Catalog.weighted` every layer that holds weights. ``reference_variant`` is the architecture variant those
-weight shapes describe; ``variant_notes`` say what each variant is.
+:meth:`Catalog.weighted` every layer that holds weights. ``reference_variant`` is the
+architecture variant those weight shapes describe; ``variant_notes`` say what each variant is.
 """
 
 from __future__ import annotations
