@@ -159,3 +159,34 @@ def test_prestem_is_registered_before_padding() -> None:
     """The stem downsamples 4x, so the padding check would fit ConvNeXt's first layer too."""
     assert diagnose.CAUSES.index("floating-point numerics") < diagnose.CAUSES.index(PRESTEM)
     assert diagnose.CAUSES.index(PRESTEM) < diagnose.CAUSES.index(PADDING)
+
+
+@dataclass
+class Holder(Side):
+    """A side that exports a given weight bundle."""
+
+    bundle: Bundle | None = None
+
+    def supports(self, capability: str) -> bool:
+        return capability == "export_bundle"
+
+    def export_bundle(self, head: bool = True) -> Bundle:
+        assert self.bundle is not None
+        return self.bundle
+
+
+def test_weight_gaps_in_network_order_with_weight_only_layers() -> None:
+    """ConvNeXt's stem conv holds weights but is no canonical point: it is the first differing
+    tensor, not the last (weight-only layers were ranked after every point)."""
+    from layerscope import catalog, random_bundle
+
+    a = random_bundle("convnext_tiny", seed=0)
+    b = Bundle(dict(a.tensors), a.architecture, a.variant)
+    for key in ("convnext_tiny_stem_conv/kernel", "convnext_tiny_stage_0_block_0_depthwise_conv/kernel"):
+        b.tensors[key] = b.tensors[key] + 1.0
+    ev = _evidence("stem", Holder("prestem", bundle=a), Holder("prestem", bundle=b))
+    ev.catalog = catalog.get("convnext_tiny")
+    gaps = ev.bundle_gaps
+    assert gaps is not None and gaps[1] == [
+        "convnext_tiny_stem_conv/kernel", "convnext_tiny_stage_0_block_0_depthwise_conv/kernel",
+    ]  # fmt: skip
