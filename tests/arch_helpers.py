@@ -29,7 +29,11 @@ def body(loaded: ls.LoadedModel) -> list[str]:
     global pooling before it (Keras' ``include_top=False`` build, which runs off-size, ends
     at the last map)."""
     assert loaded.catalog is not None
-    return [e.name for e in loaded.catalog.entries if not e.head and e.kind != "GlobalAveragePooling2D"]
+    return [
+        e.name
+        for e in loaded.catalog.entries
+        if e.point and not e.head and e.kind != "GlobalAveragePooling2D"
+    ]
 
 
 def worst(a: ls.LoadedModel, b: ls.LoadedModel, batch: np.ndarray) -> tuple[str, float]:

@@ -7,10 +7,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 
 from layerscope.backend import LayerInfo
 from layerscope.compare import diagnose, diff
-from layerscope.compare.architectures import INPUT_SCALING, PADDING, input_scaling, padding
+from layerscope.compare.architectures import (
+    INPUT_SCALING,
+    PADDING,
+    PRESTEM,
+    imagenet_normalised,
+    input_scaling,
+    padding,
+    prestem,
+)
 from layerscope.compare.evidence import Evidence
 from layerscope.layers import Target
 from layerscope.weights import Bundle
@@ -134,3 +143,93 @@ def test_input_scaling_silent_when_the_evidence_does_not_fit() -> None:
 
 def test_input_scaling_is_tried_before_padding() -> None:
     assert diagnose.CAUSES.index(INPUT_SCALING) == diagnose.CAUSES.index(PADDING) - 1
+
+
+@dataclass
+class Plain(Side):
+    """A side that re-runs: its stem is the channel sum of what it is fed (no normalisation)."""
+
+    def extract_batch(self, batch: np.ndarray, layers: Sequence[Target]) -> dict[str, np.ndarray]:
+        return {t.key: batch.sum(axis=-1, keepdims=True) for t in layers}
+
+
+def _prestem_evidence(a: Side, b: Side, inside: int = 0, same_input: bool = True) -> Evidence:
+    """Side ``inside`` normalised the raw input before its stem, the other side did not."""
+    x = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    stems = [x.sum(axis=-1, keepdims=True) for _ in "ab"]
+    stems[inside] = imagenet_normalised(x).sum(axis=-1, keepdims=True)
+    names = ("keras", "torch") if inside == 0 else ("torch", "keras")
+    return Evidence(
+        catalog=None,
+        layers=["stem"],
+        models=(a, b),
+        batches=(x, x.copy() if same_input else x + 1),
+        outputs=({"stem": stems[0]}, {"stem": stems[1]}),
+        targets=([Target("stem", "n.stem")], [Target("stem", "n.stem")]),
+        first=diff("stem", stems[0], stems[1], 1e-5, names),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("inside", [0, 1])
+def test_prestem_named_when_a_rerun_on_normalised_input_agrees(inside: int) -> None:
+    sides = (Plain("prestem"), Plain("plain")) if inside == 0 else (Plain("plain"), Plain("prestem"))
+    found = prestem(_prestem_evidence(*sides, inside=inside))
+    assert found is not None and (found.cause, found.layer, found.confirmed) == (PRESTEM, "stem", True)
+    assert "keras prestem normalises its input inside the model, torch plain expects the recipe to" in (
+        found.evidence
+    )
+    assert "Re-running torch on the input normalised with ImageNet's mean" in found.evidence
+
+
+def test_prestem_silent_when_the_evidence_does_not_fit() -> None:
+    a, b = Plain("prestem"), Plain("plain")
+    assert prestem(_prestem_evidence(Plain("same"), Plain("same"))) is None  # one variant
+    assert prestem(_prestem_evidence(a, b, same_input=False)) is None  # an input cause first
+
+    @dataclass
+    class Other(Side):  # re-runs, but its stem is not the other's on normalised input
+        def extract_batch(self, batch: np.ndarray, layers: Sequence[Target]) -> dict[str, np.ndarray]:
+            return {t.key: batch.max(axis=-1, keepdims=True) for t in layers}
+
+    assert prestem(_prestem_evidence(Other("prestem"), Other("plain"))) is None  # rerun disagrees
+    shapes = _prestem_evidence(a, b)
+    shapes.first = diff("stem", shapes.outputs[0]["stem"], shapes.outputs[1]["stem"][:, :4], 1e-5, ("a", "b"))
+    assert prestem(shapes) is None  # a shape differs: an architecture cause
+
+
+def test_prestem_is_registered_before_padding() -> None:
+    """The stem downsamples 4x, so the padding check would fit ConvNeXt's first layer too."""
+    assert diagnose.CAUSES.index("floating-point numerics") < diagnose.CAUSES.index(PRESTEM)
+    assert diagnose.CAUSES.index(PRESTEM) < diagnose.CAUSES.index(PADDING)
+
+
+@dataclass
+class Holder(Side):
+    """A side that exports a given weight bundle."""
+
+    bundle: Bundle | None = None
+
+    def supports(self, capability: str) -> bool:
+        return capability == "export_bundle"
+
+    def export_bundle(self, head: bool = True) -> Bundle:
+        assert self.bundle is not None
+        return self.bundle
+
+
+def test_weight_gaps_in_network_order_with_weight_only_layers() -> None:
+    """ConvNeXt's stem conv holds weights but is no canonical point: it is the first differing
+    tensor, not the last (weight-only layers were ranked after every point)."""
+    from layerscope import catalog, random_bundle
+
+    a = random_bundle("convnext_tiny", seed=0)
+    b = Bundle(dict(a.tensors), a.architecture, a.variant)
+    for key in ("convnext_tiny_stem_conv/kernel", "convnext_tiny_stage_0_block_0_depthwise_conv/kernel"):
+        b.tensors[key] = b.tensors[key] + 1.0
+    ev = _evidence("stem", Holder("prestem", bundle=a), Holder("prestem", bundle=b))
+    ev.catalog = catalog.get("convnext_tiny")
+    gaps = ev.bundle_gaps
+    assert gaps is not None and gaps[1] == [
+        "convnext_tiny_stem_conv/kernel", "convnext_tiny_stage_0_block_0_depthwise_conv/kernel",
+    ]  # fmt: skip

@@ -23,15 +23,24 @@ if TYPE_CHECKING:
 __all__ = ["bundle_absent", "refuse_absent", "validate"]
 
 
+_NORMS = {
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "LayerNormalization": ("gamma", "beta"),
+    "LayerScale": ("gamma",),
+}
+"""Per-channel layers and their tensors (each ``(channels,)``; the norms add ``epsilon``)."""
+
+
 def _expected(
     kind: str, shape: tuple[int, ...] | None, bias: bool = True
 ) -> dict[str, tuple[int, ...] | None]:
     """Tensor name -> expected shape (``None``: any) of one catalogue layer (no ``bias`` for a
     layer the catalogue marks bias-free)."""
-    if kind == "BatchNormalization":
+    if kind in _NORMS:
         (c,) = shape if shape is not None else (None,)
-        names = ("gamma", "beta", "moving_mean", "moving_variance")
-        return {**{n: (c,) if c is not None else None for n in names}, "epsilon": (1,)}
+        names = _NORMS[kind]
+        tensors: dict[str, tuple[int, ...] | None] = {n: (c,) if c is not None else None for n in names}
+        return {**tensors, "epsilon": (1,)} if kind != "LayerScale" else tensors
     out = shape[-1] if shape is not None else None
     if not bias:
         return {"kernel": shape}

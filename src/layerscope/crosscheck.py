@@ -33,7 +33,7 @@ __all__ = ["ARCHITECTURES", "extract", "main", "side", "verify"]
 
 ARCHITECTURES = (
     "vgg16", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "densenet201", "mobilenet_v2",
-    "efficientnet_b0",
+    "efficientnet_b0", "convnext_tiny",
 )  # fmt: skip
 
 
@@ -121,8 +121,8 @@ def extract(backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITE
     return written
 
 
-SOFTMAX_OUTPUTS = ("predictions",)
-"""Canonical names of softmax outputs: Keras' classifier layer in every catalogue architecture."""
+SOFTMAX_OUTPUTS = ("predictions", "convnext_tiny_head_dense")
+"""Canonical names of softmax outputs: Keras' classifier layer (ConvNeXt's is its head's dense)."""
 
 
 def verify(

@@ -214,7 +214,7 @@ def annotate(rows: Sequence[LayerInfo], cat: Catalog | None, names: NameMap | No
     by_native = {r.native: r for r in rows}
     first_call = {module: by_native[native] for module, native in first_calls(rows).items()}
     out = {r.native: r for r in rows}
-    for entry in cat.entries:
+    for entry in (e for e in cat.entries if e.point):
         native = names.native_of(entry.name)
         row = by_native.get(native) or first_call.get(native)
         if row is None or out[row.native].canonical:

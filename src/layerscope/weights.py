@@ -11,6 +11,8 @@ in Keras layouts:
 ``<dense>/bias``    ``(out,)``
 ``<bn>/gamma``      BatchNorm scale; also ``beta``, ``moving_mean``, ``moving_variance``
 ``<bn>/epsilon``    BatchNorm epsilon, a float32 array of shape ``(1,)``
+``<ln>/gamma``      LayerNorm scale; also ``beta`` and ``epsilon`` (ConvNeXt)
+``<scale>/gamma``   ConvNeXt's LayerScale ``(channels,)``
 ==================  ==========================================================
 
 The header metadata records ``format`` (``layerscope-bundle``), ``version``,
@@ -305,24 +307,37 @@ def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) 
         if entry.shape is None:
             raise WeightsError(f"The {architecture} catalogue has no weight shape for {entry.name!r}.")
         shape = entry.shape
-        if entry.kind == "BatchNormalization":
-            (c,) = shape
-            # residual branches end small (as zero-init-residual training recipes do), so
-            # activations do not grow block after block (ResNet's _3_bn/_0_bn, MobileNetV2's
-            # _project_BN, EfficientNet's _project_bn: without, MobileNetV2's ReLU6 inputs
-            # reach 40 and float32 rounding 1e-4 of 6)
-            ends = ("_3_bn", "_0_bn", "_project_BN", "_project_bn")
-            low, high = (0.1, 0.3) if entry.name.endswith(ends) else (0.8, 1.2)
-            tensors[f"{entry.name}/gamma"] = rng.uniform(low, high, c).astype(np.float32)
-            tensors[f"{entry.name}/beta"] = rng.normal(0.0, 0.05, c).astype(np.float32)
-            tensors[f"{entry.name}/moving_mean"] = rng.normal(0.0, 0.1, c).astype(np.float32)
-            tensors[f"{entry.name}/moving_variance"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
-            tensors[f"{entry.name}/epsilon"] = np.array([eps], dtype=np.float32)
+        if entry.kind in ("BatchNormalization", "LayerNormalization", "LayerScale"):
+            tensors.update(_per_channel(entry, rng, eps))
             continue
         # a depthwise kernel (H, W, C, 1) sums H*W inputs per output, not H*W*C
         fan_in = int(np.prod(shape[:2] if entry.kind == "DepthwiseConv2D" else shape[:-1]))
-        gain = 1.0 if entry.name == "predictions" else 2.0
+        gain = 1.0 if entry.name == cat.entries[-1].name else 2.0  # the classifier's output
         tensors[f"{entry.name}/kernel"] = rng.normal(0.0, np.sqrt(gain / fan_in), shape).astype(np.float32)
         if entry.bias:
             tensors[f"{entry.name}/bias"] = rng.normal(0.0, 0.01, shape[-1]).astype(np.float32)
     return Bundle(tensors, architecture, chosen, "numpy", f"random_bundle(seed={seed})")
+
+
+def _per_channel(entry: Entry, rng: np.random.Generator, eps: float) -> dict[str, np.ndarray]:
+    """Seeded tensors of one BatchNorm, LayerNorm or LayerScale layer of ``random_bundle``."""
+    assert entry.shape is not None
+    (c,) = entry.shape
+    # residual branches end small (as zero-init-residual training recipes do), so
+    # activations do not grow block after block (ResNet's _3_bn/_0_bn, MobileNetV2's
+    # _project_BN, EfficientNet's _project_bn: without, MobileNetV2's ReLU6 inputs reach 40
+    # and float32 rounding 1e-4 of 6; ConvNeXt's LayerScale, which Keras and torchvision
+    # start at 1e-6)
+    ends = ("_3_bn", "_0_bn", "_project_BN", "_project_bn")
+    small = entry.kind == "LayerScale" or entry.name.endswith(ends)
+    low, high = (0.1, 0.3) if small else (0.8, 1.2)
+    out = {f"{entry.name}/gamma": rng.uniform(low, high, c).astype(np.float32)}
+    if entry.kind == "LayerScale":
+        return out
+    out[f"{entry.name}/beta"] = rng.normal(0.0, 0.05, c).astype(np.float32)
+    if entry.kind == "LayerNormalization":  # ConvNeXt's, 1e-6 in both zoos
+        return {**out, f"{entry.name}/epsilon": np.array([1e-6], dtype=np.float32)}
+    out[f"{entry.name}/moving_mean"] = rng.normal(0.0, 0.1, c).astype(np.float32)
+    out[f"{entry.name}/moving_variance"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+    out[f"{entry.name}/epsilon"] = np.array([eps], dtype=np.float32)
+    return out

@@ -9,9 +9,13 @@ Each entry of ``layers`` has ``name``, ``kind`` (Keras class) and optionally ``h
 for classifier layers, which need the native input size), ``flatten_from`` (the ``[H, W, C]``
 map the first dense layer after a flatten reads, whose kernel rows are reordered between NHWC
 and NCHW flatten orders), ``bias`` (false for a conv that has no bias in either zoo, as in
-DenseNet) and ``shape`` (weight shape in Keras layout, for seeded random bundles made without
-any framework). ``reference_variant`` is the architecture variant those
-weight shapes describe; ``variant_notes`` say what each variant is.
+DenseNet), ``point`` (false for a layer that only holds weights: ConvNeXt's stem conv sits
+inside Keras' nested ``convnext_tiny_stem`` and its block LayerNorm runs channels-last inside
+torchvision's block, so neither is a point both zoos capture; their weights still travel in
+bundles) and ``shape`` (weight shape in Keras layout, for seeded random bundles made without
+any framework). :meth:`Catalog.names` and :meth:`Catalog.entry` know the points only;
+:meth:`Catalog.weighted` every layer that holds weights. ``reference_variant`` is the
+architecture variant those weight shapes describe; ``variant_notes`` say what each variant is.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from layerscope.errors import WeightsError
 
 __all__ = ["WEIGHTED_KINDS", "Catalog", "Entry", "architectures", "get", "require"]
 
-WEIGHTED_KINDS = ("Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization")
+WEIGHTED_KINDS = (
+    "Conv2D",
+    "DepthwiseConv2D",
+    "Dense",
+    "BatchNormalization",
+    "LayerNormalization",
+    "LayerScale",
+)
 _PACKAGE = "layerscope.catalog"
 
 
@@ -40,9 +51,11 @@ class Entry:
     """For the first dense layer after a flatten: the (H, W, C) map it flattens."""
     shape: tuple[int, ...] | None = None
     """Weight shape in Keras layout: conv HWIO, depthwise conv (H, W, C, 1), dense (in, out),
-    BatchNorm (channels,)."""
+    BatchNorm, LayerNorm and LayerScale (channels,)."""
     bias: bool = True
     """Whether the layer may hold a bias (false: a conv without one in both zoos, as DenseNet's)."""
+    point: bool = True
+    """Whether it is a canonical point (false: a layer that only holds weights, see the module)."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +71,12 @@ class Catalog:
     entries: tuple[Entry, ...]
 
     def names(self) -> list[str]:
-        """Canonical layer names in execution order."""
-        return [e.name for e in self.entries]
+        """Canonical point names in execution order (without weight-only layers)."""
+        return [e.name for e in self.entries if e.point]
 
     def weighted(self, head: bool = True) -> list[Entry]:
-        """Entries that hold weights (conv, dense, BatchNorm), in order; without the
-        classifier's when ``head`` is false."""
+        """Entries that hold weights (conv, dense, norms, LayerScale), points or not, in order;
+        without the classifier's when ``head`` is false."""
         return [e for e in self.entries if e.kind in WEIGHTED_KINDS and (head or not e.head)]
 
     def describe_variant(self, variant: str | None) -> str:
@@ -74,8 +87,8 @@ class Catalog:
         return f"{variant} ({note})" if note else variant
 
     def entry(self, name: str) -> Entry | None:
-        """The entry with this canonical name, or ``None``."""
-        return next((e for e in self.entries if e.name == name), None)
+        """The canonical point with this name, or ``None`` (also for a weight-only layer)."""
+        return next((e for e in self.entries if e.name == name and e.point), None)
 
 
 def architectures() -> list[str]:
@@ -110,6 +123,7 @@ def get(architecture: str) -> Catalog | None:
             flatten_from=tuple(raw["flatten_from"]) if raw.get("flatten_from") else None,
             shape=tuple(raw["shape"]) if "shape" in raw else None,
             bias=bool(raw.get("bias", True)),
+            point=bool(raw.get("point", True)),
         )
         for raw in data["layers"]
     )

@@ -5,13 +5,13 @@
 ============================================  ==================================================
 cause                                         evidence
 ============================================  ==================================================
-stride-2 padding (asymmetric vs symmetric)    the variants differ, same input, every canonical
-                                              layer has the same shape on both sides, and the
-                                              first diverging layer is where the map first
-                                              shrinks: a strided layer sampled at other input
-                                              pixels (Keras' MobileNetV2 and EfficientNetB0 pad 0
-                                              top/left and 1 bottom/right, EfficientNet's 5x5
-                                              convs 1 and 2; torchvision (k-1)/2 on every side)
+input normalisation inside the model          the variants differ, same input, same shape at the
+                                              first diverging layer, and one side re-run on the
+                                              input normalised with ImageNet's mean and standard
+                                              deviation (x 255) agrees with the other there: that
+                                              other side normalises inside the model (Keras'
+                                              ConvNeXt ``prestem_normalization``), this one
+                                              expects its recipe to (torchvision's)
 input scaling inside the model                the variants differ, same input, and the outputs
                                               part at the first compared layer by a uniform
                                               scale (cosine >= 0.9, scale beyond 2x): one
@@ -20,6 +20,13 @@ input scaling inside the model                the variants differ, same input, a
                                               Normalization, a scale of 255), the other expects
                                               the recipe to have done it (torchvision); tried
                                               before the padding check, which it hides
+stride-2 padding (asymmetric vs symmetric)    the variants differ, same input, every canonical
+                                              layer has the same shape on both sides, and the
+                                              first diverging layer is where the map first
+                                              shrinks: a strided layer sampled at other input
+                                              pixels (Keras' MobileNetV2 and EfficientNetB0 pad 0
+                                              top/left and 1 bottom/right, EfficientNet's 5x5
+                                              convs 1 and 2; torchvision (k-1)/2 on every side)
 ============================================  ==================================================
 """
 
@@ -28,12 +35,60 @@ from __future__ import annotations
 import numpy as np
 
 from layerscope.compare.evidence import Evidence, check
+from layerscope.compare.metrics import diff
 from layerscope.compare.report import Diagnosis
+from layerscope.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["INPUT_SCALING", "PADDING", "input_scaling", "padding"]
+__all__ = [
+    "INPUT_SCALING",
+    "PADDING",
+    "PRESTEM",
+    "imagenet_normalised",
+    "input_scaling",
+    "padding",
+    "prestem",
+]
 
+PRESTEM = "input normalisation inside the model vs in the recipe"
 PADDING = "stride-2 padding (asymmetric vs symmetric)"
 INPUT_SCALING = "input scaling inside the model"
+
+
+def imagenet_normalised(batch: np.ndarray) -> np.ndarray:
+    """``(x - mean) / sqrt(variance)`` with ImageNet's statistics on the 0-255 scale, in
+    float32 as Keras' ``Normalization`` computes it (ConvNeXt's ``prestem_normalization``)."""
+    mean = np.array([m * 255 for m in IMAGENET_MEAN], np.float32)
+    std = np.sqrt(np.array([(s * 255) ** 2 for s in IMAGENET_STD], np.float32))
+    return np.asarray((batch.astype(np.float32) - mean) / std, dtype=np.float32)
+
+
+@check(PRESTEM)
+def prestem(ev: Evidence) -> Diagnosis | None:
+    """The built-in normalisation cause, confirmed by re-running one side (module table)."""
+    variants = (ev.models[0].variant, ev.models[1].variant)
+    f = ev.first
+    if variants[0] == variants[1] or not ev.same_input or not f.shape_match:
+        return None
+    normalised = imagenet_normalised(ev.batches[0])
+    for inside in (0, 1):
+        outside = 1 - inside
+        target = ev.target(outside)
+        rerun = ev.models[outside].extract_batch(normalised, [target])[target.key]
+        if not diff(f.layer, ev.outputs[inside][f.layer], rerun, ev.rtol, ("a", "b")).passed:
+            continue
+        cat = ev.catalog
+        named = [cat.describe_variant(v) if cat else str(v) for v in variants]
+        sides = (f.reference, f.other)
+        text = (
+            f"Both sides got the same input and the outputs part at {f.layer} (cosine "
+            f"{f.cosine:.4f}): {sides[inside]} {named[inside]} normalises its input inside the "
+            f"model, {sides[outside]} {named[outside]} expects the recipe to. Re-running "
+            f"{sides[outside]} on the input normalised with ImageNet's mean and standard "
+            f"deviation (x 255) makes it agree with {sides[inside]} at {f.layer}. Load both "
+            "with one variant (variants=) to compare the rest."
+        )
+        return Diagnosis(PRESTEM, text, f.layer, confirmed=True)
+    return None
 
 
 def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:

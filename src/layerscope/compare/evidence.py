@@ -98,7 +98,8 @@ class Evidence:
             ba, bb = (m.export_bundle() for m in self.models)
         except LayerscopeError:
             return None
-        rank = {name: i for i, name in enumerate(self.catalog.names())} if self.catalog else {}
+        # every catalogue layer, weight-only ones too (ConvNeXt's stem conv comes first)
+        rank = {e.name: i for i, e in enumerate(self.catalog.entries)} if self.catalog else {}
         eps: list[str] = []
         other: list[str] = []
         keys = set(ba.tensors) | set(bb.tensors)

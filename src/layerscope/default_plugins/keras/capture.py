@@ -107,8 +107,10 @@ def headless(handle: ModelHandle) -> Any:
                 f"{handle.input_size}."
             )
         layer.set_weights(sources[pos].get_weights())
-        if hasattr(layer, "epsilon"):  # a bundle's BatchNorm epsilon (torchvision's 1e-5) too
-            layer.epsilon = sources[pos].epsilon
+        # a bundle's norm epsilon (torchvision's BatchNorm 1e-5) too, inside nested models
+        for mine, theirs in zip(_flat(layer), _flat(sources[pos]), strict=True):
+            if hasattr(mine, "epsilon"):
+                mine.epsilon = theirs.epsilon
         pos += 1
     handle.state["headless"] = body
     return body
@@ -134,6 +136,11 @@ def _same_input_scaling(handle: ModelHandle, body: Any) -> None:
             "adds EfficientNet's second one, the ImageNet std fix, only for weights='imagenet'), "
             f"so the copy would normalise the input otherwise. Use input_size={handle.input_size}."
         )
+
+
+def _flat(layer: Any) -> list[Any]:
+    """``layer``, or the layers of a nested model (ConvNeXt's stem ``Sequential``)."""
+    return list(layer.layers) if hasattr(layer, "layers") else [layer]
 
 
 def _signature(layer: Any) -> tuple[Any, ...]:

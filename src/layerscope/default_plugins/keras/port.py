@@ -2,7 +2,9 @@
 
 Only what differs from Keras itself is handled here: a missing conv bias becomes zeros (a
 conv built without one, as DenseNet's, takes the kernel alone), and each BatchNorm takes the bundle's epsilon (torchvision uses 1e-5, Keras ResNet50
-1.001e-5), so the same weights give the same numbers.
+1.001e-5), so the same weights give the same numbers; LayerNorm takes the bundle's too.
+A weight-only layer nested in a Keras ``Sequential`` (ConvNeXt's stem and downsampling
+convs) is found inside it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,26 @@ from layerscope.weights import Bundle, check_architecture, exported_layers
 __all__ = ["from_bundle", "kernel", "refuse_input_statistics", "to_bundle"]
 
 
+_PER_CHANNEL = {
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "LayerNormalization": ("gamma", "beta"),
+    "LayerScale": ("gamma",),
+}
+"""Per-channel layers: their weights in ``get_weights()`` order (the norms add an epsilon)."""
+
+
+def _layer(net: Any, name: str) -> Any:
+    """The layer ``name`` of ``net``, also inside a nested model (ConvNeXt's stem conv is in
+    the ``Sequential`` ``convnext_tiny_stem``)."""
+    try:
+        return net.get_layer(name)
+    except ValueError:
+        for outer in net.layers:
+            if hasattr(outer, "layers") and any(inner.name == name for inner in outer.layers):
+                return outer.get_layer(name)
+        raise
+
+
 def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     """The handle's weights as a bundle keyed by canonical layer names (headless when the
     model was loaded from a notop file: there is no head to export)."""
@@ -26,12 +48,13 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     refuse_input_statistics(handle)
     tensors: dict[str, np.ndarray] = {}
     for entry in entries:
-        layer = handle.model.get_layer(entry.name)  # Keras names are the canonical ones
+        layer = _layer(handle.model, entry.name)  # Keras names are the canonical ones
         values = [np.ascontiguousarray(np.asarray(w), dtype=np.float32) for w in layer.get_weights()]
-        if entry.kind == "BatchNormalization":
-            for name, value in zip(("gamma", "beta", "moving_mean", "moving_variance"), values, strict=True):
+        if entry.kind in _PER_CHANNEL:
+            for name, value in zip(_PER_CHANNEL[entry.kind], values, strict=True):
                 tensors[f"{entry.name}/{name}"] = value
-            tensors[f"{entry.name}/epsilon"] = np.array([layer.epsilon], dtype=np.float32)
+            if entry.kind != "LayerScale":
+                tensors[f"{entry.name}/epsilon"] = np.array([layer.epsilon], dtype=np.float32)
         else:
             tensors[f"{entry.name}/kernel"] = values[0]
             if len(values) > 1:
@@ -77,10 +100,11 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
             if entry.head and not bundle.head:
                 continue
             raise WeightsError(f"The weight bundle has no tensors for layer {entry.name!r}.")
-        layer = net.get_layer(entry.name)
-        if entry.kind == "BatchNormalization":
-            values = [params[k] for k in ("gamma", "beta", "moving_mean", "moving_variance")]
-            layer.epsilon = float(params["epsilon"][0])
+        layer = _layer(net, entry.name)
+        if entry.kind in _PER_CHANNEL:
+            values = [params[k] for k in _PER_CHANNEL[entry.kind]]
+            if entry.kind != "LayerScale":
+                layer.epsilon = float(params["epsilon"][0])
         else:
             kernel = params["kernel"]
             values = [kernel, params.get("bias", np.zeros(kernel.shape[-1], np.float32))]
@@ -96,9 +120,10 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
 
 
 def kernel(handle: ModelHandle, native: str) -> np.ndarray | None:
-    """The HWIO kernel of a conv layer (Keras holds HWIO already)."""
+    """The HWIO kernel of a conv layer (Keras holds HWIO already), also one nested in a
+    ``Sequential`` (ConvNeXt's stem conv)."""
     try:
-        layer = handle.model.get_layer(native)
+        layer = _layer(handle.model, native)
     except ValueError:
         return None
     k = getattr(layer, "kernel", None)

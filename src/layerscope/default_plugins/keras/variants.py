@@ -1,6 +1,7 @@
 """Architecture variants keras.applications does not build: torchvision's ResNet v1.5 (here),
 MobileNetV2 padding (:mod:`~layerscope.default_plugins.keras.variants_mobilenet`) and
-EfficientNetB0's graph (:mod:`~layerscope.default_plugins.keras.variants_efficientnet`).
+EfficientNetB0's graph (:mod:`~layerscope.default_plugins.keras.variants_efficientnet`) and
+ConvNeXt-Tiny without its built-in normalisation (``include_preprocessing=False``).
 
 ``resnet_v15(depth)`` builds ResNet50, ResNet101 or ResNet152 (they differ only in blocks
 per stage, :data:`DEPTHS`) with the layer names of ``keras.applications.ResNet50`` and its
@@ -45,6 +46,10 @@ def builder(name: str, variant: str | None) -> Callable[..., Any] | None:
         return mobilenet_v2_symmetric
     if name == "efficientnet_b0" and variant == "symmetric":
         return efficientnet_b0_symmetric
+    if name == "convnext_tiny" and variant == "plain":
+        # torchvision's: no normalisation inside the model (the recipe normalises), the
+        # same layers and names otherwise
+        return partial(keras.applications.ConvNeXtTiny, include_preprocessing=False)
     return None
 
 

@@ -14,7 +14,8 @@ The native recipe follows the weights (:func:`recipe_for`): a weights enum's own
 ``transforms()`` (resize side, crop, interpolation, mean/std); a bundle's recorded recipe;
 for random weights and state-dict files, the architecture's ``DEFAULT`` enum's recipe,
 except the catalogued ones (a names/ file), which keep ``IMAGENET1K_V1``'s (resize 256, crop
-224) so they stay comparable with Keras and with ``weights="imagenet"``.
+224; ConvNeXt-Tiny's resize is 236) so they stay comparable with Keras and with
+``weights="imagenet"``.
 
 A state dict without the classifier (every key of a trailing module such as ``fc`` or
 ``classifier`` missing, nothing else) loads with that module replaced by ``nn.Identity``;
@@ -118,7 +119,8 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
 
     ``member=None`` (random weights, a state-dict file): ``IMAGENET1K_V1``'s for catalogued
     architectures (comparable with Keras and with ``weights="imagenet"``: resize 256, crop 224,
-    bilinear, but bicubic for EfficientNetB0), else the ``DEFAULT`` enum's. Read from the
+    bilinear, but bicubic for EfficientNetB0 and a resize to 236 for ConvNeXt-Tiny; the
+    catalogue's recipe when there is no such enum), else the ``DEFAULT`` enum's. Read from the
     enum's ``transforms()``; nothing is downloaded.
     """
     if member is None:
@@ -155,7 +157,8 @@ def _build(
         return _random(name, seed, variant), f"random (seed={seed})", None, {}
     if isinstance(weights, str):
         names = load_names(PACKAGE, name)
-        if names is not None and variant not in (None, names.variant):  # v1, asymmetric
+        if names is not None and variant not in (None, names.variant):
+            # the pretrained build is torchvision's own: it would carry the variant's name only
             raise WeightsError(
                 f"torchvision has no pretrained weights for the {name} {variant} variant. Export "
                 "Keras' weights to a bundle (layerscope.export_weights) and load that."

@@ -6,7 +6,9 @@ Keras layouts in the bundle, torch layouts in the module: conv OIHW <-> HWIO, de
 rows move between torch's CHW flatten order and Keras' HWC order. A conv bias the module
 has no slot for (torchvision's ResNet convs have ``bias=False``) is folded into the
 BatchNorm that follows it: ``BN(conv(x) + b)`` equals ``BN'(conv(x))`` with
-``running_mean' = running_mean - b``, exact at the BN output and after.
+``running_mean' = running_mean - b``, exact at the BN output and after. LayerNorm
+(``LayerNorm2d`` too) takes gamma, beta and epsilon; ConvNeXt's LayerScale ``(C,)`` is
+torchvision's ``CNBlock.layer_scale`` ``(C, 1, 1)``.
 """
 
 from __future__ import annotations
@@ -58,11 +60,14 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
                 kernel = kernel.reshape(c, h, w, -1).permute(1, 2, 0, 3).reshape(h * w * c, -1)
             tensors[f"{key}/kernel"] = _np(kernel)
             tensors[f"{key}/bias"] = _np(mod.bias)
+        elif entry.kind == "LayerScale":  # torchvision's CNBlock.layer_scale, (C, 1, 1)
+            tensors[f"{key}/gamma"] = _np(mod.layer_scale.reshape(-1))
         else:
             tensors[f"{key}/gamma"] = _np(mod.weight)
             tensors[f"{key}/beta"] = _np(mod.bias)
-            tensors[f"{key}/moving_mean"] = _np(mod.running_mean)
-            tensors[f"{key}/moving_variance"] = _np(mod.running_var)
+            if entry.kind == "BatchNormalization":
+                tensors[f"{key}/moving_mean"] = _np(mod.running_mean)
+                tensors[f"{key}/moving_variance"] = _np(mod.running_var)
             tensors[f"{key}/epsilon"] = np.array([mod.eps], dtype=np.float32)
     return Bundle.of(handle, tensors, "torch", head)
 
@@ -99,15 +104,23 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
                     kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
                 _copy(mod.weight, kernel.T, entry.name)
                 _copy(mod.bias, params["bias"], entry.name)
+            elif entry.kind == "LayerScale":
+                _copy(mod.layer_scale, params["gamma"].reshape(-1, 1, 1), entry.name)
             else:
-                mean = params["moving_mean"] - pending_bias.pop(entry.name, 0.0)
-                _copy(mod.weight, params["gamma"], entry.name)
-                _copy(mod.bias, params["beta"], entry.name)
-                _copy(mod.running_mean, mean, entry.name)
-                _copy(mod.running_var, params["moving_variance"], entry.name)
-                mod.eps = float(params["epsilon"][0])
+                _copy_norm(mod, entry, params, pending_bias.pop(entry.name, 0.0))
     if pending_bias:
         raise WeightsError(f"Conv biases of {sorted(pending_bias)} have no BatchNorm to fold into.")
+
+
+def _copy_norm(mod: Any, entry: catalog.Entry, params: dict[str, np.ndarray], folded: Any) -> None:
+    """A BatchNorm's or LayerNorm's tensors and epsilon; ``folded``: a conv bias to take off
+    the BatchNorm's moving mean (0.0 when none)."""
+    _copy(mod.weight, params["gamma"], entry.name)
+    _copy(mod.bias, params["beta"], entry.name)
+    if entry.kind == "BatchNormalization":
+        _copy(mod.running_mean, params["moving_mean"] - folded, entry.name)
+        _copy(mod.running_var, params["moving_variance"], entry.name)
+    mod.eps = float(params["epsilon"][0])
 
 
 def _bn_after(conv_name: str) -> str:

@@ -11,6 +11,9 @@ and Keras' weights give Keras' numbers, per architecture family.
 - MobileNetV2 and EfficientNetB0 ``variant="asymmetric"``: Keras' padding of their stride-2
   convs, see :func:`keras_padding`; EfficientNetB0 also takes Keras' in-model input scaling
   (:class:`KerasRescaling`, :func:`keras_input`).
+- ConvNeXt-Tiny ``variant="prestem"``: Keras' normalisation inside the model, see
+  :func:`keras_prestem`. Every variant: :func:`convnext_branches` gives each block's scaled
+  residual branch (Keras' ``_identity``) a node of its own in an ONNX export.
 """
 
 from __future__ import annotations
@@ -21,16 +24,23 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import StochasticDepth
+
+from layerscope.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "KERAS_PADDED",
     "RESNETS",
+    "BranchStochasticDepth",
     "KerasPadConv2d",
     "KerasRescaling",
+    "PrestemConv2d",
     "adapt",
+    "convnext_branches",
     "densenet_tail",
     "keras_input",
     "keras_padding",
+    "keras_prestem",
     "resnet_v1",
 ]
 
@@ -55,6 +65,10 @@ def adapt(name: str, net: Any, variant: str | None) -> Any:
         for mod in net.modules():  # Keras' BatchNormalization default; a bundle brings its own
             if isinstance(mod, torch.nn.BatchNorm2d):
                 mod.eps = 1e-3
+    if name == "convnext_tiny":
+        convnext_branches(net)
+        if variant == "prestem":
+            keras_prestem(net)
     return net
 
 
@@ -138,4 +152,55 @@ def keras_input(net: Any) -> Any:
     if not hasattr(net.features, "rescaling"):
         children = [("rescaling", KerasRescaling()), *net.features.named_children()]
         net.features = torch.nn.Sequential(OrderedDict(children))
+    return net
+
+
+class PrestemConv2d(torch.nn.Conv2d):  # type: ignore[misc, unused-ignore]  # Any without torch installed
+    """ConvNeXt's stem conv after Keras' ``convnext_tiny_prestem_normalization``: the input,
+    raw 0-255 RGB, becomes ``(x - mean) / sqrt(variance)`` with Keras' float32 constants
+    (ImageNet mean x 255, variance (std x 255)^2) before the conv. The constants are
+    buffers that are not saved, so the state dict stays torchvision's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        mean = [m * 255 for m in IMAGENET_MEAN]
+        variance = [(s * 255) ** 2 for s in IMAGENET_STD]
+        self.register_buffer("mean", torch.tensor(mean).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(variance).reshape(1, 3, 1, 1).sqrt(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, std = self.get_buffer("mean"), self.get_buffer("std")
+        return super().forward((x - mean) / std)
+
+
+def keras_prestem(net: Any) -> Any:
+    """Turn torchvision's ConvNeXt-Tiny (normalised outside, by the recipe) into Keras' (raw
+    0-255 input, normalised inside): the stem conv ``features.0.0`` becomes a
+    :class:`PrestemConv2d` with the same weights, under the same name."""
+    stem = net.features[0][0]
+    if type(stem) is torch.nn.Conv2d:
+        twin = PrestemConv2d(stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride)
+        twin.load_state_dict(stem.state_dict())
+        net.features[0][0] = twin
+    return net
+
+
+class BranchStochasticDepth(StochasticDepth):  # type: ignore[misc, unused-ignore]  # Any without torch installed
+    """torchvision's ``StochasticDepth`` that, at inference, returns ``x * 1.0`` (the same
+    values, exactly) instead of ``x`` itself, so the scaled residual branch it passes on is a
+    node of its own in an ONNX export (a module that returns its input leaves none, and the
+    ONNX backend finds a layer's value by the nodes in its scope)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = super().forward(x)
+        return out if self.training else out * 1.0
+
+
+def convnext_branches(net: Any) -> Any:
+    """Each ConvNeXt block's ``stochastic_depth`` (Keras' ``_identity`` point: LayerScale times
+    the branch) becomes a :class:`BranchStochasticDepth` with the same drop rate and mode."""
+    for mod in net.modules():
+        depth: Any = getattr(mod, "stochastic_depth", None)
+        if type(depth) is StochasticDepth:
+            mod.stochastic_depth = BranchStochasticDepth(depth.p, depth.mode)
     return net
