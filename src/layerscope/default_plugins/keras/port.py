@@ -73,7 +73,9 @@ def refuse_input_statistics(handle: ModelHandle) -> None:
     / std``. A bundle holds no input statistics, so such weights would give other numbers
     everywhere they are loaded."""
     kinds = [(type(layer).__name__, layer) for layer in handle.model.layers]
-    stats = [layer.get_weights()[:2] for kind, layer in kinds if kind == "Normalization"]
+    # ConvNeXt's Normalization holds no weights (constants of the architecture, which the
+    # torch 'prestem' variant rebuilds); EfficientNet's holds mean, variance and count
+    stats = [layer.get_weights()[:2] for kind, layer in kinds if kind == "Normalization" and layer.weights]
     rescalings = sum(kind == "Rescaling" for kind, _ in kinds)
     plain = all(np.all(np.asarray(m) == 0) and np.all(np.asarray(v) == 1) for m, v in stats)
     if plain and rescalings <= 1:
