@@ -4,6 +4,7 @@ layers are apart on it (issue 16: the architectures both zoos share)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import layerscope as ls
 
@@ -49,3 +50,46 @@ def worst(a: ls.LoadedModel, b: ls.LoadedModel, batch: np.ndarray) -> tuple[str,
 def canonical_rows(loaded: ls.LoadedModel) -> dict[str, tuple[int, tuple[int | None, ...]]]:
     """Canonical name -> (params, shape) of a model's layer table, in table order."""
     return {r.canonical: (r.params, r.shape) for r in loaded.list_layers() if r.canonical}
+
+
+def crosscheck_agreement(arch: str) -> tuple[str, float]:
+    """The cross-check's input on both built-in backends: one numpy-made ``random_bundle``, the
+    photo through caffe, 224 px; the canonical layer furthest apart and how far."""
+    from layerscope import catalog
+    from layerscope.images import as_batch, read_images
+    from layerscope.preprocess import RECIPES, normalize
+
+    recipe = RECIPES["caffe"]
+    batch = normalize(as_batch(read_images(ls.sample("chelsea")), recipe.geometry), recipe)
+    bundle = ls.random_bundle(arch, seed=0)
+    keras_side, torch_side = (ls.load(arch, backend=b, weights=bundle) for b in ("keras", "torch"))
+    names = catalog.get(arch).names()
+    ka, ta = keras_side.extract_batch(batch, names), torch_side.extract_batch(batch, names)
+    rel = {n: max_rel(ka[n], ta[n]) for n in names}
+    name = max(rel, key=lambda n: rel[n])
+    return name, rel[name]
+
+
+# The four models an architecture's tests compare, for a test module that sets ``ARCH`` and
+# imports these fixtures: each zoo's own seeded random weights, and each carried to the other
+# backend through a bundle. Built once per module.
+
+
+@pytest.fixture(scope="module")
+def keras_own(request: pytest.FixtureRequest) -> ls.LoadedModel:
+    return ls.load(request.module.ARCH, backend="keras", weights="random", seed=0)
+
+
+@pytest.fixture(scope="module")
+def torch_own(request: pytest.FixtureRequest) -> ls.LoadedModel:
+    return ls.load(request.module.ARCH, backend="torch", weights="random", seed=0)
+
+
+@pytest.fixture(scope="module")
+def torch_carrier(keras_own: ls.LoadedModel) -> ls.LoadedModel:
+    return ls.load(keras_own.architecture, backend="torch", weights=keras_own.export_bundle())
+
+
+@pytest.fixture(scope="module")
+def keras_carrier(torch_own: ls.LoadedModel) -> ls.LoadedModel:
+    return ls.load(torch_own.architecture, backend="keras", weights=torch_own.export_bundle())

@@ -20,10 +20,17 @@ import numpy as np
 import pytest
 
 import layerscope as ls
-from arch_helpers import body, canonical_rows, max_rel, small_batch, worst
+from arch_helpers import (
+    body,
+    canonical_rows,
+    max_rel,
+    small_batch,
+    worst,
+)
 from layerscope import catalog
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
+pytest_plugins = ["arch_helpers"]  # keras_own, torch_own, torch_carrier, keras_carrier for ARCH
 
 ARCH = "convnext_tiny"
 PUBLISHED = {"torch": 28_589_128, "keras": 28_589_128}  # torchvision's docs; Keras' count_params()
@@ -33,26 +40,6 @@ STEM = "convnext_tiny_stem"
 def raw_batch() -> np.ndarray:
     """A seeded 64 px batch on the 0-255 scale, as Keras' ConvNeXt takes it."""
     return 127.5 + small_batch(scale=60.0)
-
-
-@pytest.fixture(scope="module")
-def keras_own() -> ls.LoadedModel:
-    return ls.load(ARCH, backend="keras", weights="random", seed=0)
-
-
-@pytest.fixture(scope="module")
-def torch_own() -> ls.LoadedModel:
-    return ls.load(ARCH, backend="torch", weights="random", seed=0)
-
-
-@pytest.fixture(scope="module")
-def torch_carrier(keras_own: ls.LoadedModel) -> ls.LoadedModel:
-    return ls.load(ARCH, backend="torch", weights=keras_own.export_bundle())
-
-
-@pytest.fixture(scope="module")
-def keras_carrier(torch_own: ls.LoadedModel) -> ls.LoadedModel:
-    return ls.load(ARCH, backend="keras", weights=torch_own.export_bundle())
 
 
 def test_keras_weights_give_keras_numbers_on_torch(

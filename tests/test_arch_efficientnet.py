@@ -22,35 +22,21 @@ import numpy as np
 import pytest
 
 import layerscope as ls
-from arch_helpers import canonical_rows, small_batch, worst
+from arch_helpers import (
+    canonical_rows,
+    crosscheck_agreement,
+    small_batch,
+    worst,
+)
 from layerscope import catalog
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
+pytest_plugins = ["arch_helpers"]  # keras_own, torch_own, torch_carrier, keras_carrier for ARCH
 
 ARCH = "efficientnet_b0"
 PUBLISHED = {"torch": 5_288_548, "keras": 5_330_571}  # torchvision's docs; Keras' count_params()
 PIXELS = 100.0  # small_batch's scale for Keras' graph, which expects 0-255 values
 STEM = ["stem_conv", "stem_bn", "block1a_project_bn", "block2a_dwconv"]
-
-
-@pytest.fixture(scope="module")
-def keras_own() -> ls.LoadedModel:
-    return ls.load(ARCH, backend="keras", weights="random", seed=0)
-
-
-@pytest.fixture(scope="module")
-def torch_own() -> ls.LoadedModel:
-    return ls.load(ARCH, backend="torch", weights="random", seed=0)
-
-
-@pytest.fixture(scope="module")
-def torch_carrier(keras_own: ls.LoadedModel) -> ls.LoadedModel:
-    return ls.load(ARCH, backend="torch", weights=keras_own.export_bundle())
-
-
-@pytest.fixture(scope="module")
-def keras_carrier(torch_own: ls.LoadedModel) -> ls.LoadedModel:
-    return ls.load(ARCH, backend="keras", weights=torch_own.export_bundle())
 
 
 def test_keras_weights_give_keras_numbers_on_torch(
@@ -219,17 +205,8 @@ def test_keras_imagenet_input_statistics_are_refused(keras_own: ls.LoadedModel) 
 
 def test_numpy_random_bundle_agrees_on_both_backends() -> None:
     """The cross-check's input: one numpy-made bundle, the photo through caffe, 224 px."""
-    from layerscope.images import as_batch, read_images
-    from layerscope.preprocess import RECIPES, normalize
-
-    recipe = RECIPES["caffe"]
-    batch = normalize(as_batch(read_images(ls.sample("chelsea")), recipe.geometry), recipe)
-    bundle = ls.random_bundle(ARCH, seed=0)
-    sides = [ls.load(ARCH, backend=b, weights=bundle) for b in ("keras", "torch")]
-    names = catalog.get(ARCH).names()
-    ka, ta = (m.extract_batch(batch, names) for m in sides)
-    rel = {n: float(np.abs(ta[n] - ka[n]).max() / np.abs(ka[n]).max()) for n in names}
-    assert max(rel.values()) <= 1e-5, max(rel.items(), key=lambda kv: kv[1])
+    layer, rel = crosscheck_agreement(ARCH)
+    assert rel <= 1e-5, (layer, rel)
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import layerscope as ls
-from arch_helpers import canonical_rows, small_batch, worst
+from arch_helpers import canonical_rows, crosscheck_agreement, small_batch, worst
 from layerscope import catalog
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
@@ -123,17 +123,8 @@ def test_numpy_random_bundle_agrees_on_both_backends() -> None:
     """The cross-check's input: one numpy-made bundle, the photo through caffe, 224 px. Before
     the bundle's _project_BN gammas were small, the residual stream grew block after block,
     ReLU6 inputs reached 40 and float32 rounding came to 9.6e-5 of the clipped range."""
-    from layerscope.images import as_batch, read_images
-    from layerscope.preprocess import RECIPES, normalize
-
-    recipe = RECIPES["caffe"]
-    batch = normalize(as_batch(read_images(ls.sample("chelsea")), recipe.geometry), recipe)
-    bundle = ls.random_bundle(ARCH, seed=0)
-    sides = [ls.load(ARCH, backend=b, weights=bundle) for b in ("keras", "torch")]
-    names = catalog.get(ARCH).names()
-    ka, ta = (m.extract_batch(batch, names) for m in sides)
-    rel = {n: float(np.abs(ta[n] - ka[n]).max() / np.abs(ka[n]).max()) for n in names}
-    assert max(rel.values()) <= 1e-5, max(rel.items(), key=lambda kv: kv[1])
+    layer, rel = crosscheck_agreement(ARCH)
+    assert rel <= 1e-5, (layer, rel)
 
 
 @pytest.mark.slow

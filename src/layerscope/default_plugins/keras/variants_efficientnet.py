@@ -59,19 +59,12 @@ def rebuild(net: Any, name: str) -> Any:
     return keras.Model(inputs, new[id(net.outputs[0])], name=name)
 
 
-def efficientnet_b0_symmetric(
-    include_top: bool = True,
-    weights: Any = None,
-    input_shape: tuple[int | None, int | None, int] | None = None,
-    classes: int = 1000,
-) -> Any:
+def efficientnet_b0_symmetric(*, weights: Any = None, **kwargs: Any) -> Any:
     """EfficientNetB0 with torchvision's graph (no input scaling, symmetric padding) and
-    Keras' layer names."""
+    Keras' layer names; ``kwargs`` as ``keras.applications.EfficientNetB0`` takes them."""
     if weights is not None:
         raise ValueError(
             "efficientnet_b0 symmetric has no pretrained weights: load a bundle (weights=None here)."
         )
-    keras_own = keras.applications.EfficientNetB0(
-        include_top=include_top, weights=None, input_shape=input_shape, classes=classes
-    )
+    keras_own = keras.applications.EfficientNetB0(weights=None, **kwargs)
     return rebuild(keras_own, "efficientnet_b0_symmetric")
