@@ -9,7 +9,8 @@ Each entry of ``layers`` has ``name``, ``kind`` (Keras class) and optionally ``h
 for classifier layers, which need the native input size), ``flatten_from`` (the ``[H, W, C]``
 map the first dense layer after a flatten reads, whose kernel rows are reordered between NHWC
 and NCHW flatten orders), ``bias`` (false for a conv that has no bias in either zoo, as in
-DenseNet) and ``shape`` (weight shape in Keras layout, for seeded random bundles made without
+DenseNet), ``scale`` (false for a BatchNorm without gamma in the reference variant, as in
+Keras' InceptionV3: bundles then carry a gamma of ones) and ``shape`` (weight shape in Keras layout, for seeded random bundles made without
 any framework). ``reference_variant`` is the architecture variant those
 weight shapes describe; ``variant_notes`` say what each variant is.
 """
@@ -43,6 +44,8 @@ class Entry:
     BatchNorm (channels,)."""
     bias: bool = True
     """Whether the layer may hold a bias (false: a conv without one in both zoos, as DenseNet's)."""
+    scale: bool = True
+    """Whether a BatchNorm has a gamma in the reference variant (false: Keras' InceptionV3)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def get(architecture: str) -> Catalog | None:
             flatten_from=tuple(raw["flatten_from"]) if raw.get("flatten_from") else None,
             shape=tuple(raw["shape"]) if "shape" in raw else None,
             bias=bool(raw.get("bias", True)),
+            scale=bool(raw.get("scale", True)),
         )
         for raw in data["layers"]
     )

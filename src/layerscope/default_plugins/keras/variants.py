@@ -1,5 +1,7 @@
-"""Architecture variants keras.applications does not build: torchvision's ResNet v1.5 (here)
-and MobileNetV2 padding (:mod:`~layerscope.default_plugins.keras.variants_mobilenet`).
+"""Architecture variants keras.applications does not build: torchvision's ResNet v1.5 (here),
+MobileNetV2 padding (:mod:`~layerscope.default_plugins.keras.variants_mobilenet`) and
+InceptionV3's pooling and BatchNorm scale (:mod:`~layerscope.default_plugins.keras.variants_inception`,
+which also gives Keras' own InceptionV3 stable layer names).
 
 ``resnet_v15(depth)`` builds ResNet50, ResNet101 or ResNet152 (they differ only in blocks
 per stage, :data:`DEPTHS`) with the layer names of ``keras.applications.ResNet50`` and its
@@ -21,6 +23,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from layerscope.default_plugins.keras.variants_inception import inception_v3_pad_counted, inception_v3_stable
 from layerscope.default_plugins.keras.variants_mobilenet import mobilenet_v2_symmetric
 
 __all__ = ["DEPTHS", "builder", "resnet_v15"]
@@ -41,6 +44,8 @@ def builder(name: str, variant: str | None) -> Callable[..., Any] | None:
         return partial(resnet_v15, name)
     if name == "mobilenet_v2" and variant == "symmetric":
         return mobilenet_v2_symmetric
+    if name == "inception_v3":  # Keras' own build too: its automatic layer names made stable
+        return inception_v3_pad_counted if variant == "pad-counted" else inception_v3_stable
     return None
 
 

@@ -34,6 +34,7 @@ from urllib.parse import urlparse
 import torch
 import torchvision
 
+from layerscope import catalog
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.torch import port, variants
@@ -122,8 +123,9 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     """
     if member is None:
         names = load_names(PACKAGE, name)
-        if names is not None:
-            return RECIPES[names.recipe]
+        cat = catalog.get(name)
+        if names is not None:  # at the catalogue's side: 299 for InceptionV3, 224 for the rest
+            return RECIPES[names.recipe].at(cat.input_size if cat else 224)
         try:
             member = torchvision.models.get_model_weights(name).DEFAULT
         except (ValueError, KeyError, AttributeError):

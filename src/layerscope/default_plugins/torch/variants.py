@@ -10,6 +10,8 @@ and Keras' weights give Keras' numbers, per architecture family.
   value), so outputs, parameters and state-dict keys stay torchvision's.
 - MobileNetV2 ``variant="asymmetric"``: Keras' padding of its stride-2 convs, see
   :func:`keras_padding`.
+- InceptionV3: ReLU and branch-pool modules; ``variant="pad-excluded"`` pools as Keras does,
+  see :mod:`~layerscope.default_plugins.torch.variants_inception`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from layerscope.default_plugins.torch.variants_inception import inception_modules
 
 __all__ = ["RESNETS", "KerasPadConv2d", "adapt", "densenet_tail", "keras_padding", "resnet_v1"]
 
@@ -35,6 +39,8 @@ def adapt(name: str, net: Any, variant: str | None) -> Any:
         densenet_tail(net)
     if name == "mobilenet_v2" and variant == "asymmetric":
         keras_padding(net)
+    if name == "inception_v3":
+        inception_modules(net, variant)
     return net
 
 
