@@ -11,17 +11,31 @@ stride-2 padding (asymmetric vs symmetric)    the variants differ, same input, e
                                               shrinks: a strided layer sampled at other input
                                               pixels (Keras' MobileNetV2 pads 0 top/left and 1
                                               bottom/right, torchvision 1 on every side)
+average-pool padding (counted vs excluded)    the variants differ, same input, and at the first
+                                              catalogue AveragePooling2D (3x3, stride 1, one
+                                              pixel of padding) up to the first diverging layer
+                                              whose outputs differ, one side is the other times
+                                              the share of each window inside the map (4/9 at a
+                                              corner, 6/9 on an edge, 1 inside) to 1e-4 of its
+                                              range: torchvision's InceptionV3 pools count the
+                                              zero padding, Keras' divide by the pixels inside
 ============================================  ==================================================
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from layerscope.compare.evidence import Evidence, check
 from layerscope.compare.report import Diagnosis
 
-__all__ = ["PADDING", "padding"]
+__all__ = ["AVERAGE_POOL", "PADDING", "average_pool", "counts_padding", "inside_share", "padding"]
 
 PADDING = "stride-2 padding (asymmetric vs symmetric)"
+AVERAGE_POOL = "average-pool padding (counted vs excluded)"
+_POOL_TOL = 1e-4
+"""How close (of the layer's range) the counted side must be to the excluded side times the
+inside share: upstream rounding is ~1e-6, a border pixel's gap is a third or more."""
 
 
 def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:
@@ -58,3 +72,64 @@ def padding(ev: Evidence) -> Diagnosis | None:
         f"{f.other} {variants[1]}. Load both with one variant (variants=) to compare the rest."
     )
     return Diagnosis(PADDING, text, f.layer, confirmed=False)
+
+
+def inside_share(height: int, width: int) -> np.ndarray:
+    """``(H, W)``: the share of each 3x3 window (stride 1, one pixel of padding) that lies
+    inside an ``H x W`` map: 1 inside, 6/9 on an edge, 4/9 at a corner."""
+
+    def along(n: int) -> np.ndarray:
+        taps = np.full(n, 3.0)
+        taps[0] -= 1.0
+        taps[-1] -= 1.0
+        return taps
+
+    return np.outer(along(height), along(width)) / 9.0
+
+
+def counts_padding(excluded: np.ndarray, counted: np.ndarray) -> bool:
+    """Whether NHWC ``counted`` is ``excluded`` times :func:`inside_share` (a pool that counts
+    the zero padding against one that does not), and the two differ."""
+    if excluded.ndim != 4 or excluded.shape != counted.shape:
+        return False
+    share = inside_share(excluded.shape[1], excluded.shape[2])[None, :, :, None]
+    tol = _POOL_TOL * max(float(np.abs(excluded).max()), 1e-12)
+    gap = np.abs(excluded.astype(np.float64) - counted)
+    return float(np.abs(excluded.astype(np.float64) * share - counted).max()) <= tol < float(gap.max())
+
+
+@check(AVERAGE_POOL)
+def average_pool(ev: Evidence) -> Diagnosis | None:
+    """The average-pool padding cause, when the evidence fits it (see the module's table)."""
+    va, vb = ev.models[0].variant, ev.models[1].variant
+    cat, f = ev.catalog, ev.first
+    if va == vb or not ev.same_input or cat is None or f.layer not in cat.names():
+        return None
+    upto = cat.entries[: cat.names().index(f.layer) + 1]
+    pools = [e.name for e in upto if e.kind == "AveragePooling2D"]
+    if not pools:
+        return None
+    outs = [m.extract_batch(batch, pools) for m, batch in zip(ev.models, ev.batches, strict=True)]
+    for name in pools:
+        a, b = outs[0][name], outs[1][name]
+        sides = (f.reference, f.other)
+        for excluded, counted in ((0, 1), (1, 0)):
+            if counts_padding(outs[excluded][name], outs[counted][name]):
+                return _pool_diagnosis(ev, name, sides[excluded], sides[counted], a.shape[1:3])
+        if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=_POOL_TOL * float(np.abs(a).max())):
+            return None  # this pool differs otherwise: not the padding rule
+    return None
+
+
+def _pool_diagnosis(ev: Evidence, pool: str, excluded: str, counted: str, side: tuple[int, ...]) -> Diagnosis:
+    cat = ev.catalog
+    variants = [cat.describe_variant(m.variant) if cat else str(m.variant) for m in ev.models]
+    text = (
+        f"The outputs part at {pool}, a 3x3 average pool with one pixel of padding on a "
+        f"{side[0]}x{side[1]} map: {excluded} divides each window by the pixels inside the map, "
+        f"{counted} by 9 (the zero padding counts), so {counted}'s border is {excluded}'s times "
+        f"6/9 on the edges and 4/9 at the corners (to {_POOL_TOL:g} of the range) and the inside "
+        f"agrees. The sides run different variants: {ev.first.reference} {variants[0]}; "
+        f"{ev.first.other} {variants[1]}. Load both with one variant (variants=) to compare the rest."
+    )
+    return Diagnosis(AVERAGE_POOL, text, pool, confirmed=True)

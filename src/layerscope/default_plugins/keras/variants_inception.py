@@ -75,7 +75,9 @@ class _Namer:
         return base if n == 0 else f"{base}_{n}"
 
 
-def _unit(x: Any, name: _Namer, filters: int, kernel: tuple[int, int], stride: int = 1, pad: str = "same") -> Any:
+def _unit(
+    x: Any, name: _Namer, filters: int, kernel: tuple[int, int], stride: int = 1, pad: str = "same"
+) -> Any:
     """Conv (no bias) + BatchNorm with a scale + ReLU: Keras' ``conv2d_bn``, torchvision's ``BasicConv2d``."""
     x = layers.Conv2D(filters, kernel, strides=stride, padding=pad, use_bias=False, name=name("conv2d"))(x)
     x = layers.BatchNormalization(axis=3, epsilon=1e-3, name=name("batch_normalization"))(x)
@@ -138,9 +140,13 @@ def inception_v3_pad_counted(
     """InceptionV3 with torchvision's branch average pools and BatchNorm scales, and the
     layer names of :func:`inception_v3_stable`."""
     if weights is not None:
-        raise ValueError("inception_v3 pad-counted has no pretrained weights: load a bundle (weights=None here).")
+        raise ValueError(
+            "inception_v3 pad-counted has no pretrained weights: load a bundle (weights=None here)."
+        )
     name = _Namer()
-    inputs = keras.Input(shape=input_shape or ((299, 299, 3) if include_top else (None, None, 3)), name="input_layer")
+    inputs = keras.Input(
+        shape=input_shape or ((299, 299, 3) if include_top else (None, None, 3)), name="input_layer"
+    )
     x = _unit(inputs, name, 32, (3, 3), stride=2, pad="valid")
     x = _unit(x, name, 32, (3, 3), pad="valid")
     x = _max(_unit(x, name, 64, (3, 3)), name)

@@ -11,7 +11,10 @@ or without the classifier), or a weight bundle (:mod:`layerscope.weights`).
 tail modules).
 
 The native recipe follows the weights (:func:`recipe_for`): a weights enum's own
-``transforms()`` (resize side, crop, interpolation, mean/std); a bundle's recorded recipe;
+``transforms()`` (resize side, crop, interpolation, mean/std; InceptionV3's ImageNet weights
+take their geometry with the ``tf`` normalisation, ``x / 127.5 - 1``, which their
+``transform_input`` computes from mean/std inside ``forward``: layerscope turns that off, so
+the handle's recipe, and a bundle's, is what the weights really see); a bundle's recorded recipe;
 for random weights and state-dict files, the architecture's ``DEFAULT`` enum's recipe,
 except the catalogued ones (a names/ file), which keep ``IMAGENET1K_V1``'s (resize 256, crop
 224) so they stay comparable with Keras and with ``weights="imagenet"``.
@@ -136,6 +139,8 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     geometry = Geometry(
         "crop", int(preset.crop_size[0]), int(preset.resize_size[0]), preset.interpolation.value
     )
+    if name == "inception_v3":  # transform_input, which adapt turns off, maps mean/std to x/127.5 - 1
+        return Recipe("tf", "tf", geometry)
     return Recipe("torch", "torch", geometry, tuple(preset.mean), tuple(preset.std))
 
 

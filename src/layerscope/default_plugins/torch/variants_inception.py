@@ -14,6 +14,13 @@ torchvision's ``F.avg_pool2d`` counts the zero padding (every output divides by 
 on an edge). ``variant="pad-excluded"`` builds Keras' (``count_include_pad=False``);
 ``"pad-counted"``, the default, is torchvision's.
 
+torchvision's ImageNet weights come with ``transform_input=True``: ``forward`` first maps an
+ImageNet mean/std-normalised input to ``x / 127.5 - 1`` (Keras' ``tf`` recipe), which those
+weights were trained on. :func:`inception_modules` turns it off and the torch backend gives
+these weights the ``tf`` recipe instead (``build.recipe_for``): the same input reaches the
+first conv, and a bundle exported from them records the recipe the weights really need, so
+Keras (which has no ``transform_input``) gets the right input too.
+
 The auxiliary classifier ``AuxLogits`` only runs in training mode, so it is left as it is:
 no canonical point, kept in the parameter count (torchvision's published 27,161,264).
 """
@@ -23,7 +30,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torchvision.models.inception import BasicConv2d, InceptionA, InceptionB, InceptionC, InceptionD, InceptionE
+from torchvision.models.inception import (
+    BasicConv2d,
+    InceptionA,
+    InceptionB,
+    InceptionC,
+    InceptionD,
+    InceptionE,
+)
 
 __all__ = ["PAD_COUNTED", "PAD_EXCLUDED", "inception_modules"]
 
@@ -97,15 +111,21 @@ _POOLED: dict[type, type] = {
 
 def inception_modules(net: Any, variant: str | None) -> Any:
     """Give torchvision's InceptionV3 ``net`` its ReLU and branch-pool modules (in place, once;
-    a second call only resets the average pools' padding rule to ``variant``'s)."""
+    a second call only resets the average pools' padding rule to ``variant``'s), with
+    ``transform_input`` off."""
     counted = variant != PAD_EXCLUDED
+    net.transform_input = False  # the tf recipe instead (see the module's docstring)
     for mod in list(net.modules()):
         if type(mod) is BasicConv2d:
             mod.add_module("relu", torch.nn.ReLU())
             mod.__class__ = ReluConv
         elif type(mod) in _POOLED:
             average = type(mod) in (InceptionA, InceptionC, InceptionE)
-            pool = torch.nn.AvgPool2d(3, 1, 1, count_include_pad=counted) if average else torch.nn.MaxPool2d(3, 2)
+            pool = (
+                torch.nn.AvgPool2d(3, 1, 1, count_include_pad=counted)
+                if average
+                else torch.nn.MaxPool2d(3, 2)
+            )
             mod.add_module("pool", pool)
             mod.__class__ = _POOLED[type(mod)]
         elif isinstance(mod, torch.nn.AvgPool2d) and isinstance(mod.padding, int) and mod.padding == 1:
