@@ -243,3 +243,15 @@ def test_every_canonical_layer_at_299_with_softmax(
     body = max(d.max_rel for d in report.layers if d.layer != "predictions")
     assert body <= 1e-5, report.render(only_failed=True)
     assert report.layer("predictions").max_rel <= 5e-5
+
+
+def test_crosscheck_feeds_the_architectures_own_side(tmp_path: Path) -> None:
+    """The cross-check's photo is cut at each catalogue's side: at 224 px InceptionV3's
+    classifier could not run (it needs 299)."""
+    from layerscope.crosscheck import ARCHITECTURES, extract
+
+    assert ARCH in ARCHITECTURES
+    (written,) = extract("torch", tmp_path, (ARCH,))
+    with np.load(written) as saved:
+        assert saved["mixed10"].shape == (1, 8, 8, 2048) and saved["predictions"].shape == (1, 1000)
+        assert saved["conv2d"].shape == (1, 149, 149, 32)
