@@ -153,6 +153,7 @@ def test_imagenet_recipe_is_what_transform_input_feeds() -> None:
 
     recipe = recipe_for(ARCH, torchvision.models.Inception_V3_Weights.IMAGENET1K_V1)
     assert (recipe.normalisation, recipe.geometry.size, recipe.geometry.resize_size) == ("tf", 299, 342)
+    assert recipe_for(ARCH) == recipe  # random weights: the same input as ImageNet's
     torch.manual_seed(0)
     original = torchvision.models.inception_v3(weights=None, init_weights=True, transform_input=True).eval()
     adapted = adapt(

@@ -14,7 +14,8 @@ The native recipe follows the weights (:func:`recipe_for`): a weights enum's own
 ``transforms()`` (resize side, crop, interpolation, mean/std; InceptionV3's ImageNet weights
 take their geometry with the ``tf`` normalisation, ``x / 127.5 - 1``, which their
 ``transform_input`` computes from mean/std inside ``forward``: layerscope turns that off, so
-the handle's recipe, and a bundle's, is what the weights really see); a bundle's recorded recipe;
+the handle's recipe, and a bundle's, is what the weights really see; random InceptionV3
+weights get the same recipe); a bundle's recorded recipe;
 for random weights and state-dict files, the architecture's ``DEFAULT`` enum's recipe,
 except the catalogued ones (a names/ file), which keep ``IMAGENET1K_V1``'s (resize 256, crop
 224) so they stay comparable with Keras and with ``weights="imagenet"``.
@@ -37,7 +38,6 @@ from urllib.parse import urlparse
 import torch
 import torchvision
 
-from layerscope import catalog
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.torch import port, variants
@@ -126,9 +126,10 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     """
     if member is None:
         names = load_names(PACKAGE, name)
-        cat = catalog.get(name)
-        if names is not None:  # at the catalogue's side: 299 for InceptionV3, 224 for the rest
-            return RECIPES[names.recipe].at(cat.input_size if cat else 224)
+        if name == "inception_v3":  # IMAGENET1K_V1's geometry, the tf normalisation (below)
+            return recipe_for(name, torchvision.models.Inception_V3_Weights.IMAGENET1K_V1)
+        if names is not None:
+            return RECIPES[names.recipe]
         try:
             member = torchvision.models.get_model_weights(name).DEFAULT
         except (ValueError, KeyError, AttributeError):
