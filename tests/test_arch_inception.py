@@ -256,3 +256,28 @@ def test_crosscheck_feeds_the_architectures_own_side(tmp_path: Path) -> None:
     with np.load(written) as saved:
         assert saved["mixed10"].shape == (1, 8, 8, 2048) and saved["predictions"].shape == (1, 1000)
         assert saved["conv2d"].shape == (1, 149, 149, 32)
+
+
+def test_imagenet_weights_run_the_asked_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's ImageNet weights with Keras' pooling: the variant used to be dropped on
+    the pretrained path (the handle said pad-excluded, the pools counted the padding)."""
+    import torch
+    import torchvision
+
+    real = torchvision.models.get_model
+
+    def offline(name: str, weights: Any = None, **kwargs: Any) -> Any:  # as the enum builds it
+        assert weights is torchvision.models.Inception_V3_Weights.IMAGENET1K_V1
+        return real(name, weights=None, init_weights=False, transform_input=True, aux_logits=True)
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+    loaded = ls.load(ARCH, backend="torch", weights="imagenet", variant="pad-excluded")
+    pools = [m for m in loaded.model.modules() if isinstance(m, torch.nn.AvgPool2d)]
+    assert loaded.variant == "pad-excluded" and len(pools) == 9
+    assert not any(p.count_include_pad for p in pools)
+    assert loaded.model.transform_input is False
+    assert (loaded.recipe.normalisation, loaded.recipe.geometry.resize_size, loaded.input_size) == (
+        "tf",
+        342,
+        299,
+    )

@@ -163,7 +163,7 @@ def _build(
                 "Keras' weights to a bundle (layerscope.export_weights) and load that."
             )
         member = _member(name, weights)
-        return _pretrained(name, member), weights, member, {}
+        return _pretrained(name, member, variant), weights, member, {}
     raise WeightsError(
         "Invalid `weights`. Expected 'imagenet', 'random', a torchvision weights name such as "
         f"'IMAGENET1K_V2', or a path to a weights file. Received: weights={weights!r}."
@@ -202,12 +202,14 @@ def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
     return variants.adapt(name, net, variant)
 
 
-def _pretrained(name: str, member: Any) -> Any:
+def _pretrained(name: str, member: Any, variant: str | None = None) -> Any:
     filename = os.path.basename(urlparse(member.url).path)
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     try:
         with SEEDED_INIT_LOCK:  # its initialisation draws from the global generator too
-            return variants.adapt(name, torchvision.models.get_model(name, weights=member), None)
+            # the asked variant (Keras' pooling for InceptionV3, its padding for MobileNetV2) with
+            # torchvision's weights: it was dropped, so the handle named a variant it did not run
+            return variants.adapt(name, torchvision.models.get_model(name, weights=member), variant)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         raise WeightsUnavailableError(
             f"Cannot get the {name} {member.name} weights: the file {filename!r} is not in "
