@@ -12,7 +12,7 @@ import numpy as np
 from layerscope.backend import LayerInfo
 from layerscope.catalog import Catalog, Entry
 from layerscope.compare import diagnose, diff
-from layerscope.compare.architectures import AVERAGE_POOL, average_pool, counts_padding, inside_share
+from layerscope.compare.architectures import AVERAGE_POOL, PADDING, average_pool, counts_padding, inside_share
 from layerscope.compare.evidence import Evidence
 from layerscope.layers import Target
 from layerscope.weights import Bundle
@@ -121,6 +121,9 @@ def test_average_pool_silent_when_the_evidence_does_not_fit() -> None:
     assert average_pool(_evidence(a, Side("pad-counted", POOL.copy()))) is None  # pools agree
 
 
-def test_average_pool_is_registered_after_diagnose_own_checks() -> None:
+def test_average_pool_is_registered_after_diagnose_own_checks_before_padding() -> None:
+    """Before the padding check: that one reads shapes only, and named InceptionV3's stride-2
+    conv2d_26 (reached after a differing pool) a padding difference."""
     assert AVERAGE_POOL in diagnose.CAUSES
     assert diagnose.CAUSES.index("floating-point numerics") < diagnose.CAUSES.index(AVERAGE_POOL)
+    assert diagnose.CAUSES.index(AVERAGE_POOL) < diagnose.CAUSES.index(PADDING)

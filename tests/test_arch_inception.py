@@ -213,6 +213,11 @@ def test_default_variants_name_the_average_pool_padding(models: dict[str, Any], 
         in found.evidence
     )
     assert "torch pad-counted (torchvision: those average pools count the zero padding" in found.evidence
+    strided = ls.compare(
+        photo, ARCH, backends=(models["keras_own"], "torch"), weights=models["keras_own"].export_bundle(),
+        variants={"torch": "pad-counted"}, layers=["conv2d_26", "mixed3"],
+    )  # fmt: skip  # a stride-2 conv first: was named a stride-2 padding difference
+    assert [(d.cause, d.layer) for d in strided.diagnoses] == [(found.cause, "average_pooling2d")]
     aligned = ls.compare(photo, ARCH, backends=(models["keras_own"], models["torch_carrier"]), layers=layers)
     assert aligned.passed and aligned.diagnoses == []
 

@@ -37,41 +37,9 @@ _POOL_TOL = 1e-4
 """How close (of the layer's range) the counted side must be to the excluded side times the
 inside share: upstream rounding is ~1e-6, a border pixel's gap is a third or more."""
 
-
-def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:
-    """(H, W) of an NHWC map shape with known sides, else ``None``."""
-    if len(shape) != 4 or shape[1] is None or shape[2] is None:
-        return None
-    return int(shape[1]), int(shape[2])
-
-
-@check(PADDING)
-def padding(ev: Evidence) -> Diagnosis | None:
-    """The padding cause, when the evidence fits it (see the module's table)."""
-    va, vb = ev.models[0].variant, ev.models[1].variant
-    f = ev.first
-    if va == vb or not f.shape_match or not ev.same_input:
-        return None
-    tables = [{r.canonical: r.shape for r in m.list_layers() if r.canonical} for m in ev.models]
-    if tables[0] != tables[1] or f.layer not in tables[0]:
-        return None  # some shape differs: a stride or architecture cause, not padding
-    order = ev.catalog.names() if ev.catalog else list(tables[0])
-    before = [n for n in order[: order.index(f.layer)] if _spatial(tables[0][n]) is not None]
-    previous = _spatial(tables[0][before[-1]]) if before else _spatial(ev.batches[0].shape)
-    here = _spatial(tables[0][f.layer])
-    if here is None or previous is None or not all(a < b for a, b in zip(here, previous, strict=True)):
-        return None
-    cat = ev.catalog
-    variants = [cat.describe_variant(v) if cat else str(v) for v in (va, vb)]
-    where = f"after {before[-1]}" if before else "at the first layer"
-    text = (
-        f"Every canonical layer has the same shape on both sides, and the outputs part {where}: "
-        f"{f.layer} is where the map first shrinks ({previous[0]}x{previous[1]} to {here[0]}x{here[1]}), "
-        f"cosine {f.cosine:.4f}. A strided layer that pads differently samples other input pixels "
-        f"at the same output size. The sides run different variants: {f.reference} {variants[0]}; "
-        f"{f.other} {variants[1]}. Load both with one variant (variants=) to compare the rest."
-    )
-    return Diagnosis(PADDING, text, f.layer, confirmed=False)
+# The average-pool check is registered first: it is an exact test on the pools themselves,
+# where the padding check reads shapes only and would take InceptionV3's stride-2 convs
+# (conv2d_26, 35x35 to 17x17), reached after a differing pool, for padding ones.
 
 
 def inside_share(height: int, width: int) -> np.ndarray:
@@ -133,3 +101,39 @@ def _pool_diagnosis(ev: Evidence, pool: str, excluded: str, counted: str, side: 
         f"{ev.first.other} {variants[1]}. Load both with one variant (variants=) to compare the rest."
     )
     return Diagnosis(AVERAGE_POOL, text, pool, confirmed=True)
+
+
+def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:
+    """(H, W) of an NHWC map shape with known sides, else ``None``."""
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]), int(shape[2])
+
+
+@check(PADDING)
+def padding(ev: Evidence) -> Diagnosis | None:
+    """The padding cause, when the evidence fits it (see the module's table)."""
+    va, vb = ev.models[0].variant, ev.models[1].variant
+    f = ev.first
+    if va == vb or not f.shape_match or not ev.same_input:
+        return None
+    tables = [{r.canonical: r.shape for r in m.list_layers() if r.canonical} for m in ev.models]
+    if tables[0] != tables[1] or f.layer not in tables[0]:
+        return None  # some shape differs: a stride or architecture cause, not padding
+    order = ev.catalog.names() if ev.catalog else list(tables[0])
+    before = [n for n in order[: order.index(f.layer)] if _spatial(tables[0][n]) is not None]
+    previous = _spatial(tables[0][before[-1]]) if before else _spatial(ev.batches[0].shape)
+    here = _spatial(tables[0][f.layer])
+    if here is None or previous is None or not all(a < b for a, b in zip(here, previous, strict=True)):
+        return None
+    cat = ev.catalog
+    variants = [cat.describe_variant(v) if cat else str(v) for v in (va, vb)]
+    where = f"after {before[-1]}" if before else "at the first layer"
+    text = (
+        f"Every canonical layer has the same shape on both sides, and the outputs part {where}: "
+        f"{f.layer} is where the map first shrinks ({previous[0]}x{previous[1]} to {here[0]}x{here[1]}), "
+        f"cosine {f.cosine:.4f}. A strided layer that pads differently samples other input pixels "
+        f"at the same output size. The sides run different variants: {f.reference} {variants[0]}; "
+        f"{f.other} {variants[1]}. Load both with one variant (variants=) to compare the rest."
+    )
+    return Diagnosis(PADDING, text, f.layer, confirmed=False)
