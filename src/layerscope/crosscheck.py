@@ -8,7 +8,7 @@ are compared.
 A side is a backend, and for Keras the engine it ran on: ``keras`` writes ``keras-<engine>``
 (Keras' engine in that process, :func:`side`), ``keras-jax`` asks for JAX and refuses to run on
 another. ``extract`` feeds every canonical layer of each architecture the same input (a shipped
-photo through the ``caffe`` recipe, pure numpy) with the same weights (a numpy-made
+photo through the ``caffe`` recipe at the architecture's side, pure numpy) with the same weights (a numpy-made
 :func:`~layerscope.weights.random_bundle`), and writes ``<dir>/<side>/<arch>.npz``.
 Beside each ``.npz`` a ``.json`` says what ran (backend and engine, variant, weights,
 recipe, the backend's numerics note), which ``layerscope compare --from <dir>`` shows.
@@ -33,7 +33,7 @@ __all__ = ["ARCHITECTURES", "extract", "main", "side", "verify"]
 
 ARCHITECTURES = (
     "vgg16", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "densenet201", "mobilenet_v2",
-    "efficientnet_b0", "convnext_tiny",
+    "efficientnet_b0", "convnext_tiny", "inception_v3",
 )  # fmt: skip
 
 
@@ -95,11 +95,12 @@ def extract(backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITE
     from layerscope.images import as_batch, read_images
     from layerscope.preprocess import RECIPES, normalize
 
-    recipe = RECIPES["caffe"]
-    batch = normalize(as_batch(read_images(ls.sample("chelsea")), recipe.geometry), recipe)
     written = []
     for arch in architectures:
         loaded = ls.load(arch, backend=backend, weights=ls.random_bundle(arch, seed=0))
+        # at the architecture's own side (InceptionV3: 299 px), which its classifier needs
+        recipe = RECIPES["caffe"].at(loaded.catalog.input_size if loaded.catalog else 224)
+        batch = normalize(as_batch(read_images(ls.sample("chelsea")), recipe.geometry), recipe)
         names = loaded.catalog.names() if loaded.catalog else []
         feats = loaded.extract_batch(batch, names)
         out = folder / name / f"{arch}.npz"

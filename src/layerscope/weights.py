@@ -331,7 +331,9 @@ def _per_channel(entry: Entry, rng: np.random.Generator, eps: float) -> dict[str
     ends = ("_3_bn", "_0_bn", "_project_BN", "_project_bn")
     small = entry.kind == "LayerScale" or entry.name.endswith(ends)
     low, high = (0.1, 0.3) if small else (0.8, 1.2)
-    out = {f"{entry.name}/gamma": rng.uniform(low, high, c).astype(np.float32)}
+    gamma = rng.uniform(low, high, c).astype(np.float32)
+    # a BatchNorm without a scale (Keras' InceptionV3) can only take gamma 1
+    out = {f"{entry.name}/gamma": gamma if entry.scale else np.ones(c, np.float32)}
     if entry.kind == "LayerScale":
         return out
     out[f"{entry.name}/beta"] = rng.normal(0.0, 0.05, c).astype(np.float32)

@@ -9,13 +9,15 @@ Each entry of ``layers`` has ``name``, ``kind`` (Keras class) and optionally ``h
 for classifier layers, which need the native input size), ``flatten_from`` (the ``[H, W, C]``
 map the first dense layer after a flatten reads, whose kernel rows are reordered between NHWC
 and NCHW flatten orders), ``bias`` (false for a conv that has no bias in either zoo, as in
-DenseNet), ``point`` (false for a layer that only holds weights: ConvNeXt's stem conv sits
-inside Keras' nested ``convnext_tiny_stem`` and its block LayerNorm runs channels-last inside
-torchvision's block, so neither is a point both zoos capture; their weights still travel in
-bundles) and ``shape`` (weight shape in Keras layout, for seeded random bundles made without
-any framework). :meth:`Catalog.names` and :meth:`Catalog.entry` know the points only;
-:meth:`Catalog.weighted` every layer that holds weights. ``reference_variant`` is the
-architecture variant those weight shapes describe; ``variant_notes`` say what each variant is.
+DenseNet), ``scale`` (false for a BatchNorm without gamma in the reference variant, as in
+Keras' InceptionV3: bundles then carry a gamma of ones), ``point`` (false for a layer that
+only holds weights: ConvNeXt's stem conv sits inside Keras' nested ``convnext_tiny_stem``
+and its block LayerNorm runs channels-last inside torchvision's block, so neither is a point
+both zoos capture; their weights still travel in bundles) and ``shape`` (weight shape in
+Keras layout, for seeded random bundles made without any framework). :meth:`Catalog.names`
+and :meth:`Catalog.entry` know the points only; :meth:`Catalog.weighted` every layer that
+holds weights. ``reference_variant`` is the architecture variant those weight shapes
+describe; ``variant_notes`` say what each variant is.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class Entry:
     """Whether the layer may hold a bias (false: a conv without one in both zoos, as DenseNet's)."""
     point: bool = True
     """Whether it is a canonical point (false: a layer that only holds weights, see the module)."""
+    scale: bool = True
+    """Whether a BatchNorm has a gamma in the reference variant (false: Keras' InceptionV3)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ def get(architecture: str) -> Catalog | None:
             shape=tuple(raw["shape"]) if "shape" in raw else None,
             bias=bool(raw.get("bias", True)),
             point=bool(raw.get("point", True)),
+            scale=bool(raw.get("scale", True)),
         )
         for raw in data["layers"]
     )

@@ -12,6 +12,14 @@ input normalisation inside the model          the variants differ, same input, s
                                               other side normalises inside the model (Keras'
                                               ConvNeXt ``prestem_normalization``), this one
                                               expects its recipe to (torchvision's)
+average-pool padding (counted vs excluded)    the variants differ, same input, and at the first
+                                              catalogue AveragePooling2D (3x3, stride 1, one
+                                              pixel of padding) up to the first diverging layer
+                                              whose outputs differ, one side is the other times
+                                              the share of each window inside the map (4/9 at a
+                                              corner, 6/9 on an edge, 1 inside) to 1e-4 of its
+                                              range: torchvision's InceptionV3 pools count the
+                                              zero padding, Keras' divide by the pixels inside
 input scaling inside the model                the variants differ, same input, and the outputs
                                               part at the first compared layer by a uniform
                                               scale (cosine >= 0.9, scale beyond 2x): one
@@ -40,11 +48,15 @@ from layerscope.compare.report import Diagnosis
 from layerscope.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
+    "AVERAGE_POOL",
     "INPUT_SCALING",
     "PADDING",
     "PRESTEM",
+    "average_pool",
+    "counts_padding",
     "imagenet_normalised",
     "input_scaling",
+    "inside_share",
     "padding",
     "prestem",
 ]
@@ -89,6 +101,77 @@ def prestem(ev: Evidence) -> Diagnosis | None:
         )
         return Diagnosis(PRESTEM, text, f.layer, confirmed=True)
     return None
+
+
+AVERAGE_POOL = "average-pool padding (counted vs excluded)"
+_POOL_TOL = 1e-4
+"""How close (of the layer's range) the counted side must be to the excluded side times the
+inside share: upstream rounding is ~1e-6, a border pixel's gap is a third or more."""
+
+# The average-pool check is registered first: it is an exact test on the pools themselves,
+# where the padding check reads shapes only and would take InceptionV3's stride-2 convs
+# (conv2d_26, 35x35 to 17x17), reached after a differing pool, for padding ones.
+
+
+def inside_share(height: int, width: int) -> np.ndarray:
+    """``(H, W)``: the share of each 3x3 window (stride 1, one pixel of padding) that lies
+    inside an ``H x W`` map: 1 inside, 6/9 on an edge, 4/9 at a corner."""
+
+    def along(n: int) -> np.ndarray:
+        taps = np.full(n, 3.0)
+        taps[0] -= 1.0
+        taps[-1] -= 1.0
+        return taps
+
+    return np.outer(along(height), along(width)) / 9.0
+
+
+def counts_padding(excluded: np.ndarray, counted: np.ndarray) -> bool:
+    """Whether NHWC ``counted`` is ``excluded`` times :func:`inside_share` (a pool that counts
+    the zero padding against one that does not), and the two differ."""
+    if excluded.ndim != 4 or excluded.shape != counted.shape:
+        return False
+    share = inside_share(excluded.shape[1], excluded.shape[2])[None, :, :, None]
+    tol = _POOL_TOL * max(float(np.abs(excluded).max()), 1e-12)
+    gap = np.abs(excluded.astype(np.float64) - counted)
+    return float(np.abs(excluded.astype(np.float64) * share - counted).max()) <= tol < float(gap.max())
+
+
+@check(AVERAGE_POOL)
+def average_pool(ev: Evidence) -> Diagnosis | None:
+    """The average-pool padding cause, when the evidence fits it (see the module's table)."""
+    va, vb = ev.models[0].variant, ev.models[1].variant
+    cat, f = ev.catalog, ev.first
+    if va == vb or not ev.same_input or cat is None or f.layer not in cat.names():
+        return None
+    upto = cat.entries[: cat.names().index(f.layer) + 1]
+    pools = [e.name for e in upto if e.kind == "AveragePooling2D"]
+    if not pools:
+        return None
+    outs = [m.extract_batch(batch, pools) for m, batch in zip(ev.models, ev.batches, strict=True)]
+    for name in pools:
+        a, b = outs[0][name], outs[1][name]
+        sides = (f.reference, f.other)
+        for excluded, counted in ((0, 1), (1, 0)):
+            if counts_padding(outs[excluded][name], outs[counted][name]):
+                return _pool_diagnosis(ev, name, sides[excluded], sides[counted], a.shape[1:3])
+        if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=_POOL_TOL * float(np.abs(a).max())):
+            return None  # this pool differs otherwise: not the padding rule
+    return None
+
+
+def _pool_diagnosis(ev: Evidence, pool: str, excluded: str, counted: str, side: tuple[int, ...]) -> Diagnosis:
+    cat = ev.catalog
+    variants = [cat.describe_variant(m.variant) if cat else str(m.variant) for m in ev.models]
+    text = (
+        f"The outputs part at {pool}, a 3x3 average pool with one pixel of padding on a "
+        f"{side[0]}x{side[1]} map: {excluded} divides each window by the pixels inside the map, "
+        f"{counted} by 9 (the zero padding counts), so {counted}'s border is {excluded}'s times "
+        f"6/9 on the edges and 4/9 at the corners (to {_POOL_TOL:g} of the range) and the inside "
+        f"agrees. The sides run different variants: {ev.first.reference} {variants[0]}; "
+        f"{ev.first.other} {variants[1]}. Load both with one variant (variants=) to compare the rest."
+    )
+    return Diagnosis(AVERAGE_POOL, text, pool, confirmed=True)
 
 
 def _spatial(shape: tuple[int | None, ...]) -> tuple[int, int] | None:

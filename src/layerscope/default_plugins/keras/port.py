@@ -4,7 +4,9 @@ Only what differs from Keras itself is handled here: a missing conv bias becomes
 conv built without one, as DenseNet's, takes the kernel alone), and each BatchNorm takes the bundle's epsilon (torchvision uses 1e-5, Keras ResNet50
 1.001e-5), so the same weights give the same numbers; LayerNorm takes the bundle's too.
 A weight-only layer nested in a Keras ``Sequential`` (ConvNeXt's stem and downsampling
-convs) is found inside it.
+convs) is found inside it. A BatchNorm built without a scale
+(Keras' InceptionV3, ``scale=False``) exports a gamma of ones and takes only a bundle whose
+gamma is all ones (exactly: it has nowhere to put another).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
         layer = _layer(handle.model, entry.name)  # Keras names are the canonical ones
         values = [np.ascontiguousarray(np.asarray(w), dtype=np.float32) for w in layer.get_weights()]
         if entry.kind in _PER_CHANNEL:
+            if entry.kind == "BatchNormalization" and not layer.scale:  # no gamma: the identity scale
+                values.insert(0, np.ones_like(values[-1]))
             for name, value in zip(_PER_CHANNEL[entry.kind], values, strict=True):
                 tensors[f"{entry.name}/{name}"] = value
             if entry.kind != "LayerScale":
@@ -105,6 +109,9 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
         layer = _layer(net, entry.name)
         if entry.kind in _PER_CHANNEL:
             values = [params[k] for k in _PER_CHANNEL[entry.kind]]
+            if entry.kind == "BatchNormalization" and not layer.scale:
+                _require_unit_gamma(entry.name, params["gamma"], architecture)
+                values = values[1:]
             if entry.kind != "LayerScale":
                 layer.epsilon = float(params["epsilon"][0])
         else:
@@ -119,6 +126,19 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
                 f"the model expects {expected}. Is the bundle for another architecture or variant?"
             )
         layer.set_weights(values)
+
+
+def _require_unit_gamma(layer: str, gamma: np.ndarray, architecture: str) -> None:
+    """Refuse a ``gamma`` other than all ones for a BatchNorm without a scale."""
+    if np.all(gamma == 1.0):
+        return
+    worst = float(np.abs(gamma.astype(np.float64) - 1.0).max())
+    raise WeightsError(
+        f"Layer {layer!r} of this Keras {architecture} has no BatchNorm scale (built with "
+        f"scale=False), so it needs a bundle gamma of ones; the bundle's differs from 1 by up "
+        f"to {worst:.3g}. Load it into a variant whose BatchNorm has a scale (InceptionV3: "
+        "variant='pad-counted', torchvision's arithmetic)."
+    )
 
 
 def kernel(handle: ModelHandle, native: str) -> np.ndarray | None:

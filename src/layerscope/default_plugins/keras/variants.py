@@ -1,7 +1,9 @@
 """Architecture variants keras.applications does not build: torchvision's ResNet v1.5 (here),
 MobileNetV2 padding (:mod:`~layerscope.default_plugins.keras.variants_mobilenet`) and
-EfficientNetB0's graph (:mod:`~layerscope.default_plugins.keras.variants_efficientnet`) and
-ConvNeXt-Tiny without its built-in normalisation (``include_preprocessing=False``).
+EfficientNetB0's graph (:mod:`~layerscope.default_plugins.keras.variants_efficientnet`),
+ConvNeXt-Tiny without its built-in normalisation (``include_preprocessing=False``) and
+InceptionV3's pooling and BatchNorm scale (:mod:`~layerscope.default_plugins.keras.variants_inception`,
+which also gives Keras' own InceptionV3 stable layer names).
 
 ``resnet_v15(depth)`` builds ResNet50, ResNet101 or ResNet152 (they differ only in blocks
 per stage, :data:`DEPTHS`) with the layer names of ``keras.applications.ResNet50`` and its
@@ -24,6 +26,7 @@ import keras
 from keras import layers
 
 from layerscope.default_plugins.keras.variants_efficientnet import efficientnet_b0_symmetric
+from layerscope.default_plugins.keras.variants_inception import inception_v3_pad_counted, inception_v3_stable
 from layerscope.default_plugins.keras.variants_mobilenet import mobilenet_v2_symmetric
 
 __all__ = ["DEPTHS", "builder", "resnet_v15"]
@@ -50,6 +53,8 @@ def builder(name: str, variant: str | None) -> Callable[..., Any] | None:
         # torchvision's: no normalisation inside the model (the recipe normalises), the
         # same layers and names otherwise
         return partial(keras.applications.ConvNeXtTiny, include_preprocessing=False)
+    if name == "inception_v3":  # Keras' own build too: its automatic layer names made stable
+        return inception_v3_pad_counted if variant == "pad-counted" else inception_v3_stable
     return None
 
 

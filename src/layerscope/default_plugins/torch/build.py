@@ -11,7 +11,11 @@ or without the classifier), or a weight bundle (:mod:`layerscope.weights`).
 tail modules).
 
 The native recipe follows the weights (:func:`recipe_for`): a weights enum's own
-``transforms()`` (resize side, crop, interpolation, mean/std); a bundle's recorded recipe;
+``transforms()`` (resize side, crop, interpolation, mean/std; InceptionV3's ImageNet weights
+take their geometry with the ``tf`` normalisation, ``x / 127.5 - 1``, which their
+``transform_input`` computes from mean/std inside ``forward``: layerscope turns that off, so
+the handle's recipe, and a bundle's, is what the weights really see; random InceptionV3
+weights get the same recipe); a bundle's recorded recipe;
 for random weights and state-dict files, the architecture's ``DEFAULT`` enum's recipe,
 except the catalogued ones (a names/ file), which keep ``IMAGENET1K_V1``'s (resize 256, crop
 224; ConvNeXt-Tiny's resize is 236) so they stay comparable with Keras and with
@@ -125,6 +129,8 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     """
     if member is None:
         names = load_names(PACKAGE, name)
+        if name == "inception_v3":  # IMAGENET1K_V1's geometry, the tf normalisation (below)
+            return recipe_for(name, torchvision.models.Inception_V3_Weights.IMAGENET1K_V1)
         try:
             enum = torchvision.models.get_model_weights(name)
         except (ValueError, KeyError, AttributeError):
@@ -141,6 +147,8 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     geometry = Geometry(
         "crop", int(preset.crop_size[0]), int(preset.resize_size[0]), preset.interpolation.value
     )
+    if name == "inception_v3":  # transform_input, which adapt turns off, maps mean/std to x/127.5 - 1
+        return Recipe("tf", "tf", geometry)
     return Recipe("torch", "torch", geometry, tuple(preset.mean), tuple(preset.std))
 
 
@@ -164,7 +172,7 @@ def _build(
                 "Keras' weights to a bundle (layerscope.export_weights) and load that."
             )
         member = _member(name, weights)
-        return _pretrained(name, member), weights, member, {}
+        return _pretrained(name, member, variant), weights, member, {}
     raise WeightsError(
         "Invalid `weights`. Expected 'imagenet', 'random', a torchvision weights name such as "
         f"'IMAGENET1K_V2', or a path to a weights file. Received: weights={weights!r}."
@@ -203,12 +211,14 @@ def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
     return variants.adapt(name, net, variant)
 
 
-def _pretrained(name: str, member: Any) -> Any:
+def _pretrained(name: str, member: Any, variant: str | None = None) -> Any:
     filename = os.path.basename(urlparse(member.url).path)
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     try:
         with SEEDED_INIT_LOCK:  # its initialisation draws from the global generator too
-            return variants.adapt(name, torchvision.models.get_model(name, weights=member), None)
+            # the asked variant (Keras' pooling for InceptionV3, its padding for MobileNetV2) with
+            # torchvision's weights: it was dropped, so the handle named a variant it did not run
+            return variants.adapt(name, torchvision.models.get_model(name, weights=member), variant)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         raise WeightsUnavailableError(
             f"Cannot get the {name} {member.name} weights: the file {filename!r} is not in "

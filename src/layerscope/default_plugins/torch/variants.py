@@ -14,6 +14,8 @@ and Keras' weights give Keras' numbers, per architecture family.
 - ConvNeXt-Tiny ``variant="prestem"``: Keras' normalisation inside the model, see
   :func:`keras_prestem`. Every variant: :func:`convnext_branches` gives each block's scaled
   residual branch (Keras' ``_identity``) a node of its own in an ONNX export.
+- InceptionV3: ReLU and branch-pool modules; ``variant="pad-excluded"`` pools as Keras does,
+  see :mod:`~layerscope.default_plugins.torch.variants_inception`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import StochasticDepth
 
+from layerscope.default_plugins.torch.variants_inception import inception_modules
 from layerscope.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
@@ -69,6 +72,8 @@ def adapt(name: str, net: Any, variant: str | None) -> Any:
         convnext_branches(net)
         if variant == "prestem":
             keras_prestem(net)
+    if name == "inception_v3":
+        inception_modules(net, variant)
     return net
 
 
