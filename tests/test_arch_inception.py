@@ -263,9 +263,13 @@ def test_crosscheck_feeds_the_architectures_own_side(tmp_path: Path) -> None:
         assert saved["conv2d"].shape == (1, 149, 149, 32)
 
 
-def test_imagenet_weights_run_the_asked_variant(monkeypatch: pytest.MonkeyPatch) -> None:
-    """torchvision's ImageNet weights with Keras' pooling: the variant used to be dropped on
-    the pretrained path (the handle said pad-excluded, the pools counted the padding)."""
+def test_imagenet_weights_run_torchvision_graph_and_refuse_another_variant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torchvision's ImageNet weights run torchvision's pooling with the tf recipe their
+    transform_input computes; Keras' pooling (pad-excluded) is refused, as every other
+    zoo's variant is for pretrained weights: the variant used to be dropped on the pretrained
+    path (the handle said pad-excluded, the pools counted the padding)."""
     import torch
     import torchvision
 
@@ -276,10 +280,12 @@ def test_imagenet_weights_run_the_asked_variant(monkeypatch: pytest.MonkeyPatch)
         return real(name, weights=None, init_weights=False, transform_input=True, aux_logits=True)
 
     monkeypatch.setattr(torchvision.models, "get_model", offline)
-    loaded = ls.load(ARCH, backend="torch", weights="imagenet", variant="pad-excluded")
+    with pytest.raises(ls.WeightsError, match=r"no pretrained weights for the inception_v3 pad-excluded"):
+        ls.load(ARCH, backend="torch", weights="imagenet", variant="pad-excluded")
+    loaded = ls.load(ARCH, backend="torch", weights="imagenet")
     pools = [m for m in loaded.model.modules() if isinstance(m, torch.nn.AvgPool2d)]
-    assert loaded.variant == "pad-excluded" and len(pools) == 9
-    assert not any(p.count_include_pad for p in pools)
+    assert loaded.variant == "pad-counted" and len(pools) == 9
+    assert all(p.count_include_pad for p in pools)
     assert loaded.model.transform_input is False
     assert (loaded.recipe.normalisation, loaded.recipe.geometry.resize_size, loaded.input_size) == (
         "tf",

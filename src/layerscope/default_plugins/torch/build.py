@@ -216,8 +216,8 @@ def _pretrained(name: str, member: Any, variant: str | None = None) -> Any:
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     try:
         with SEEDED_INIT_LOCK:  # its initialisation draws from the global generator too
-            # the asked variant (Keras' pooling for InceptionV3, its padding for MobileNetV2) with
-            # torchvision's weights: it was dropped, so the handle named a variant it did not run
+            # torchvision's own graph with layerscope's modules (DenseNet's tail, InceptionV3's
+            # ReLU/pool modules); _build refuses every other variant for pretrained weights
             return variants.adapt(name, torchvision.models.get_model(name, weights=member), variant)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         raise WeightsUnavailableError(
