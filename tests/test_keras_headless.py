@@ -60,3 +60,25 @@ def test_a_model_built_for_any_size_loads_with_random_weights() -> None:
     auto = [r.native for r in m.list_layers().rows if r.native.startswith("re_lu")][:2]
     out = m.extract(np.zeros((SIDE, SIDE, 3), np.uint8), auto, preprocess=None)
     assert [out[n].shape[0] for n in auto] == [1, 1] and out[auto[0]].shape[-1] == 16
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    ("module", "builder", "label"),
+    [
+        ("variants_mobilenet", "mobilenet_v2_symmetric", "mobilenet_v2 symmetric"),
+        ("variants_efficientnet", "efficientnet_b0_symmetric", "efficientnet_b0 symmetric"),
+        ("variants_inception", "inception_v3_pad_counted", "inception_v3 pad-counted"),
+    ],
+)
+def test_bundle_only_graphs_refuse_pretrained_weights(module: str, builder: str, label: str) -> None:
+    """Graphs no zoo publishes weights for take keras.applications' keywords but refuse any
+    `weights` (the Keras backend asks for none and loads a bundle into them)."""
+    import importlib
+
+    build = getattr(importlib.import_module(f"layerscope.default_plugins.keras.{module}"), builder)
+    with pytest.raises(
+        ValueError, match=rf"^{label} has no pretrained weights: load a bundle \(weights=None here\)\.$"
+    ):
+        build(include_top=False, weights="imagenet", input_shape=(None, None, 3))
+    assert build.__name__ == builder  # functools.wraps: the name Keras' errors and reprs show

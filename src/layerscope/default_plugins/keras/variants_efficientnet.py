@@ -25,6 +25,8 @@ from typing import Any
 import keras
 from keras import layers
 
+from layerscope.default_plugins.keras.builders import bundle_only
+
 __all__ = ["efficientnet_b0_symmetric", "rebuild"]
 
 _EPS = 1e-5  # torchvision's BatchNorm2d default, which its EfficientNetB0 keeps
@@ -59,12 +61,8 @@ def rebuild(net: Any, name: str) -> Any:
     return keras.Model(inputs, new[id(net.outputs[0])], name=name)
 
 
-def efficientnet_b0_symmetric(*, weights: Any = None, **kwargs: Any) -> Any:
+@bundle_only("efficientnet_b0 symmetric")
+def efficientnet_b0_symmetric(**kwargs: Any) -> Any:
     """EfficientNetB0 with torchvision's graph (no input scaling, symmetric padding) and
     Keras' layer names; ``kwargs`` as ``keras.applications.EfficientNetB0`` takes them."""
-    if weights is not None:
-        raise ValueError(
-            "efficientnet_b0 symmetric has no pretrained weights: load a bundle (weights=None here)."
-        )
-    keras_own = keras.applications.EfficientNetB0(weights=None, **kwargs)
-    return rebuild(keras_own, "efficientnet_b0_symmetric")
+    return rebuild(keras.applications.EfficientNetB0(weights=None, **kwargs), "efficientnet_b0_symmetric")

@@ -26,6 +26,8 @@ from typing import Any
 import keras
 from keras import layers
 
+from layerscope.default_plugins.keras.builders import Shape, bundle_only
+
 __all__ = ["AUTO_NAMES", "inception_v3_pad_counted", "inception_v3_stable", "stable_names"]
 
 AUTO_NAMES = {
@@ -50,16 +52,10 @@ def stable_names(net: Any) -> Any:
     return net
 
 
-def inception_v3_stable(
-    include_top: bool = True,
-    weights: Any = None,
-    input_shape: tuple[int | None, int | None, int] | None = None,
-    classes: int = 1000,
-) -> Any:
-    """``keras.applications.InceptionV3`` with :func:`stable_names`."""
-    net = keras.applications.InceptionV3(
-        include_top=include_top, weights=weights, input_shape=input_shape, classes=classes
-    )
+def inception_v3_stable(include_top: bool = True, input_shape: Shape = None, **kwargs: Any) -> Any:
+    """``keras.applications.InceptionV3`` with :func:`stable_names` (``kwargs``: ``weights``,
+    ``classes`` as Keras takes them)."""
+    net = keras.applications.InceptionV3(include_top=include_top, input_shape=input_shape, **kwargs)
     return stable_names(net)
 
 
@@ -131,18 +127,10 @@ def _mixed_e(x: Any, name: _Namer, i: int) -> Any:
     return layers.Concatenate(axis=3, name=f"mixed{9 + i}")([one, three, double, pool])
 
 
-def inception_v3_pad_counted(
-    include_top: bool = True,
-    weights: Any = None,
-    input_shape: tuple[int | None, int | None, int] | None = None,
-    classes: int = 1000,
-) -> Any:
+@bundle_only("inception_v3 pad-counted")
+def inception_v3_pad_counted(include_top: bool = True, input_shape: Shape = None, classes: int = 1000) -> Any:
     """InceptionV3 with torchvision's branch average pools and BatchNorm scales, and the
     layer names of :func:`inception_v3_stable`."""
-    if weights is not None:
-        raise ValueError(
-            "inception_v3 pad-counted has no pretrained weights: load a bundle (weights=None here)."
-        )
     name = _Namer()
     inputs = keras.Input(
         shape=input_shape or ((299, 299, 3) if include_top else (None, None, 3)), name="input_layer"

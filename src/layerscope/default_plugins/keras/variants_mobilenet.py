@@ -16,6 +16,8 @@ from typing import Any
 import keras
 from keras import layers
 
+from layerscope.default_plugins.keras.builders import Shape, bundle_only
+
 __all__ = ["BLOCKS", "mobilenet_v2_symmetric"]
 
 BLOCKS = (
@@ -54,17 +56,9 @@ def _block(x: Any, filters: int, stride: int, expansion: int, block_id: int) -> 
     return y
 
 
-def mobilenet_v2_symmetric(
-    include_top: bool = True,
-    weights: Any = None,
-    input_shape: tuple[int | None, int | None, int] | None = None,
-    classes: int = 1000,
-) -> Any:
+@bundle_only("mobilenet_v2 symmetric")
+def mobilenet_v2_symmetric(include_top: bool = True, input_shape: Shape = None, classes: int = 1000) -> Any:
     """MobileNetV2 (width 1.0) with torchvision's symmetric padding and Keras' layer names."""
-    if weights is not None:
-        raise ValueError(
-            "mobilenet_v2 symmetric has no pretrained weights: load a bundle (weights=None here)."
-        )
     shape = input_shape or ((224, 224, 3) if include_top else (None, None, 3))
     inputs = keras.Input(shape=shape)
     x = layers.ZeroPadding2D(padding=((1, 1), (1, 1)), name="Conv1_pad")(inputs)
