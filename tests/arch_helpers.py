@@ -3,6 +3,8 @@ layers are apart on it (issue 16: the architectures both zoos share)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,42 @@ def torch_carrier(keras_own: ls.LoadedModel) -> ls.LoadedModel:
 @pytest.fixture(scope="module")
 def keras_carrier(torch_own: ls.LoadedModel) -> ls.LoadedModel:
     return ls.load(torch_own.architecture, backend="keras", weights=torch_own.export_bundle())
+
+
+def assert_every_layer_agrees(photo: Any, pair: tuple[ls.LoadedModel, ls.LoadedModel], softmax: str) -> None:
+    """``compare`` of the photo on the pair (same weights, one carried through a bundle): every
+    canonical layer in catalogue order, the body within 1e-5, the ``softmax`` output 5e-5."""
+    from layerscope import catalog
+
+    report = ls.compare(photo, pair[0].architecture, backends=pair)
+    assert [d.layer for d in report.layers] == catalog.get(pair[0].architecture).names()
+    body = max(d.max_rel for d in report.layers if d.layer != softmax)
+    assert body <= 1e-5, report.render(only_failed=True)
+    assert report.layer(softmax).max_rel <= 5e-5
+
+
+class StandIn:
+    """A stand-in for one side's model in a diagnosis check's evidence: everything a check may
+    ask of a ``LoadedModel`` fails loudly unless a subclass answers it (no network, no
+    framework). Subclasses are dataclasses with a ``variant`` and a ``backend``."""
+
+    def list_layers(self) -> list[Any]:
+        raise AssertionError("not asked")
+
+    def extract_batch(self, batch: np.ndarray, layers: Any) -> dict[str, np.ndarray]:
+        raise AssertionError("not asked")
+
+    def extract_native(self, batch: np.ndarray, natives: Any) -> dict[str, np.ndarray]:
+        raise AssertionError("not asked")
+
+    def inplace_after(self, native: str) -> str | None:
+        return None
+
+    def supports(self, capability: str) -> bool:
+        return False
+
+    def export_bundle(self, head: bool = True) -> Any:
+        raise AssertionError("not asked")
+
+    def numerics_note(self) -> str | None:
+        return None

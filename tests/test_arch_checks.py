@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from arch_helpers import StandIn
 from layerscope.backend import LayerInfo
 from layerscope.compare import diagnose, diff
 from layerscope.compare.architectures import (
@@ -28,7 +29,7 @@ SHAPES = {"stem": (None, 8, 8, 4), "down": (None, 4, 4, 4), "block": (None, 4, 4
 
 
 @dataclass
-class Side:
+class Side(StandIn):
     """A stand-in for one side's model: a variant and a layer table, nothing else."""
 
     variant: str | None
@@ -43,21 +44,6 @@ class Side:
 
     def extract_batch(self, batch: np.ndarray, layers: Sequence[Target]) -> dict[str, np.ndarray]:
         raise AssertionError("the padding check does not re-run a side")
-
-    def extract_native(self, batch: np.ndarray, natives: Sequence[str]) -> dict[str, np.ndarray]:
-        raise AssertionError("not asked")
-
-    def inplace_after(self, native: str) -> str | None:
-        return None
-
-    def supports(self, capability: str) -> bool:
-        return False
-
-    def export_bundle(self, head: bool = True) -> Bundle:
-        raise AssertionError("not asked")
-
-    def numerics_note(self) -> str | None:
-        return None
 
 
 def _evidence(first: str, a: Side, b: Side, same_input: bool = True) -> Evidence:

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from layerscope.backend import LayerInfo
+from arch_helpers import StandIn
 from layerscope.catalog import Catalog, Entry
 from layerscope.compare import diagnose, diff
 from layerscope.compare.architectures import AVERAGE_POOL, PADDING, average_pool, counts_padding, inside_share
 from layerscope.compare.evidence import Evidence
 from layerscope.layers import Target
-from layerscope.weights import Bundle
 
 CATALOG = Catalog(
     "stand_in", 8, "pad-excluded", {"pad-excluded": "in-map mean", "pad-counted": "zeros count"},
@@ -27,7 +26,7 @@ POOL = RNG.uniform(0.5, 1.5, (1, 5, 6, 3)).astype(np.float32)
 
 
 @dataclass
-class Side:
+class Side(StandIn):
     """A stand-in for one side's model: a variant and what its pool outputs."""
 
     variant: str
@@ -39,24 +38,6 @@ class Side:
     ) -> dict[str, np.ndarray]:
         assert list(layers) == ["pool"]
         return {"pool": self.pool}
-
-    def list_layers(self) -> list[LayerInfo]:
-        raise AssertionError("not asked")
-
-    def extract_native(self, batch: np.ndarray, natives: Sequence[str]) -> dict[str, np.ndarray]:
-        raise AssertionError("not asked")
-
-    def inplace_after(self, native: str) -> str | None:
-        return None
-
-    def supports(self, capability: str) -> bool:
-        return False
-
-    def export_bundle(self, head: bool = True) -> Bundle:
-        raise AssertionError("not asked")
-
-    def numerics_note(self) -> str | None:
-        return None
 
 
 def counted(pool: np.ndarray) -> np.ndarray:

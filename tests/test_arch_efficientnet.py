@@ -23,6 +23,7 @@ import pytest
 
 import layerscope as ls
 from arch_helpers import (
+    assert_every_layer_agrees,
     canonical_rows,
     crosscheck_agreement,
     small_batch,
@@ -220,11 +221,7 @@ def test_every_canonical_layer_at_224_with_softmax(
     torch_carrier: ls.LoadedModel,
 ) -> None:
     pair = (keras_own, torch_carrier) if direction == "keras->torch" else (torch_own, keras_carrier)
-    report = ls.compare(photo, ARCH, backends=pair)
-    assert [d.layer for d in report.layers] == catalog.get(ARCH).names()
-    body = max(d.max_rel for d in report.layers if d.layer != "predictions")
-    assert body <= 1e-5, report.render(only_failed=True)
-    assert report.layer("predictions").max_rel <= 5e-5
+    assert_every_layer_agrees(photo, pair, softmax="predictions")
 
 
 def test_keras_imagenet_model_refuses_other_sizes_and_bundles(
