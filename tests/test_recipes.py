@@ -2,7 +2,9 @@
 
 On torch, ``preprocess="native"`` is exactly the chosen weights enum's ``transforms()``:
 resize side, crop, interpolation, antialias (PIL always antialiases), mean and std. Checked
-bit for bit (float32 equality) on a real photo against ``enum.transforms()(PIL image)``:
+bit for bit (float32 equality) on a real photo against ``enum.transforms()(PIL image)``
+(InceptionV3: followed by the ``transform_input`` its network applies first, which
+layerscope moves into the recipe, to 1e-6):
 
 - for every classifier of ``torchvision.models.list_models(module=torchvision.models)`` and
   every weights-enum member it has, through the recipe code ``ls.load`` runs
@@ -37,6 +39,14 @@ def _expected(member: Any, photo: Path) -> np.ndarray:
     return tensor.permute(1, 2, 0).numpy()[None]
 
 
+def _transform_input(batch: np.ndarray) -> np.ndarray:
+    """What torchvision's InceptionV3 ``transform_input`` does to the enum's output first thing
+    in ``forward`` (torchvision/models/inception.py, ``_transform_input``), on NHWC."""
+    scale = np.array([0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5], np.float32)
+    shift = np.array([(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5], np.float32)
+    return batch * scale + shift
+
+
 def _enums() -> list[tuple[str, str]]:
     import torchvision
 
@@ -64,6 +74,12 @@ def test_native_batch_is_the_enum_transforms(name: str, enum: str, photo: Path) 
     batch = ls.LoadedModel(get_backend("torch"), handle).prepare([photo])
     expected = _expected(member, photo)
     assert batch.dtype == np.float32 and batch.shape == expected.shape
+    if name == "inception_v3":
+        # layerscope turns transform_input off and gives the recipe the tf normalisation it
+        # computes (x / 127.5 - 1): the same numbers up to float32 rounding of the other order
+        np.testing.assert_allclose(batch, _transform_input(expected), rtol=0, atol=1e-6)
+        assert recipe.normalisation == "tf"
+        return
     np.testing.assert_array_equal(batch, expected)
 
 
