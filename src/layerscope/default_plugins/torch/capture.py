@@ -23,6 +23,7 @@ import torch
 
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import split_call
+from layerscope.default_plugins.torch.layout import track
 from layerscope.default_plugins.torch.place import autocast
 from layerscope.errors import InputError
 
@@ -40,8 +41,9 @@ def parse(native: str) -> tuple[str, int]:
     return module, call or 0
 
 
-def to_numpy(t: Any, name: str) -> np.ndarray:
-    """A float32 C-contiguous NHWC copy of a captured output (NCHW -> NHWC for 4-D)."""
+def to_numpy(t: Any, name: str, nhwc: bool = False) -> np.ndarray:
+    """A float32 C-contiguous NHWC copy of a captured output (NCHW -> NHWC for 4-D, unless
+    ``nhwc``: the map is channels-last already, :mod:`~layerscope.default_plugins.torch.layout`)."""
     if isinstance(t, (tuple, list)) and t and isinstance(t[0], torch.Tensor):
         t = t[0]  # e.g. LSTM-style (output, state): the output is what users mean
     if not isinstance(t, torch.Tensor):
@@ -50,7 +52,7 @@ def to_numpy(t: Any, name: str) -> np.ndarray:
             "map to extract. Pick one of its sub-modules instead (see list_layers)."
         )
     t = t.detach()
-    if t.dim() == 4:
+    if t.dim() == 4 and not nhwc:
         t = t.permute(0, 2, 3, 1)
     out = torch.empty(tuple(t.shape), dtype=torch.float32)
     out.copy_(t)
@@ -86,7 +88,7 @@ def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[s
             k = seen[0]
             seen[0] += 1
             if k in calls:
-                captured[calls[k]] = to_numpy(out, calls[k])
+                captured[calls[k]] = to_numpy(out, calls[k], layout.nhwc)
                 if len(captured) == total:
                     raise _Stop
 
@@ -97,7 +99,8 @@ def run(handle: ModelHandle, batch: np.ndarray, layers: Sequence[str]) -> dict[s
     if handle.device != "cpu":
         x = x.to(handle.device)  # keeps the channels_last strides
     was_training = model.training
-    handles = [modules[m].register_forward_hook(make_hook(m)) for m in wanted]
+    layout, handles = track(model)  # first: a captured permute's own output reads its new layout
+    handles += [modules[m].register_forward_hook(make_hook(m)) for m in wanted]
     try:
         model.eval()
         with torch.inference_mode(), autocast(handle):

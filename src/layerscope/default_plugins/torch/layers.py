@@ -22,6 +22,7 @@ import torch
 
 from layerscope.backend import LayerInfo, ModelHandle, Shape
 from layerscope.catalog.names import split_call
+from layerscope.default_plugins.torch.layout import track
 
 __all__ = ["describe", "inplace_after"]
 
@@ -37,11 +38,12 @@ def describe(handle: ModelHandle, input_size: int | tuple[int, int] | None) -> l
     def make_hook(name: str) -> Any:
         def hook(mod: Any, _inp: Any, out: Any) -> None:
             counts[name] = counts.get(name, 0) + 1
-            calls.append((name, mod, _shape(out)))
+            calls.append((name, mod, _shape(out, layout.nhwc)))
 
         return hook
 
-    handles = [m.register_forward_hook(make_hook(n)) for n, m in model.named_modules() if n]
+    layout, handles = track(model)  # first: a permute's own output reads its new layout
+    handles += [m.register_forward_hook(make_hook(n)) for n, m in model.named_modules() if n]
     was_training = model.training
     try:
         model.eval()
@@ -98,13 +100,13 @@ def _own_params(mod: Any, counted: set[int]) -> int:
     return sum(p.numel() for p in fresh)
 
 
-def _shape(out: Any) -> Shape:
+def _shape(out: Any, nhwc: bool = False) -> Shape:
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         out = out[0]
     if not isinstance(out, torch.Tensor):
         return ()
     dims = list(out.shape)
-    if len(dims) == 4:
+    if len(dims) == 4 and not nhwc:  # NCHW, unless a channels-last stretch (torch/layout.py)
         dims = [dims[0], dims[2], dims[3], dims[1]]
     return (None, *dims[1:])
 
