@@ -156,6 +156,35 @@ def test_drawing_into_the_users_axes_and_subfigures(feats: Features) -> None:
         viz.max_activation(arr, ax=axes[0], fig=root)
 
 
+@pytest.mark.parametrize("name", ["max_activation", "overlay", "composite"])
+def test_one_panel_pictures_take_the_frame_keywords_as_their_own(feats: Features, name: str) -> None:
+    """The Frame keywords (title, size, ax, fig) are declared once (viz.Frame) and given to each
+    one-panel picture: its signature lists them with their defaults, they reach the figure, and
+    a misspelt keyword is refused as Python refuses it, not swallowed by ``**frame``."""
+    import inspect
+
+    draw = getattr(viz, name)
+    params = inspect.signature(draw).parameters
+    assert list(params)[-4:] == ["title", "size", "ax", "fig"] and "frame" not in params
+    assert [params[k].default for k in ("title", "size", "ax", "fig")] == [None, (400, 400), None, None]
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in ("title", "size", "ax", "fig"))
+    photo = np.full((32, 32, 3), 128, np.uint8)
+    args = (photo, feats) if name == "overlay" else (feats,)
+    fig = draw(*args, layer="block1_conv1", size=(320, 240), title="mine")
+    assert (fig.bbox.width, fig.bbox.height) == (320, 240)
+    assert fig.texts[0].get_text() == "mine"
+    default = draw(*args, layer="block1_conv1")
+    assert (default.bbox.width, default.bbox.height) == (400, 400)
+    assert (
+        " ".join(default.texts[0].get_text().split()) == "vgg16 block1_conv1 (keras, weights random (seed=0))"
+    )
+    assert draw(*args, layer="block1_conv1", title=False).texts == []
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'colour'$"):
+        draw(*args, layer="block1_conv1", colour="red")
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'frame'$"):
+        draw(*args, layer="block1_conv1", frame={"title": "x"})
+
+
 @pytest.mark.parametrize("size", [(160, 160), (400, 400), (880, 910), (1600, 300)])
 def test_no_text_clipped_at_any_size(feats: Features, size: tuple[int, int]) -> None:
     long = "a deliberately long title that is much wider than a small figure could ever show " * 2

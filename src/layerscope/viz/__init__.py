@@ -23,9 +23,11 @@ from layerscope.viz.composite import composite
 from layerscope.viz.filters import filter_weights, filters
 from layerscope.viz.grid import feature_grid
 from layerscope.viz.maps import max_activation, overlay
+from layerscope.viz.panel import Frame
 
 __all__ = [
     "BLOCK_LAYERS",
+    "Frame",
     "blocks",
     "blocks_figure",
     "composite",

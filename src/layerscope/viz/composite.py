@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from layerscope.errors import InputError
-from layerscope.viz.figure import PAD, single_panel
+from layerscope.viz.figure import PAD
 from layerscope.viz.maps import normalise
-from layerscope.viz.titles import Title, pick, source_title, title_lines
+from layerscope.viz.panel import Frame, draw_panel, framed_keywords
+from layerscope.viz.titles import pick, source_title
 
 __all__ = ["CMAPS", "composite", "composite_channels", "composite_image", "draw_key", "key_colours"]
 
@@ -70,6 +71,7 @@ def composite_image(
     return out
 
 
+@framed_keywords
 def composite(
     fmap: Any,
     channels: int | Sequence[int] = 3,
@@ -77,11 +79,8 @@ def composite(
     *,
     layer: str | None = None,
     image: int = 0,
-    title: Title = None,
     key: bool = True,
-    size: tuple[int, int] = (400, 400),
-    ax: Any = None,
-    fig: Any = None,
+    **frame: Unpack[Frame],
 ) -> Any:
     """Several channels colour-mapped and merged into one RGB image, each normalised on its own,
     with a key below saying which channel is which colour.
@@ -94,10 +93,12 @@ def composite(
         How many channels (the most active on average, default 3) or which indices.
     cmaps : sequence of str, optional
         One colour map per channel (default reds, greens, blues, purples, oranges, greys).
-    layer, image, title, size, ax, fig
-        As :func:`max_activation`.
+    layer, image
+        As :func:`~layerscope.viz.max_activation`.
     key : bool
         Draw the colour key (``"channel 12"`` in its colour) below the image (default True).
+    **frame
+        ``title``, ``size``, ``ax``, ``fig``: see :class:`~layerscope.viz.Frame`.
 
     Returns
     -------
@@ -118,11 +119,13 @@ def composite(
     picked = composite_channels(p.map, channels)
     how = "the most active on average" if isinstance(channels, int | np.integer) else "as picked"
     detail = f"{len(picked)} of {p.map.shape[-1]} channels as colours ({how}), each on its own range"
-    lines = title_lines(title, source_title(p.layer, p.source), detail)
-    room = float(ax.bbox.width if ax is not None else fig.bbox.width if fig is not None else size[0])
+    ax, fig = frame["ax"], frame["fig"]
+    room = float(ax.bbox.width if ax is not None else fig.bbox.width if fig is not None else frame["size"][0])
     columns = max(1, min(KEY_COLUMNS, len(picked), int(room // KEY_WIDTH)))
     rows = math.ceil(len(picked) / columns) if key else 0
-    owner, axes = single_panel(fig, ax, size, lines, bottom=rows * KEY_ROW + (6 if key else 0))
+    owner, axes = draw_panel(
+        frame, source_title(p.layer, p.source), detail, bottom=rows * KEY_ROW + (6 if key else 0)
+    )
     axes.imshow(composite_image(p.map, picked, cmaps), interpolation="nearest")
     axes.set_axis_off()
     if key:

@@ -3,13 +3,14 @@ over the photo."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from layerscope.errors import InputError
-from layerscope.viz.figure import CBAR, add_colorbar, single_panel
-from layerscope.viz.titles import Title, pick, source_title, title_lines
+from layerscope.viz.figure import CBAR, add_colorbar
+from layerscope.viz.panel import Frame, draw_panel, framed_keywords
+from layerscope.viz.titles import pick, source_title
 
 __all__ = ["heat_on_photo", "max_activation", "normalise", "overlay"]
 
@@ -20,17 +21,15 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return np.zeros_like(x) if hi <= lo else (x - lo) / (hi - lo)
 
 
+@framed_keywords
 def max_activation(
     fmap: Any,
     *,
     layer: str | None = None,
     image: int = 0,
     cmap: str = "magma",
-    title: Title = None,
     colorbar: bool = False,
-    size: tuple[int, int] = (400, 400),
-    ax: Any = None,
-    fig: Any = None,
+    **frame: Unpack[Frame],
 ) -> Any:
     """The maximum over channels at each position: where the layer responds most strongly.
 
@@ -45,13 +44,10 @@ def max_activation(
         Which image of the batch (default 0).
     cmap, colorbar
         Colour map (default ``"magma"``, perceptually uniform); draw a colour bar.
-    title : str, None or False
-        ``None`` the default title, a string that title, ``False`` / ``""`` no header. A
-        second line says what is shown (``"max over 512 channels, 14x14"``).
-    size : (int, int)
-        ``(width, height)`` of a new figure in pixels (default 400 x 400).
-    ax, fig : Axes / Figure or SubFigure, optional
-        Draw into this axes (the header becomes its title) or this (sub)figure.
+    **frame
+        ``title``, ``size`` (400 x 400 pixels), ``ax``, ``fig``: see
+        :class:`~layerscope.viz.Frame`. The header's second line says what is shown
+        (``"max over 512 channels, 14x14"``).
 
     Returns
     -------
@@ -71,12 +67,11 @@ def max_activation(
     p = pick(fmap, layer, image)
     h, w, c = p.map.shape
     detail = f"max over {c} channels, {h}x{w}"
-    lines = title_lines(title, source_title(p.layer, p.source), detail)
-    owner, axes = single_panel(fig, ax, size, lines, right=CBAR if colorbar else 0.0)
+    owner, axes = draw_panel(frame, source_title(p.layer, p.source), detail, right=CBAR if colorbar else 0.0)
     shown = axes.imshow(p.map.max(axis=-1), cmap=cmap, interpolation="nearest")
     axes.set_axis_off()
     if colorbar:
-        add_colorbar(owner, axes, shown, "max activation", user_ax=ax is not None)
+        add_colorbar(owner, axes, shown, "max activation", user_ax=frame["ax"] is not None)
     return owner
 
 
@@ -95,6 +90,7 @@ def heat_on_photo(image_in: Any, x: np.ndarray, reduce: str) -> tuple[np.ndarray
     return photo, np.asarray(Image.fromarray(act, "F").resize((w, h), Image.Resampling.BILINEAR))
 
 
+@framed_keywords
 def overlay(
     image_in: Any,
     fmap: Any,
@@ -104,11 +100,8 @@ def overlay(
     alpha: float = 0.5,
     cmap: str = "magma",
     reduce: str = "mean",
-    title: Title = None,
     colorbar: bool = False,
-    size: tuple[int, int] = (400, 400),
-    ax: Any = None,
-    fig: Any = None,
+    **frame: Unpack[Frame],
 ) -> Any:
     """An activation map (mean or max over channels) upsampled onto the photo as a heatmap.
     Pass the photo as the model saw it (the 224x224 crop) so positions line up.
@@ -117,11 +110,13 @@ def overlay(
     ----------
     image_in : path, PIL image or array
         The photo, anything :func:`layerscope.extract` takes (0-255 or 0-1 values).
-    fmap, layer, image, title, size, ax, fig
+    fmap, layer, image
         As :func:`max_activation`.
     alpha, cmap, reduce, colorbar
         The heatmap's opacity (0.5) and colour map (``"magma"``, never jet); ``"mean"`` or
         ``"max"`` over channels; a colour bar (0 = the map's min, 1 = its max).
+    **frame
+        ``title``, ``size``, ``ax``, ``fig``: see :class:`~layerscope.viz.Frame`.
 
     Returns
     -------
@@ -144,11 +139,12 @@ def overlay(
     photo, up = heat_on_photo(image_in, x, reduce)
     h, w = photo.shape[:2]
     detail = f"{reduce} over {x.shape[-1]} channels ({x.shape[0]}x{x.shape[1]}) on the {w}x{h} input"
-    lines = title_lines(title, source_title(p.layer, p.source), detail)
-    owner, axes = single_panel(fig, ax, size, lines, right=CBAR if colorbar else 0.0)
+    owner, axes = draw_panel(frame, source_title(p.layer, p.source), detail, right=CBAR if colorbar else 0.0)
     axes.imshow(np.clip(photo, 0, 1))
     heat = axes.imshow(up, cmap=cmap, alpha=alpha, interpolation="bilinear", vmin=0.0, vmax=1.0)
     axes.set_axis_off()
     if colorbar:
-        add_colorbar(owner, axes, heat, f"{reduce} activation (0 = min, 1 = max)", user_ax=ax is not None)
+        add_colorbar(
+            owner, axes, heat, f"{reduce} activation (0 = min, 1 = max)", user_ax=frame["ax"] is not None
+        )
     return owner
