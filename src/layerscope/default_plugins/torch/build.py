@@ -125,12 +125,13 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     architectures (comparable with Keras and with ``weights="imagenet"``: resize 256, crop 224,
     bilinear, but bicubic for EfficientNetB0 and a resize to 236 for ConvNeXt-Tiny; the
     catalogue's recipe when there is no such enum), else the ``DEFAULT`` enum's. Read from the
-    enum's ``transforms()``; nothing is downloaded.
+    enum's ``transforms()``; nothing is downloaded. The normalisation is the enum's mean/std
+    unless the names file gives another recipe: InceptionV3's ``"tf"``, because the
+    ``transform_input`` its network applied (which ``adapt`` turns off) maps the enum's mean/std
+    to ``x / 127.5 - 1``.
     """
+    names = load_names(PACKAGE, name)
     if member is None:
-        names = load_names(PACKAGE, name)
-        if name == "inception_v3":  # IMAGENET1K_V1's geometry, the tf normalisation (below)
-            return recipe_for(name, torchvision.models.Inception_V3_Weights.IMAGENET1K_V1)
         try:
             enum = torchvision.models.get_model_weights(name)
         except (ValueError, KeyError, AttributeError):
@@ -147,8 +148,8 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     geometry = Geometry(
         "crop", int(preset.crop_size[0]), int(preset.resize_size[0]), preset.interpolation.value
     )
-    if name == "inception_v3":  # transform_input, which adapt turns off, maps mean/std to x/127.5 - 1
-        return Recipe("tf", "tf", geometry)
+    if names is not None and names.recipe != "torch":
+        return Recipe(names.recipe, RECIPES[names.recipe].normalisation, geometry)
     return Recipe("torch", "torch", geometry, tuple(preset.mean), tuple(preset.std))
 
 
