@@ -91,3 +91,65 @@ def test_every_reference_page_is_in_the_navigation() -> None:
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs" / "api").glob("*.md"))
     assert pages and all(f": {page}" in config for page in pages), pages
+
+
+def documented_defaults() -> list[tuple[str, str, object, str | None]]:
+    """(function, parameter, its default at run time, the default the reference shows) for each
+    documented parameter of every public function, the docstrings read by griffe with the
+    options and extensions mkdocs.yml gives mkdocstrings."""
+    import inspect
+
+    import griffe
+    import yaml
+
+    plugins = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["plugins"]
+    config = next(p["mkdocstrings"] for p in plugins if isinstance(p, dict) and "mkdocstrings" in p)
+    options = config["handlers"]["python"]["options"]
+    extensions = [str(ROOT / e) if e.endswith(".py") else e for e in options.get("extensions", [])]
+    package = griffe.load(
+        "layerscope", search_paths=[str(ROOT / "src")], docstring_parser=options["docstring_style"],
+        extensions=griffe.load_extensions(*extensions),
+    )  # fmt: skip
+    rows = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            where = defined_at(obj)
+            if not inspect.isfunction(obj) or where is None or not where.startswith("layerscope."):
+                continue
+            doc = package[where.removeprefix("layerscope.")].docstring
+            runtime = inspect.signature(obj).parameters
+            for section in doc.parsed if doc else []:
+                if section.kind is griffe.DocstringSectionKind.parameters:
+                    for param in section.value:
+                        if param.name in runtime:
+                            shown = None if param.value is None else str(param.value)
+                            rows.append((where, param.name, runtime[param.name].default, shown))
+    return rows
+
+
+def test_every_documented_default_is_the_functions_own() -> None:
+    """The reference shows each parameter's own default. A shared docstring entry (``cmap,
+    colorbar``) gave every name the first's (``colorbar`` showed ``'magma'``, 22 parameters
+    before docs/griffe/own_defaults.py); the Frame keywords show ``...`` (their TypedDict)."""
+    import ast
+    import inspect
+
+    pytest.importorskip("griffe")
+    rows = documented_defaults()
+    wrong = []
+    for where, name, default, shown in rows:
+        if shown == "...":
+            continue
+        if default is inspect.Parameter.empty:
+            ok = shown is None
+        else:
+            try:
+                ok = shown is not None and ast.literal_eval(shown) == default
+            except ValueError:
+                ok = shown == repr(default)
+        if not ok:
+            wrong.append(f"{where}({name}): shown {shown}, is {default!r}")
+    assert len(rows) > 80 and wrong == []
+    assert ("layerscope.viz.maps.max_activation", "colorbar", False, "False") in rows
