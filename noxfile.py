@@ -151,7 +151,9 @@ def crosscheck(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks", "plugins", "docs/griffe")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks", "plugins", "docs/griffe")
+    session.run(
+        "ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks", "plugins", "docs/griffe"
+    )
 
 
 @nox.session
