@@ -189,6 +189,42 @@ def test_torch_resnet_without_fc_and_a_broken_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.torch
+def test_torch_inception_state_dict_without_its_auxiliary_classifier(tmp_path: Path) -> None:
+    """A fine-tuned InceptionV3 saved with ``aux_logits=False`` (no ``AuxLogits.*`` keys; the
+    auxiliary classifier runs in training only) loads and gives the user's own network's numbers.
+    It was refused: "14 missing keys (e.g. ['AuxLogits.conv0.conv.weight', ...]) ... Is it for
+    another architecture?"."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(5)
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True).eval()
+    seen: dict[str, Any] = {}
+    net.Mixed_5b.register_forward_hook(lambda _m, _i, out: seen.update(Mixed_5b=out.detach().clone()))
+    x = torch.from_numpy(np.random.default_rng(5).uniform(-1, 1, (1, 3, 299, 299)).astype(np.float32))
+    with torch.no_grad():
+        probs = torch.softmax(net(x), dim=1).numpy()
+    path = tmp_path / "inception_finetuned.pt"
+    torch.save(net.state_dict(), path)
+    loaded = ls.load("inception_v3", backend="torch", weights=path)
+    assert loaded.weights == "file inception_finetuned.pt" and loaded.model.AuxLogits is None
+    got = loaded.extract(x.permute(0, 2, 3, 1).numpy(), ["Mixed_5b", "predictions"], preprocess=None)
+    ref = seen["Mixed_5b"].permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(got["Mixed_5b"], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(got["predictions"], probs, rtol=1e-5, atol=1e-7)
+    # a file that has some of the auxiliary classifier's keys is not one saved without it
+    partial = tmp_path / "partial.pt"
+    torch.save(
+        {k: v for k, v in loaded.model.state_dict().items()} | {"AuxLogits.fc.bias": torch.zeros(1000)},
+        partial,
+    )
+    with pytest.raises(
+        ls.WeightsError, match=r"does not fit Inception3: \d+ missing keys \(e.g. \['AuxLogits"
+    ):
+        ls.load("inception_v3", backend="torch", weights=partial)
+
+
+@pytest.mark.torch
 @pytest.mark.keras
 def test_a_headless_model_exports_a_headless_bundle(keras_vgg_notop: Any, tmp_path: Path) -> None:
     """A notop Keras file, carried to torch as a bundle: the base agrees, the head stays absent."""

@@ -229,13 +229,21 @@ def _pretrained(name: str, member: Any, variant: str | None = None) -> Any:
         ) from exc
 
 
+TRAINING_ONLY = ("AuxLogits", "aux1", "aux2")
+"""The auxiliary classifiers torchvision's InceptionV3 (``AuxLogits``) and GoogLeNet (``aux1``,
+``aux2``) run in training only: no output of the evaluated network depends on them."""
+
+
 def load_file(net: Any, path: Path) -> dict[str, Any]:
     """Load a ``.pth``/``.pt``/``.safetensors`` state dict into ``net`` (strictly).
 
     A state dict that lacks exactly the trailing classifier module(s) loads headless: those
     modules become ``nn.Identity`` and the returned dict names them (empty when complete).
+    One saved without the auxiliary classifiers (``aux_logits=False``) loads, the net without
+    them too.
     """
     state = _read_state(path)
+    _drop_training_only(net, state)
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -257,6 +265,20 @@ def load_file(net: Any, path: Path) -> dict[str, Any]:
             f"keys (e.g. {unexpected[:3]}). Is it for another architecture?"
         ) from exc
     return absent
+
+
+def _drop_training_only(net: Any, state: dict[str, Any]) -> None:
+    """Drop each :data:`TRAINING_ONLY` module of ``net`` of which ``state`` has no key, as
+    torchvision does for ``aux_logits=False`` (the module ``None``, ``net.aux_logits`` False)."""
+    gone = [
+        name
+        for name in TRAINING_ONLY
+        if isinstance(getattr(net, name, None), torch.nn.Module) and not any(k.startswith(name + ".") for k in state)
+    ]
+    for name in gone:
+        setattr(net, name, None)
+    if gone and hasattr(net, "aux_logits"):
+        net.aux_logits = False
 
 
 def _read_state(path: Path) -> dict[str, Any]:
