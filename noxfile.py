@@ -166,6 +166,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
+    """mypy --strict over src/layerscope and the ONNX plugin (pyproject.toml's [tool.mypy] files):
+    a plugin's backend class must satisfy the Backend protocol, its optional members declared."""
     session.install("mypy", "-e", ".")
     session.run("mypy")
 

@@ -36,6 +36,7 @@ class OnnxBackend(FrameworkBackend):
     # Not provided (Backend's bare declarations, so layerscope.backend.provides() says no):
     kernel = Backend.kernel  # ONNX initializers are not read back by layer
     inplace_after = Backend.inplace_after  # ONNX Runtime never overwrites an output
+    place = Backend.place  # CPU, float32 only (core refuses other devices and precisions)
 
     @classmethod
     def is_available(cls) -> Availability:

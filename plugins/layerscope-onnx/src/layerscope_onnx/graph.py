@@ -116,7 +116,7 @@ def _export(net: Any, side: int, axes: dict[int, str]) -> bytes:
         torch.onnx.export(
             net,
             (torch.zeros(1, 3, side, side),),
-            buf,
+            buf,  # type: ignore[arg-type, unused-ignore]  # a file object works; torch types `f` as a path only
             dynamo=False,
             opset_version=OPSET,
             input_names=["input"],
