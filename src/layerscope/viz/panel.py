@@ -20,15 +20,17 @@ class Frame(TypedDict, total=False):
     :func:`~layerscope.viz.composite` share."""
 
     title: Title
-    """``None`` the default title (model, layer, backend and weights when ``extract``'s result
-    is passed), a string that title, ``False`` / ``""`` no header. A second line always says
-    what is shown."""
+    """``None`` (the default) the default title (model, layer, backend and weights when
+    ``extract``'s result is passed), a string that title, ``False`` / ``""`` no header. A second
+    line always says what is shown."""
     size: tuple[int, int]
     """``(width, height)`` of a new figure in pixels (default 400 x 400)."""
     ax: Any
-    """A matplotlib Axes to draw into (the header becomes its title); not with ``fig``."""
+    """A matplotlib Axes to draw into (the header becomes its title); not with ``fig``. Default
+    ``None``: a new figure."""
     fig: Any
-    """A matplotlib Figure or SubFigure to draw into; not with ``ax``."""
+    """A matplotlib Figure or SubFigure to draw into; not with ``ax``. Default ``None``: a new
+    figure."""
 
 
 FRAME_DEFAULTS: Frame = {"title": None, "size": (400, 400), "ax": None, "fig": None}
