@@ -188,6 +188,109 @@ def test_torch_resnet_without_fc_and_a_broken_file(tmp_path: Path) -> None:
         ls.load("resnet50", backend="torch", weights=broken)
 
 
+@pytest.fixture(scope="module")
+def users_mobilenet() -> Any:
+    """A user's own torchvision MobileNetV2 (seeded), as trained and saved in the wild."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(7)
+    return torchvision.models.mobilenet_v2().eval()
+
+
+def _hook_output(net: Any, module: str, x: np.ndarray) -> np.ndarray:
+    """What a forward hook on ``net``'s ``module`` sees for the NHWC batch ``x``, as NHWC."""
+    import torch
+
+    seen: dict[str, Any] = {}
+    handle = net.get_submodule(module).register_forward_hook(lambda _m, _i, out: seen.update(out=out))
+    try:
+        with torch.no_grad():
+            net(torch.from_numpy(x).permute(0, 3, 1, 2))
+    finally:
+        handle.remove()
+    return np.asarray(seen["out"].permute(0, 2, 3, 1).numpy())
+
+
+WRAPPED = {
+    "DataParallel": (lambda sd: {f"module.{k}": v for k, v in sd.items()}, "keys without 'module.'"),
+    "torch.compile": (lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()}, "keys without '_orig_mod.'"),
+    "compiled inside DDP": (
+        lambda sd: {f"module._orig_mod.{k}": v for k, v in sd.items()},
+        "keys without 'module._orig_mod.'",
+    ),
+    "tutorial checkpoint": (
+        lambda sd: {"epoch": 3, "model_state_dict": sd, "optimizer_state_dict": {}, "loss": 0.25},
+        "checkpoint['model_state_dict']",
+    ),
+    "Lightning checkpoint": (
+        lambda sd: {"epoch": 1, "state_dict": {f"model.{k}": v for k, v in sd.items()}},
+        "checkpoint['state_dict']; keys without 'model.'",
+    ),
+    "backbone of a wrapper, headless": (
+        lambda sd: {f"encoder.net.{k}": v for k, v in sd.items() if not k.startswith("classifier.")},
+        "keys without 'encoder.net.'; no classifier head",
+    ),
+}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("how", list(WRAPPED))
+def test_torch_state_dicts_as_training_code_saves_them(
+    users_mobilenet: Any, how: str, tmp_path: Path
+) -> None:
+    """Checkpoints and wrapper-prefixed keys load, say what was unwrapped, and give the user's own
+    network's numbers. Each was refused before ("does not fit MobileNetV2: 314 missing keys ...,
+    314 unexpected keys (e.g. ['module.features.0.0.weight', ...])")."""
+    import torch
+
+    wrap, said = WRAPPED[how]
+    path = tmp_path / "mine.pth"
+    torch.save(wrap(users_mobilenet.state_dict()), path)
+    loaded = ls.load("mobilenet_v2", backend="torch", weights=path)
+    assert loaded.weights == f"file mine.pth ({said})"
+    x = np.random.default_rng(7).uniform(-2, 2, (2, 64, 64, 3)).astype(np.float32)
+    got = loaded.extract(x, ["features.18"], preprocess=None, input_size=None)["features.18"]
+    ref = _hook_output(users_mobilenet, "features.18", x)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.torch
+def test_torch_files_that_are_not_one_state_dict_are_refused_saying_why(
+    users_mobilenet: Any, tmp_path: Path
+) -> None:
+    import torch
+    import torchvision
+
+    whole = tmp_path / "whole.pth"
+    torch.save(users_mobilenet, whole)  # the model object, pickled
+    with pytest.raises(ls.WeightsError, match=r"holds pickled Python objects.*torch.save\(model\)") as err:
+        ls.load("mobilenet_v2", backend="torch", weights=whole)
+    assert "weights_only=False" in str(err.value) and "ls.load(net)" in str(err.value)
+    # what the message advises works: the unpickled model itself
+    net = torch.load(whole, weights_only=False)
+    x = np.random.default_rng(8).uniform(-2, 2, (1, 64, 64, 3)).astype(np.float32)
+    got = ls.load(net).extract(x, ["features.18"], preprocess=None, input_size=None)["features.18"]
+    np.testing.assert_allclose(got, _hook_output(users_mobilenet, "features.18", x), rtol=1e-5, atol=1e-5)
+
+    two = tmp_path / "distilled.pth"
+    torch.save({"student": users_mobilenet.state_dict(), "teacher": users_mobilenet.state_dict()}, two)
+    with pytest.raises(ls.WeightsError, match=r"several state dicts \(\['student', 'teacher'\]\): which one"):
+        ls.load("mobilenet_v2", backend="torch", weights=two)
+    empty = tmp_path / "log.pth"
+    torch.save({"epoch": 3, "loss": torch.tensor(0.5).item()}, empty)
+    with pytest.raises(ls.WeightsError, match=r"keys \['epoch', 'loss'\]\) and no state dict in it"):
+        ls.load("mobilenet_v2", backend="torch", weights=empty)
+    # a shared prefix is removed only when what is left is the net's keys: another network's stays refused
+    other = tmp_path / "other.pth"
+    torch.save({f"model.{k}": v for k, v in torchvision.models.resnet18().state_dict().items()}, other)
+    with pytest.raises(
+        ls.WeightsError,
+        match=r"does not fit MobileNetV2: \d+ missing keys .* \d+ unexpected keys \(e.g. \['model\.",
+    ):
+        ls.load("mobilenet_v2", backend="torch", weights=other)
+
+
 @pytest.mark.torch
 def test_torch_inception_state_dict_without_its_auxiliary_classifier(tmp_path: Path) -> None:
     """A fine-tuned InceptionV3 saved with ``aux_logits=False`` (no ``AuxLogits.*`` keys; the
@@ -207,7 +310,8 @@ def test_torch_inception_state_dict_without_its_auxiliary_classifier(tmp_path: P
     path = tmp_path / "inception_finetuned.pt"
     torch.save(net.state_dict(), path)
     loaded = ls.load("inception_v3", backend="torch", weights=path)
-    assert loaded.weights == "file inception_finetuned.pt" and loaded.model.AuxLogits is None
+    assert loaded.weights == "file inception_finetuned.pt (no auxiliary classifier)"
+    assert loaded.model.AuxLogits is None
     got = loaded.extract(x.permute(0, 2, 3, 1).numpy(), ["Mixed_5b", "predictions"], preprocess=None)
     ref = seen["Mixed_5b"].permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(got["Mixed_5b"], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

@@ -11,6 +11,8 @@ that lists backends, so this package cannot be called ``backends``.
   which imports the modules below lazily and delegates the
   :class:`~layerscope.backend.Backend` contract to them
 - ``build.py``     model zoo, building models, weights (imagenet / random / file / bundle)
+- ``files.py``     a user's own weights file loaded into its model (torch: state dicts,
+  checkpoints, wrapper prefixes, no head; Keras: ``.weights.h5`` / ``.h5`` / ``.keras``)
 - ``capture.py``   running a batch and capturing the requested layers
 - ``layers.py``    describing every layer: name, kind, NHWC shape, parameters
 - ``port.py``      weight bundles to and from the framework, kernels in HWIO order

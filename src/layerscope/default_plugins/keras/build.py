@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import numpy as np
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.keras import port, variants
+from layerscope.default_plugins.keras.files import load_file
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
 from layerscope.weights import SEEDED_INIT_LOCK, bundle_absent, check_architecture, is_bundle, load_bundle
@@ -222,24 +222,3 @@ def _imagenet(fn: Callable[..., Any], name: str) -> Any:
 def _keras_home() -> str:
     home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
     return home if os.access(home, os.W_OK) or not os.path.exists(home) else "/tmp/.keras"
-
-
-def load_file(net: Any, path: Path) -> None:
-    """Load a Keras weights file into ``net``."""
-    if not path.is_file():
-        raise WeightsError(f"Cannot load weights from {str(path)!r}: no such file.")
-    if path.suffix.lower() not in (".h5", ".keras", ".hdf5"):
-        raise WeightsError(
-            f"Cannot load weights from {str(path)!r} with the keras backend. Expected a "
-            f".weights.h5, .h5 or .keras file. Received: a {path.suffix or 'suffix-less'} file."
-        )
-    try:
-        with warnings.catch_warnings():  # keras 3.15 warns on its own files; outputs match
-            warnings.filterwarnings("ignore", message="Skipping nested container")
-            net.load_weights(str(path))
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(  # Keras' message goes on to print whole weight arrays: first line only
-            f"Weights file {str(path)!r} does not fit {net.name}: {first[:300]} Is it for another "
-            "architecture? (A notop file, saved with include_top=False, fits its model's base.)"
-        ) from exc

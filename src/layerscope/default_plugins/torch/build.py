@@ -21,10 +21,8 @@ except the catalogued ones (a names/ file), which keep ``IMAGENET1K_V1``'s (resi
 224; ConvNeXt-Tiny's resize is 236) so they stay comparable with Keras and with
 ``weights="imagenet"``.
 
-A state dict without the classifier (every key of a trailing module such as ``fc`` or
-``classifier`` missing, nothing else) loads with that module replaced by ``nn.Identity``;
-the handle lists the absent layers (``state["absent"]``) and asking for one raises an error
-naming the missing head (:func:`layerscope.weights.refuse_absent`).
+A state-dict file is read and fitted to the net by :mod:`~layerscope.default_plugins.torch.files`
+(checkpoints, wrapper prefixes, no classifier head, no auxiliary classifier).
 """
 
 from __future__ import annotations
@@ -42,6 +40,7 @@ import torchvision
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.torch import port, variants
+from layerscope.default_plugins.torch.files import load_file
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
 from layerscope.preprocess import RECIPES, Recipe
@@ -53,7 +52,7 @@ from layerscope.weights import (
     load_bundle,
 )
 
-__all__ = ["load", "load_file", "recipe_for", "zoo"]
+__all__ = ["load", "recipe_for", "zoo"]
 
 PACKAGE = "layerscope.default_plugins.torch"
 """Where this backend's names/ data lives (:func:`layerscope.catalog.load_names`)."""
@@ -159,9 +158,9 @@ def _build(
     """The net, its weights label, the weights-enum member (or ``None``) and absent layers."""
     if isinstance(weights, (str, os.PathLike)) and _is_path(weights):
         net = _random(name, 0, variant)
-        absent = load_file(net, Path(weights))
-        suffix = " (no classifier head)" if absent else ""
-        return net, f"file {Path(weights).name}{suffix}", None, absent
+        absent, notes = load_file(net, Path(weights))
+        said = f" ({'; '.join(notes)})" if notes else ""
+        return net, f"file {Path(weights).name}{said}", None, absent
     if weights == "random":
         return _random(name, seed, variant), f"random (seed={seed})", None, {}
     if isinstance(weights, str):
@@ -227,121 +226,3 @@ def _pretrained(name: str, member: Any, variant: str | None = None) -> Any:
             f"Download it on a machine with internet access and place it at "
             f"{os.path.join(folder, filename)!r} (or set TORCH_HOME), or use weights='random'."
         ) from exc
-
-
-TRAINING_ONLY = ("AuxLogits", "aux1", "aux2")
-"""The auxiliary classifiers torchvision's InceptionV3 (``AuxLogits``) and GoogLeNet (``aux1``,
-``aux2``) run in training only: no output of the evaluated network depends on them."""
-
-
-def load_file(net: Any, path: Path) -> dict[str, Any]:
-    """Load a ``.pth``/``.pt``/``.safetensors`` state dict into ``net`` (strictly).
-
-    A state dict that lacks exactly the trailing classifier module(s) loads headless: those
-    modules become ``nn.Identity`` and the returned dict names them (empty when complete).
-    One saved without the auxiliary classifiers (``aux_logits=False``) loads, the net without
-    them too.
-    """
-    state = _read_state(path)
-    _drop_training_only(net, state)
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    head = _absent_head(net, missing) if missing and not unexpected else []
-    absent: dict[str, Any] = {}
-    if head:
-        modules = dict(net.named_modules())
-        natives = sorted(n for n in modules if any(n == h or n.startswith(h + ".") for h in head))
-        for h in head:
-            parent, _, child = h.rpartition(".")
-            setattr(modules[parent] if parent else net, child, torch.nn.Identity())
-        absent = {"layers": natives, "head": head, "source": f"weights file {str(path)!r}"}
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightsError(
-            f"Weights file {str(path)!r} does not fit {type(net).__name__}: "
-            f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected "
-            f"keys (e.g. {unexpected[:3]}). Is it for another architecture?"
-        ) from exc
-    return absent
-
-
-def _drop_training_only(net: Any, state: dict[str, Any]) -> None:
-    """Drop each :data:`TRAINING_ONLY` module of ``net`` of which ``state`` has no key, as
-    torchvision does for ``aux_logits=False`` (the module ``None``, ``net.aux_logits`` False)."""
-    gone = [
-        name
-        for name in TRAINING_ONLY
-        if isinstance(getattr(net, name, None), torch.nn.Module) and not any(k.startswith(name + ".") for k in state)
-    ]
-    for name in gone:
-        setattr(net, name, None)
-    if gone and hasattr(net, "aux_logits"):
-        net.aux_logits = False
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise WeightsError(f"Cannot load weights from {str(path)!r}: no such file.")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".safetensors":
-            from safetensors.torch import load_file as st_load
-
-            state: Any = st_load(str(path))
-        elif suffix in (".pth", ".pt", ".bin"):
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        else:
-            raise WeightsError(
-                f"Cannot load weights from {str(path)!r} with the torch backend. Expected a "
-                f".pth, .pt or .safetensors file. Received: a {suffix or 'suffix-less'} file."
-            )
-    except WeightsError:
-        raise
-    except Exception as exc:
-        raise WeightsError(f"Cannot read weights file {str(path)!r}: {exc}") from exc
-    if isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
-        state = state.get("state_dict", state.get("model", state))
-    if not isinstance(state, dict):
-        raise WeightsError(
-            f"Weights file {str(path)!r} holds a {type(state).__name__}, not a state dict. "
-            "Save weights with torch.save(model.state_dict(), path)."
-        )
-    return state
-
-
-def _absent_head(net: Any, missing: list[str]) -> list[str]:
-    """The trailing modules whose every key is missing, if they explain all ``missing`` keys.
-
-    Judged on the file's contents (not its name): each missing key must lie in a module all
-    of whose keys are missing and that is the last child of its parent, all the way up
-    (``fc`` of a ResNet, ``classifier`` of a VGG, ``classifier.6`` after ``[:-1]``).
-    Anything else (a missing backbone layer) is not a headless file: returns ``[]``.
-    """
-    keys = list(net.state_dict())
-    gone = set(missing)
-    heads: list[str] = []
-    for key in missing:
-        parts = key.split(".")[:-1]
-        top = None
-        for i in range(1, len(parts) + 1):
-            prefix = ".".join(parts[:i])
-            if all(k in gone for k in keys if k.startswith(prefix + ".")):
-                top = prefix
-                break
-        if top is None or not _is_tail(net, top):
-            return []
-        if top not in heads:
-            heads.append(top)
-    return heads
-
-
-def _is_tail(net: Any, name: str) -> bool:
-    module = net
-    for part in name.split("."):
-        children = list(module.named_children())
-        if not children or children[-1][0] != part:
-            return False
-        module = children[-1][1]
-    return True
