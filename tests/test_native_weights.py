@@ -131,6 +131,60 @@ def test_keras_mismatched_file_keeps_the_refusal(keras_resnet_notop: Any, tmp_pa
         ls.load("vgg16", backend="keras", weights=path)
 
 
+@pytest.fixture(scope="module")
+def keras_finetuned() -> Any:
+    """A transfer-learning model as the Keras tutorials build it: a MobileNetV2 base (seeded
+    random weights standing in for trained ones) inside a model with its own new top."""
+    import keras
+
+    keras.utils.set_random_seed(23)
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
+    top = [keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(0.2), keras.layers.Dense(5)]
+    return base, keras.Sequential([keras.Input((96, 96, 3)), base, *top])
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("fmt", [".weights.h5", ".keras"])
+def test_keras_fine_tuned_model_gives_its_base(keras_finetuned: Any, fmt: str, tmp_path: Path) -> None:
+    """The fine-tuned model's file (save_weights or save) loads as the base it contains, saying so,
+    with the base's numbers (a sub-model of the user's own base is the reference). It was refused:
+    "does not fit mobilenetv2_1.00_224: A total of 105 objects could not be loaded"."""
+    import keras
+
+    base, model = keras_finetuned
+    path = tmp_path / f"finetuned{fmt}"
+    model.save_weights(path) if fmt == ".weights.h5" else model.save(path)
+    loaded = ls.load("mobilenet_v2", backend="keras", weights=path)
+    assert loaded.weights == f"file finetuned{fmt} (nested model 'functional'; no classifier head)"
+    names = ["block_3_expand_relu", "block_13_expand_relu", "out_relu"]
+    x = np.random.default_rng(23).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
+    expected = keras.Model(base.input, [base.get_layer(n).output for n in names]).predict(x, verbose=0)
+    got = loaded.extract(x, names, preprocess=None, input_size=None)
+    for name, ref in zip(names, expected, strict=True):
+        np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
+    with pytest.raises(ls.WeightsError, match=r"belong to mobilenet_v2's classifier head"):
+        loaded.extract(np.zeros((1, 224, 224, 3), np.float32), ["predictions"], preprocess=None)
+
+
+@pytest.mark.keras
+def test_keras_file_nesting_another_model_stays_refused(tmp_path: Path) -> None:
+    """A nested model is taken only when it fits: one around a small custom base is refused
+    with Keras' reason for the full model, as before."""
+    import keras
+
+    keras.utils.set_random_seed(24)
+    custom = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3), keras.layers.ReLU()])
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), custom, keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    path = tmp_path / "other.weights.h5"
+    model.save_weights(path)
+    with pytest.raises(
+        ls.WeightsError, match=r"does not fit mobilenetv2_1.00_224: .*Is it for another architecture"
+    ):
+        ls.load("mobilenet_v2", backend="keras", weights=path)
+
+
 @pytest.mark.torch
 def test_torch_state_dict_with_and_without_classifier(tmp_path: Path) -> None:
     """The features[9] hook of a tutorial, from a full and a headless state_dict."""

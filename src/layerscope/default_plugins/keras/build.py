@@ -35,7 +35,7 @@ import numpy as np
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.keras import port, variants
-from layerscope.default_plugins.keras.files import load_file
+from layerscope.default_plugins.keras.files import fit_file
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
 from layerscope.weights import SEEDED_INIT_LOCK, bundle_absent, check_architecture, is_bundle, load_bundle
@@ -148,9 +148,9 @@ def _build(
     if isinstance(weights, os.PathLike) or (
         isinstance(weights, str) and weights not in ("imagenet", "random")
     ):
-        net, absent = load_path(fn, Path(weights))
-        suffix = " (no classifier head)" if absent else ""
-        return net, f"file {Path(weights).name}{suffix}", absent
+        net, absent, notes = load_path(fn, Path(weights))
+        said = f" ({'; '.join(notes)})" if notes else ""
+        return net, f"file {Path(weights).name}{said}", absent
     if weights == "random":
         return _random(fn, seed), f"random (seed={seed})", {}
     if weights == "imagenet":
@@ -175,29 +175,12 @@ def _random(fn: Callable[..., Any], seed: int | None, **kwargs: Any) -> Any:
             np.random.set_state(np_state)
 
 
-def load_path(fn: Callable[..., Any], path: Path) -> tuple[Any, dict[str, Any]]:
-    """The model with a weights file loaded: full, or headless for a notop file."""
+def load_path(fn: Callable[..., Any], path: Path) -> tuple[Any, dict[str, Any], list[str]]:
+    """The model with a weights file loaded, full or headless, and what was taken from the file
+    (:func:`~layerscope.default_plugins.keras.files.fit_file`)."""
     net = _random(fn, 0)
-    try:
-        load_file(net, path)
-        return net, {}
-    except WeightsError as full_error:
-        side = tuple(net.input_shape[1:])
-        try:
-            body = _random(fn, 0, include_top=False, input_shape=side)
-        except (TypeError, ValueError):
-            raise full_error from None
-        try:
-            load_file(body, path)
-        except WeightsError:
-            raise full_error from None
-    kept = {layer.name for layer in body.layers}
-    gone = [
-        layer.name
-        for layer in net.layers
-        if layer.name not in kept and not isinstance(layer, keras.layers.InputLayer)
-    ]
-    return body, {"layers": gone, "head": gone, "source": f"weights file {str(path)!r}"}
+    side = tuple(net.input_shape[1:])
+    return fit_file(net, lambda: _random(fn, 0, include_top=False, input_shape=side), path)
 
 
 def _imagenet(fn: Callable[..., Any], name: str) -> Any:

@@ -1,21 +1,29 @@
 """A user's own Keras weights file, loaded into the keras.applications model it is for.
 
 ``model.save_weights("x.weights.h5")``, a legacy ``.h5`` weights file as Keras' own cache holds
-them, or a saved ``.keras`` model; a file that does not fit is refused with Keras' first line of
-why. A notop file is tried against the model built without its head by
-:func:`layerscope.default_plugins.keras.build.load_path`. The torch backend's mirror:
+them, or a saved ``.keras`` model (:func:`load_file`). :func:`fit_file` tries the full model,
+then the model built without its head (a notop file, saved from ``include_top=False``: the
+handle lists the absent head layers, ``state["absent"]``), then each model nested in the
+file's model: a fine-tuned model around a keras.applications base
+(``Sequential([base, GlobalAveragePooling2D(), Dense(5)])``) saved as ``.weights.h5`` or
+``.keras`` gives its base, its own new top left out. What was taken is said in the weights
+label (``"file ft.keras (nested model 'functional'; no classifier head)"``). A file that
+fits none is refused with Keras' first line of why. The torch backend's mirror:
 :mod:`layerscope.default_plugins.torch.files`.
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from layerscope.errors import WeightsError
 
-__all__ = ["load_file"]
+__all__ = ["fit_file", "load_file", "nested_models"]
 
 
 def load_file(net: Any, path: Path) -> None:
@@ -37,3 +45,75 @@ def load_file(net: Any, path: Path) -> None:
             f"Weights file {str(path)!r} does not fit {net.name}: {first[:300]} Is it for another "
             "architecture? (A notop file, saved with include_top=False, fits its model's base.)"
         ) from exc
+
+
+def fit_file(net: Any, headless: Callable[[], Any], path: Path) -> tuple[Any, dict[str, Any], list[str]]:
+    """``(model, absent head, notes for the label)``: ``net`` or ``headless()`` (built only when
+    needed) with the weights of ``path``, or of a model nested in it, loaded."""
+    try:
+        load_file(net, path)
+        return net, {}, []
+    except WeightsError as full_error:
+        first = full_error
+    try:
+        body = headless()
+    except (TypeError, ValueError):  # an application without include_top=False
+        raise first from None
+    with tempfile.TemporaryDirectory(prefix="layerscope-nested-") as folder:
+        for name, source in [(None, path), *nested_models(path, Path(folder))]:
+            notes = [] if name is None else [f"nested model {name!r}"]
+            for model in (net, body) if name is not None else (body,):
+                try:
+                    load_file(model, source)
+                except WeightsError:
+                    continue
+                if model is net:
+                    return net, {}, notes
+                return body, _absent(net, body, path), [*notes, "no classifier head"]
+    raise first from None
+
+
+def _absent(net: Any, body: Any, path: Path) -> dict[str, Any]:
+    """The head layers of ``net`` that the headless ``body`` lacks."""
+    import keras
+
+    kept = {layer.name for layer in body.layers}
+    gone = [
+        layer.name
+        for layer in net.layers
+        if layer.name not in kept and not isinstance(layer, keras.layers.InputLayer)
+    ]
+    return {"layers": gone, "head": gone, "source": f"weights file {str(path)!r}"}
+
+
+def nested_models(path: Path, folder: Path) -> list[tuple[str, Path]]:
+    """The models nested in the model whose weights ``path`` holds (``.weights.h5`` or
+    ``.keras``, Keras 3's layout): each as ``(its group's name, a weights file of its own)``,
+    written in ``folder``. Empty for other files."""
+    import h5py
+
+    lowered = path.name.lower()
+    try:
+        if lowered.endswith(".keras") and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if "model.weights.h5" not in archive.namelist():
+                    return []
+                source = folder / "model.weights.h5"
+                source.write_bytes(archive.read("model.weights.h5"))
+        elif lowered.endswith(".weights.h5"):
+            source = path
+        else:
+            return []
+        found: list[tuple[str, Path]] = []
+        with h5py.File(source, "r") as store:
+            layers = store.get("layers")
+            for name, group in layers.items() if isinstance(layers, h5py.Group) else ():
+                if isinstance(group, h5py.Group) and isinstance(group.get("layers"), h5py.Group):
+                    target = folder / f"nested-{len(found)}.weights.h5"
+                    with h5py.File(target, "w") as own:
+                        for key in group:
+                            store.copy(group[key], own, name=key)
+                    found.append((str(name), target))
+        return found
+    except (OSError, zipfile.BadZipFile):
+        return []
