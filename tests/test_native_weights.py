@@ -266,6 +266,12 @@ def _hook_output(net: Any, module: str, x: np.ndarray) -> np.ndarray:
     return np.asarray(seen["out"].permute(0, 2, 3, 1).numpy())
 
 
+def _t(*shape: int) -> Any:
+    import torch
+
+    return torch.full(shape, 0.5)
+
+
 WRAPPED = {
     "DataParallel": (lambda sd: {f"module.{k}": v for k, v in sd.items()}, "keys without 'module.'"),
     "torch.compile": (lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()}, "keys without '_orig_mod.'"),
@@ -284,6 +290,26 @@ WRAPPED = {
     "backbone of a wrapper, headless": (
         lambda sd: {f"encoder.net.{k}": v for k, v in sd.items() if not k.startswith("classifier.")},
         "keys without 'encoder.net.'; no classifier head",
+    ),
+    "backbone beside a new head": (  # self.backbone = mobilenet_v2(); self.head = nn.Linear(1000, 5)
+        lambda sd: {
+            **{f"backbone.{k}": v for k, v in sd.items()},
+            "head.weight": _t(5, 1000),
+            "head.bias": _t(5),
+        },
+        "the model under 'backbone.'; 2 other keys left out (e.g. 'head.bias')",
+    ),
+    "fine-tuned for 5 classes": (  # model.classifier[1] = nn.Linear(1280, 5)
+        lambda sd: {**sd, "classifier.1.weight": _t(5, 1280), "classifier.1.bias": _t(5)},
+        "its own classifier head left out (classifier.1.weight (5, 1280))",
+    ),
+    "a new head of other layers": (  # model.classifier = nn.Sequential(nn.Linear(1280, 64), nn.ReLU(), nn.Linear(64, 5))
+        lambda sd: {
+            **{k: v for k, v in sd.items() if not k.startswith("classifier.")},
+            **{"classifier.0.weight": _t(64, 1280), "classifier.0.bias": _t(64)},
+            **{"classifier.2.weight": _t(5, 64), "classifier.2.bias": _t(5)},
+        },
+        "its own classifier head left out",
     ),
 }
 
@@ -335,6 +361,14 @@ def test_torch_files_that_are_not_one_state_dict_are_refused_saying_why(
     torch.save({"epoch": 3, "loss": torch.tensor(0.5).item()}, empty)
     with pytest.raises(ls.WeightsError, match=r"keys \['epoch', 'loss'\]\) and no state dict in it"):
         ls.load("mobilenet_v2", backend="torch", weights=empty)
+    # a grayscale stem is not a head: refused, naming the shapes
+    gray = tmp_path / "gray.pth"
+    torch.save({**users_mobilenet.state_dict(), "features.0.0.weight": _t(32, 1, 3, 3)}, gray)
+    with pytest.raises(
+        ls.WeightsError,
+        match=r"1 of another shape \(features.0.0.weight \(32, 1, 3, 3\) here \(32, 3, 3, 3\)\)",
+    ):
+        ls.load("mobilenet_v2", backend="torch", weights=gray)
     # a shared prefix is removed only when what is left is the net's keys: another network's stays refused
     other = tmp_path / "other.pth"
     torch.save({f"model.{k}": v for k, v in torchvision.models.resnet18().state_dict().items()}, other)

@@ -4,8 +4,11 @@ Files come as users save them: ``torch.save(net.state_dict(), path)`` (``.pth``,
 ``.bin``) or a ``.safetensors`` state dict; a training checkpoint that keeps the state dict
 under a key (the PyTorch tutorial's ``model_state_dict``, Lightning's ``state_dict``); keys
 prefixed by a wrapper (``module.`` from ``nn.DataParallel`` / ``DistributedDataParallel``,
-``_orig_mod.`` from ``torch.compile``, or any prefix all keys share whose removal leaves exactly
-the net's keys, such as a Lightning module's ``model.``); without the classifier (every key of a trailing module
+``_orig_mod.`` from ``torch.compile``, a Lightning module's ``model.``, or a model of the
+user's with the net as its ``backbone`` beside a new head: the keys under a prefix that are
+the net's are taken, the rest left out); with its own classifier head (``model.fc =
+nn.Linear(2048, 5)``: another shape, or other layers in place of the head), loaded without
+it; without the classifier (every key of a trailing module
 such as ``fc`` or ``classifier`` missing, nothing else: that module becomes ``nn.Identity`` and
 the handle lists the absent layers, ``state["absent"]``, so that asking for one raises an error
 naming the missing head, :func:`layerscope.weights.refuse_absent`); or without InceptionV3's
@@ -24,13 +27,10 @@ import torch
 
 from layerscope.errors import WeightsError
 
-__all__ = ["CHECKPOINT_KEYS", "TRAINING_ONLY", "WRAPPER_PREFIXES", "Fitted", "load_file"]
+__all__ = ["CHECKPOINT_KEYS", "TRAINING_ONLY", "Fitted", "load_file"]
 
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 """Where training checkpoints keep the model's state dict, in the order they are tried."""
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-"""Key prefixes of torch's wrappers: ``nn.DataParallel`` / ``DistributedDataParallel`` and
-``torch.compile``; removed (also nested) when every key has one."""
 TRAINING_ONLY = ("AuxLogits", "aux1", "aux2")
 """The auxiliary classifiers torchvision's InceptionV3 (``AuxLogits``) and GoogLeNet (``aux1``,
 ``aux2``) run in training only: no output of the evaluated network depends on them."""
@@ -43,31 +43,36 @@ dropped, in words for the weights label."""
 def load_file(net: Any, path: Path) -> Fitted:
     """Load the state dict in ``path`` into ``net``, strictly, as the module docstring says."""
     state, notes = _read_state(path)
-    state, prefix = _without_wrapper_prefix(state, set(net.state_dict()))
-    if prefix:
-        notes.append(f"keys without {prefix!r}")
+    state, inner = _inner_net(state, set(net.state_dict()))
+    notes += inner
     if _drop_training_only(net, state):
         notes.append("no auxiliary classifier")
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
+    resized = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     unexpected = [k for k in state if k not in expected]
-    head = _absent_head(net, missing) if missing and not unexpected else []
+    head = _absent_head(net, missing + resized) if missing or resized else []
+    own = [k for k in state if _under(k, head)]  # the file's own head: other classes, other layers
     absent: dict[str, Any] = {}
-    if head:
+    if head and all(_under(k, head) for k in unexpected):
+        shape = f" ({own[0]} {tuple(state[own[0]].shape)})" if own and own[0] in resized else ""
+        state = {k: v for k, v in state.items() if not _under(k, head)}
         modules = dict(net.named_modules())
-        natives = sorted(n for n in modules if any(n == h or n.startswith(h + ".") for h in head))
+        natives = sorted(n for n in modules if _under(n, head))
         for h in head:
             parent, _, child = h.rpartition(".")
             setattr(modules[parent] if parent else net, child, torch.nn.Identity())
         absent = {"layers": natives, "head": head, "source": f"weights file {str(path)!r}"}
-        notes.append("no classifier head")
+        notes.append(f"its own classifier head left out{shape}" if own else "no classifier head")
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
+        sizes = [f"{k} {tuple(state[k].shape)} here {tuple(expected[k].shape)}" for k in resized[:2]]
         raise WeightsError(
             f"Weights file {str(path)!r} does not fit {type(net).__name__}: "
             f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected "
-            f"keys (e.g. {unexpected[:3]}). Is it for another architecture?"
+            f"keys (e.g. {unexpected[:3]}), {len(resized)} of another shape"
+            f"{' (' + '; '.join(sizes) + ')' if sizes else ''}. Is it for another architecture?"
         ) from exc
     return absent, notes
 
@@ -132,28 +137,38 @@ def _unwrap_checkpoint(state: Any, path: Path) -> tuple[dict[str, Any], list[str
     )
 
 
-def _without_wrapper_prefix(state: dict[str, Any], expected: set[str]) -> tuple[dict[str, Any], str]:
-    """``state`` without the prefix every key carries, and that prefix, when none of its keys is
-    already one of the net's: :data:`WRAPPER_PREFIXES` (``module._orig_mod.`` too), else the
-    shortest shared dotted prefix (a Lightning module's ``model.``) whose removal leaves only
-    the net's keys."""
-    prefix = ""
-    while not set(state) & expected:
-        strip = next((p for p in WRAPPER_PREFIXES if all(k.startswith(p) for k in state)), None)
-        if strip is None:
-            break
-        state = {k[len(strip) :]: v for k, v in state.items()}
-        prefix += strip
-    if state and not set(state) & expected:
-        parts = next(iter(state)).split(".")
-        for depth in range(1, len(parts)):
-            shared = ".".join(parts[:depth]) + "."
-            if not all(k.startswith(shared) for k in state):
-                break
-            stripped = {k[len(shared) :]: v for k, v in state.items()}
-            if set(stripped) <= expected:
-                return stripped, prefix + shared
-    return state, prefix
+def _under(key: str, modules: list[str]) -> bool:
+    """Whether ``key`` (a state-dict key or module path) lies in one of ``modules``."""
+    return any(key == m or key.startswith(m + ".") for m in modules)
+
+
+def _inner_net(state: dict[str, Any], expected: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """The part of ``state`` that is the net's, and what was done to find it, when none of its
+    keys is one of the net's as they are: the keys under the dotted prefix (up to three levels:
+    ``module.``, ``module._orig_mod.``, a Lightning module's ``model.``, a wrapper's
+    ``backbone.``) that, without it, are the net's keys and at least half of them; the longest
+    such part, then the shortest prefix. Keys outside it (a wrapper's own new head) are left out."""
+    if not state or set(state) & expected:
+        return state, []
+    prefixes = {
+        ".".join(k.split(".")[:depth]) + "." for k in state for depth in range(1, min(4, k.count(".") + 1))
+    }
+    best: tuple[str, dict[str, Any]] | None = None
+    for prefix in sorted(prefixes, key=len):
+        inner = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if (
+            set(inner) <= expected
+            and 2 * len(inner) >= len(expected)
+            and (best is None or len(inner) > len(best[1]))
+        ):
+            best = (prefix, inner)
+    if best is None:
+        return state, []
+    prefix, inner = best
+    others = sorted(k for k in state if not k.startswith(prefix))
+    if not others:
+        return inner, [f"keys without {prefix!r}"]
+    return inner, [f"the model under {prefix!r}; {len(others)} other keys left out (e.g. {others[0]!r})"]
 
 
 def _drop_training_only(net: Any, state: dict[str, Any]) -> bool:
