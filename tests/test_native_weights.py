@@ -167,6 +167,30 @@ def test_keras_fine_tuned_model_gives_its_base(keras_finetuned: Any, fmt: str, t
 
 
 @pytest.mark.keras
+@pytest.mark.parametrize("fmt", [".weights.h5", ".keras", "legacy .h5"])
+def test_keras_model_built_on_the_base_gives_the_base(fmt: str, tmp_path: Path) -> None:
+    """A model built flat on the base's output (``Model(base.input, Dense(5)(pool(base.output)))``)
+    gives the base, its own top left out; a legacy ``.h5`` of it was refused ("Shape mismatch in
+    layer #104 (named predictions)") and is now read by layer name."""
+    import keras
+
+    keras.utils.set_random_seed(25)
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
+    model = keras.Model(base.input, keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(base.output)))
+    path = tmp_path / ("flat.h5" if fmt == "legacy .h5" else f"flat{fmt}")
+    model.save(path) if fmt != ".weights.h5" else model.save_weights(path)
+    loaded = ls.load("mobilenet_v2", backend="keras", weights=path)
+    said = "layers by name; no classifier head" if fmt == "legacy .h5" else "no classifier head"
+    assert loaded.weights == f"file {path.name} ({said})"
+    names = ["block_1_project_BN", "block_16_project_BN", "out_relu"]
+    x = np.random.default_rng(25).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
+    expected = keras.Model(base.input, [base.get_layer(n).output for n in names]).predict(x, verbose=0)
+    got = loaded.extract(x, names, preprocess=None, input_size=None)
+    for name, ref in zip(names, expected, strict=True):
+        np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
+
+
+@pytest.mark.keras
 def test_keras_file_nesting_another_model_stays_refused(tmp_path: Path) -> None:
     """A nested model is taken only when it fits: one around a small custom base is refused
     with Keras' reason for the full model, as before."""

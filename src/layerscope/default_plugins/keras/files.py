@@ -6,7 +6,9 @@ then the model built without its head (a notop file, saved from ``include_top=Fa
 handle lists the absent head layers, ``state["absent"]``), then each model nested in the
 file's model: a fine-tuned model around a keras.applications base
 (``Sequential([base, GlobalAveragePooling2D(), Dense(5)])``) saved as ``.weights.h5`` or
-``.keras`` gives its base, its own new top left out. What was taken is said in the weights
+``.keras`` gives its base, its own new top left out; so does a legacy ``.h5`` of such a model
+(``model.save("ft.h5")``), read by layer name when every layer of the base is in it. What
+was taken is said in the weights
 label (``"file ft.keras (nested model 'functional'; no classifier head)"``). A file that
 fits none is refused with Keras' first line of why. The torch backend's mirror:
 :mod:`layerscope.default_plugins.torch.files`.
@@ -43,7 +45,8 @@ def load_file(net: Any, path: Path) -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(  # Keras' message goes on to print whole weight arrays: first line only
             f"Weights file {str(path)!r} does not fit {net.name}: {first[:300]} Is it for another "
-            "architecture? (A notop file, saved with include_top=False, fits its model's base.)"
+            "architecture? (A notop file, saved with include_top=False, fits its model's base; for "
+            "a model of your own built on it, load that model and pass it: ls.load(model).)"
         ) from exc
 
 
@@ -70,7 +73,33 @@ def fit_file(net: Any, headless: Callable[[], Any], path: Path) -> tuple[Any, di
                 if model is net:
                     return net, {}, notes
                 return body, _absent(net, body, path), [*notes, "no classifier head"]
+    if _by_name(body, path):
+        return body, _absent(net, body, path), ["layers by name", "no classifier head"]
     raise first from None
+
+
+def _by_name(model: Any, path: Path) -> bool:
+    """Load a legacy ``.h5`` file (``model.save("x.h5")`` of a model built on the base, with its
+    own top) into ``model`` by layer name, when every layer of ``model`` that has weights is in
+    the file, so that none keeps its random initial values; whether it did."""
+    import h5py
+
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        return False
+    try:
+        with h5py.File(path, "r") as store:
+            group = store.get("model_weights", store)
+            saved = {
+                n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", [])
+            }
+        if not saved or not {layer.name for layer in model.layers if layer.weights} <= saved:
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.load_weights(str(path), by_name=True)  # a layer of another shape raises
+        return True
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def _absent(net: Any, body: Any, path: Path) -> dict[str, Any]:
