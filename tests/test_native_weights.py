@@ -131,6 +131,17 @@ def test_keras_mismatched_file_keeps_the_refusal(keras_resnet_notop: Any, tmp_pa
         ls.load("vgg16", backend="keras", weights=path)
 
 
+def _assert_gives_base(loaded: ls.LoadedModel, base: Any, names: list[str]) -> None:
+    """``loaded``'s outputs at ``names`` are those of a sub-model of the user's own Keras ``base``."""
+    import keras
+
+    x = np.random.default_rng(23).uniform(-1, 1, (2, *base.input_shape[1:])).astype(np.float32)
+    expected = keras.Model(base.input, [base.get_layer(n).output for n in names]).predict(x, verbose=0)
+    got = loaded.extract(x, names, preprocess=None, input_size=None)
+    for name, ref in zip(names, expected, strict=True):
+        np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
+
+
 @pytest.fixture(scope="module")
 def keras_finetuned() -> Any:
     """A transfer-learning model as the Keras tutorials build it: a MobileNetV2 base (seeded
@@ -149,19 +160,13 @@ def test_keras_fine_tuned_model_gives_its_base(keras_finetuned: Any, fmt: str, t
     """The fine-tuned model's file (save_weights or save) loads as the base it contains, saying so,
     with the base's numbers (a sub-model of the user's own base is the reference). It was refused:
     "does not fit mobilenetv2_1.00_224: A total of 105 objects could not be loaded"."""
-    import keras
 
     base, model = keras_finetuned
     path = tmp_path / f"finetuned{fmt}"
     model.save_weights(path) if fmt == ".weights.h5" else model.save(path)
     loaded = ls.load("mobilenet_v2", backend="keras", weights=path)
     assert loaded.weights == f"file finetuned{fmt} (nested model 'functional'; no classifier head)"
-    names = ["block_3_expand_relu", "block_13_expand_relu", "out_relu"]
-    x = np.random.default_rng(23).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
-    expected = keras.Model(base.input, [base.get_layer(n).output for n in names]).predict(x, verbose=0)
-    got = loaded.extract(x, names, preprocess=None, input_size=None)
-    for name, ref in zip(names, expected, strict=True):
-        np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
+    _assert_gives_base(loaded, base, ["block_3_expand_relu", "block_13_expand_relu", "out_relu"])
     with pytest.raises(ls.WeightsError, match=r"belong to mobilenet_v2's classifier head"):
         loaded.extract(np.zeros((1, 224, 224, 3), np.float32), ["predictions"], preprocess=None)
 
@@ -182,12 +187,7 @@ def test_keras_model_built_on_the_base_gives_the_base(fmt: str, tmp_path: Path) 
     loaded = ls.load("mobilenet_v2", backend="keras", weights=path)
     said = "layers by name; no classifier head" if fmt == "legacy .h5" else "no classifier head"
     assert loaded.weights == f"file {path.name} ({said})"
-    names = ["block_1_project_BN", "block_16_project_BN", "out_relu"]
-    x = np.random.default_rng(25).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
-    expected = keras.Model(base.input, [base.get_layer(n).output for n in names]).predict(x, verbose=0)
-    got = loaded.extract(x, names, preprocess=None, input_size=None)
-    for name, ref in zip(names, expected, strict=True):
-        np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
+    _assert_gives_base(loaded, base, ["block_1_project_BN", "block_16_project_BN", "out_relu"])
 
 
 @pytest.mark.keras
