@@ -77,6 +77,35 @@ def model(name: str, backend: str) -> ls.LoadedModel:
     return ls.load(name, backend=backend, weights="random", seed=0)
 
 
+def torch_hooks(net: Any, names: list[str], x_nhwc: np.ndarray) -> tuple[dict[str, Any], Any]:
+    """Plain forward hooks, the independent reference for torch capture: what ``net``'s modules
+    ``names`` output for the NHWC batch ``x_nhwc`` (fed NCHW, no grad), each cloned as it is
+    produced (a later in-place ReLU cannot change it), as torch tensors in the module's own
+    layout; and the network's own output."""
+    import torch
+
+    modules = dict(net.named_modules())
+    seen: dict[str, Any] = {}
+    hooks = [
+        modules[name].register_forward_hook(
+            lambda _m, _i, out, name=name: seen.setdefault(name, out.detach().clone())
+        )
+        for name in names
+    ]
+    try:
+        with torch.inference_mode():
+            out = net(torch.from_numpy(np.ascontiguousarray(x_nhwc)).permute(0, 3, 1, 2).contiguous())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen, out
+
+
+def nhwc(tensor: Any) -> np.ndarray:
+    """A torch NCHW tensor as an NHWC numpy array."""
+    return np.asarray(tensor.permute(0, 2, 3, 1).numpy())
+
+
 @pytest.fixture
 def rng() -> Iterator[np.random.Generator]:
     yield np.random.default_rng(0)

@@ -16,6 +16,8 @@ import pytest
 
 import layerscope as ls
 
+from conftest import nhwc, torch_hooks
+
 
 def _x(n: int = 1, side: int = 224) -> np.ndarray:
     """A caffe-scale prepared batch (BGR minus mean): what preprocess=None users pass."""
@@ -217,12 +219,8 @@ def test_torch_state_dict_with_and_without_classifier(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     net = torchvision.models.vgg16().eval()
-    seen: dict[str, Any] = {}
-    net.features[9].register_forward_hook(lambda _m, _i, out: seen.update(out=out.detach().clone()))
     x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        net(x)
-    ref = seen["out"].permute(0, 2, 3, 1).numpy()
+    ref = nhwc(torch_hooks(net, ["features.9"], x.permute(0, 2, 3, 1).numpy())[0]["features.9"])
     full, headless = tmp_path / "vgg16.pth", tmp_path / "vgg16_features.pth"
     torch.save(net.state_dict(), full)
     torch.save({k: v for k, v in net.state_dict().items() if not k.startswith("classifier.")}, headless)
@@ -274,20 +272,6 @@ def users_mobilenet() -> Any:
 
     torch.manual_seed(7)
     return torchvision.models.mobilenet_v2().eval()
-
-
-def _hook_output(net: Any, module: str, x: np.ndarray) -> np.ndarray:
-    """What a forward hook on ``net``'s ``module`` sees for the NHWC batch ``x``, as NHWC."""
-    import torch
-
-    seen: dict[str, Any] = {}
-    handle = net.get_submodule(module).register_forward_hook(lambda _m, _i, out: seen.update(out=out))
-    try:
-        with torch.no_grad():
-            net(torch.from_numpy(x).permute(0, 3, 1, 2))
-    finally:
-        handle.remove()
-    return np.asarray(seen["out"].permute(0, 2, 3, 1).numpy())
 
 
 def _t(*shape: int) -> Any:
@@ -355,7 +339,7 @@ def test_torch_state_dicts_as_training_code_saves_them(
     assert loaded.weights == f"file mine.pth ({said})"
     x = np.random.default_rng(7).uniform(-2, 2, (2, 64, 64, 3)).astype(np.float32)
     got = loaded.extract(x, ["features.18"], preprocess=None, input_size=None)["features.18"]
-    ref = _hook_output(users_mobilenet, "features.18", x)
+    ref = nhwc(torch_hooks(users_mobilenet, ["features.18"], x)[0]["features.18"])
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
 
 
@@ -375,7 +359,9 @@ def test_torch_files_that_are_not_one_state_dict_are_refused_saying_why(
     net = torch.load(whole, weights_only=False)
     x = np.random.default_rng(8).uniform(-2, 2, (1, 64, 64, 3)).astype(np.float32)
     got = ls.load(net).extract(x, ["features.18"], preprocess=None, input_size=None)["features.18"]
-    np.testing.assert_allclose(got, _hook_output(users_mobilenet, "features.18", x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        got, nhwc(torch_hooks(users_mobilenet, ["features.18"], x)[0]["features.18"]), rtol=1e-5, atol=1e-5
+    )
 
     two = tmp_path / "distilled.pth"
     torch.save({"student": users_mobilenet.state_dict(), "teacher": users_mobilenet.state_dict()}, two)
@@ -414,18 +400,16 @@ def test_torch_inception_state_dict_without_its_auxiliary_classifier(tmp_path: P
 
     torch.manual_seed(5)
     net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True).eval()
-    seen: dict[str, Any] = {}
-    net.Mixed_5b.register_forward_hook(lambda _m, _i, out: seen.update(Mixed_5b=out.detach().clone()))
-    x = torch.from_numpy(np.random.default_rng(5).uniform(-1, 1, (1, 3, 299, 299)).astype(np.float32))
-    with torch.no_grad():
-        probs = torch.softmax(net(x), dim=1).numpy()
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 299, 299, 3)).astype(np.float32)
+    seen, logits = torch_hooks(net, ["Mixed_5b"], x)
+    probs = torch.softmax(logits, dim=1).numpy()
     path = tmp_path / "inception_finetuned.pt"
     torch.save(net.state_dict(), path)
     loaded = ls.load("inception_v3", backend="torch", weights=path)
     assert loaded.weights == "file inception_finetuned.pt (no auxiliary classifier)"
     assert loaded.model.AuxLogits is None
-    got = loaded.extract(x.permute(0, 2, 3, 1).numpy(), ["Mixed_5b", "predictions"], preprocess=None)
-    ref = seen["Mixed_5b"].permute(0, 2, 3, 1).numpy()
+    got = loaded.extract(x, ["Mixed_5b", "predictions"], preprocess=None)
+    ref = nhwc(seen["Mixed_5b"])
     np.testing.assert_allclose(got["Mixed_5b"], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
     np.testing.assert_allclose(got["predictions"], probs, rtol=1e-5, atol=1e-7)
     # a file that has some of the auxiliary classifier's keys is not one saved without it

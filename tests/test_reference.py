@@ -38,7 +38,7 @@ import pytest
 import layerscope as ls
 from layerscope import catalog
 
-from conftest import model
+from conftest import model, nhwc, torch_hooks
 
 ARCHS = ("vgg16", "vgg19", "resnet50")
 TOLERANCE = 1e-6
@@ -287,26 +287,14 @@ def test_torch_channels_last_stretches_come_back_nhwc_unchanged() -> None:
     ``features.1.0.block.2`` (the LayerNorm, 16x16x96 at 64 px) came back as (1, 16, 96, 16),
     scrambled. Reference: plain forward hooks on the same model, whose outputs inside the
     stretch are NHWC already (and NCHW outside it, permuted here by hand)."""
-    import torch
 
     m = ls.load("convnext_tiny", backend="torch", weights="random", seed=0)
     x = np.random.default_rng(0).standard_normal((1, 64, 64, 3)).astype(np.float32)
     inside = ["features.1.0.block.1", "features.1.0.block.2", "features.1.0.block.5"]
     outside = ["features.1.0.block.0", "features.1.0.block.6", "features.1.0.block", "features.1.0"]
     got = m.extract(x, inside + outside, preprocess=None)
-    modules, seen, hooks = dict(m.model.named_modules()), {}, []
-    for name in inside + outside:
-        hook = lambda _m, _i, out, name=name: seen.setdefault(name, out.detach().clone())  # noqa: E731
-        hooks.append(modules[name].register_forward_hook(hook))
-    try:
-        with torch.inference_mode():
-            m.model(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
-    finally:
-        for h in hooks:
-            h.remove()
-    expected = {n: seen[n].numpy() for n in inside} | {
-        n: seen[n].permute(0, 2, 3, 1).numpy() for n in outside
-    }
+    seen, _ = torch_hooks(m.model, inside + outside, x)
+    expected = {n: seen[n].numpy() for n in inside} | {n: nhwc(seen[n]) for n in outside}
     rows = {r.name: r.shape for r in ls.list_layers(m, input_size=64).rows}  # canonical names win
     for name in ("features.1.0.block.2", "features.1.0.block.5", "features.1.0.block", "features.1.0"):
         assert rows[name] == (None, 16, 16, 96), name
