@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import layerscope as ls
+from layerscope import catalog
 
 SMALL = 64
 """The side of the small input the body of each architecture is compared at."""
@@ -95,6 +96,41 @@ def torch_carrier(keras_own: ls.LoadedModel) -> ls.LoadedModel:
 @pytest.fixture(scope="module")
 def keras_carrier(torch_own: ls.LoadedModel) -> ls.LoadedModel:
     return ls.load(torch_own.architecture, backend="keras", weights=torch_own.export_bundle())
+
+
+def assert_rows_agree(arch: str, pairs: tuple[tuple[ls.LoadedModel, ls.LoadedModel], ...]) -> None:
+    """Each (torch, Keras) pair lists the catalogue's canonical rows in its order with the same
+    shapes and parameters, except that a Keras BatchNorm row also counts its moving mean and
+    variance (twice torch's)."""
+    kinds = {e.name: e.kind for e in catalog.get(arch).entries}
+    for t_side, k_side in pairs:
+        t_rows, k_rows = canonical_rows(t_side), canonical_rows(k_side)
+        assert list(t_rows) == list(kinds) == list(k_rows)
+        for name, (params, shape) in t_rows.items():
+            k_params, k_shape = k_rows[name]
+            assert k_shape == shape, name
+            assert k_params == (2 * params if kinds[name] == "BatchNormalization" else params), name
+
+
+def assert_default_variants_named(
+    photo: Any, pair: tuple[ls.LoadedModel, ls.LoadedModel], variant: str, layers: list[str],
+    found_at: tuple[str, str], evidence: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Keras' own weights (``pair[0]``) on torchvision's default graph (``variant``) part at
+    ``found_at[1]``, where compare names one cause, ``found_at[0]``, whose evidence holds each
+    of ``evidence``; on ``pair[1]`` (the same weights on the bundle's variant) they agree."""
+    own, carrier = pair
+    report = ls.compare(
+        photo, own.architecture, backends=(own, "torch"), weights=own.export_bundle(),
+        variants={"torch": variant}, layers=layers,
+    )  # fmt: skip
+    assert report.first_divergence is not None and report.first_divergence.layer == found_at[1]
+    (found,) = report.diagnoses
+    assert (found.cause, found.layer) == found_at
+    for text in evidence:
+        assert text in found.evidence, (text, found.evidence)
+    aligned = ls.compare(photo, own.architecture, backends=(own, carrier), layers=layers)
+    assert aligned.passed and aligned.diagnoses == []
 
 
 def assert_every_layer_agrees(photo: Any, pair: tuple[ls.LoadedModel, ls.LoadedModel], softmax: str) -> None:

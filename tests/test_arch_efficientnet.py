@@ -23,7 +23,9 @@ import pytest
 
 import layerscope as ls
 from arch_helpers import (
+    assert_default_variants_named,
     assert_every_layer_agrees,
+    assert_rows_agree,
     canonical_rows,
     crosscheck_agreement,
     small_batch,
@@ -137,17 +139,10 @@ def test_canonical_rows_and_published_totals(
     assert torch_own.list_layers().total_params == PUBLISHED["torch"]
     assert torch_carrier.list_layers().total_params == PUBLISHED["torch"]  # the added modules hold none
     assert keras_own.list_layers().total_params == PUBLISHED["keras"]
-    kinds = {e.name: e.kind for e in catalog.get(ARCH).entries}
     moving = sum(e.shape[0] * 2 for e in catalog.get(ARCH).entries if e.kind == "BatchNormalization")
     assert PUBLISHED["keras"] == PUBLISHED["torch"] + moving + 7
     assert keras_carrier.list_layers().total_params == PUBLISHED["keras"] - 7
-    for t_side, k_side in ((torch_own, keras_carrier), (torch_carrier, keras_own)):
-        t_rows, k_rows = canonical_rows(t_side), canonical_rows(k_side)
-        assert list(t_rows) == list(kinds) == list(k_rows)
-        for name, (params, shape) in t_rows.items():
-            k_params, k_shape = k_rows[name]
-            assert k_shape == shape, name
-            assert k_params == (2 * params if kinds[name] == "BatchNormalization" else params), name
+    assert_rows_agree(ARCH, ((torch_own, keras_carrier), (torch_carrier, keras_own)))
     rows = canonical_rows(torch_own)
     assert rows["block2a_se_reduce"] == (96 * 4 + 4, (None, 1, 1, 4))  # fc1 with its bias
     assert rows["block2a_se_excite"][1] == (None, 56, 56, 96)
@@ -158,19 +153,13 @@ def test_default_variants_diverge_at_stem_and_name_the_input_scaling(
     photo: Path, keras_own: ls.LoadedModel, torch_carrier: ls.LoadedModel
 ) -> None:
     """Keras' weights on torchvision's graph: the raw input reaches torch's stem unscaled."""
-    report = ls.compare(
-        photo, ARCH, backends=(keras_own, "torch"), weights=keras_own.export_bundle(),
-        variants={"torch": "symmetric"}, layers=STEM,
+    assert_default_variants_named(
+        photo, (keras_own, torch_carrier), "symmetric", STEM, ("input scaling inside the model", "stem_conv"),
+        (
+            "at the first layer, stem_conv, torch's values are 250.2 times keras's (cosine 0.9820)",
+            "torch symmetric (torchvision: normalises outside the model",
+        ),
     )  # fmt: skip
-    assert report.first_divergence is not None and report.first_divergence.layer == "stem_conv"
-    (found,) = report.diagnoses
-    assert (found.cause, found.layer) == ("input scaling inside the model", "stem_conv")
-    assert "at the first layer, stem_conv, torch's values are 250.2 times keras's (cosine 0.9820)" in (
-        found.evidence
-    )
-    assert "torch symmetric (torchvision: normalises outside the model" in found.evidence
-    aligned = ls.compare(photo, ARCH, backends=(keras_own, torch_carrier), layers=STEM)
-    assert aligned.passed and aligned.diagnoses == []
 
 
 def test_padding_named_when_the_input_scaling_agrees(photo: Path, keras_own: ls.LoadedModel) -> None:

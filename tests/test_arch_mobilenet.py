@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 import layerscope as ls
-from arch_helpers import canonical_rows, crosscheck_agreement, small_batch, worst
+from arch_helpers import (
+    assert_default_variants_named,
+    assert_rows_agree,
+    canonical_rows,
+    crosscheck_agreement,
+    small_batch,
+    worst,
+)
 from layerscope import catalog
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
@@ -90,33 +97,20 @@ def test_canonical_rows_and_published_totals() -> None:
     assert torch_own().list_layers().total_params == PUBLISHED["torch"]
     assert keras_own().list_layers().total_params == PUBLISHED["keras"]
     assert keras_carrier().list_layers().total_params == PUBLISHED["keras"]  # pads hold nothing
-    kinds = {e.name: e.kind for e in catalog.get(ARCH).entries}
-    for t_side, k_side in ((torch_own(), keras_carrier()), (torch_carrier(), keras_own())):
-        t_rows, k_rows = canonical_rows(t_side), canonical_rows(k_side)
-        assert list(t_rows) == list(kinds) == list(k_rows)
-        for name, (params, shape) in t_rows.items():
-            k_params, k_shape = k_rows[name]
-            assert k_shape == shape, name
-            assert k_params == (2 * params if kinds[name] == "BatchNormalization" else params), name
+    assert_rows_agree(ARCH, ((torch_own(), keras_carrier()), (torch_carrier(), keras_own())))
     assert canonical_rows(torch_own())["block_1_depthwise"] == (864, (None, 56, 56, 96))
 
 
 def test_default_variants_diverge_at_conv1_and_name_the_padding(photo: Path) -> None:
     """Keras' weights on torchvision's own padding: the first stride-2 conv parts them."""
-    layers = ["Conv1", "bn_Conv1", "block_1_project_BN"]
-    report = ls.compare(
-        photo, ARCH, backends=(keras_own(), "torch"), weights=keras_own().export_bundle(),
-        variants={"torch": "symmetric"}, layers=layers,
+    assert_default_variants_named(
+        photo, (keras_own(), torch_carrier()), "symmetric", ["Conv1", "bn_Conv1", "block_1_project_BN"],
+        ("stride-2 padding (asymmetric vs symmetric)", "Conv1"),
+        (
+            "outputs part at the first layer: Conv1 is where the map first shrinks (224x224 to 112x112)",
+            "torch symmetric (torchvision: every stride-2 conv pads 1 pixel on each side",
+        ),
     )  # fmt: skip
-    assert report.first_divergence is not None and report.first_divergence.layer == "Conv1"
-    (found,) = report.diagnoses
-    assert (found.cause, found.layer) == ("stride-2 padding (asymmetric vs symmetric)", "Conv1")
-    assert "outputs part at the first layer: Conv1 is where the map first shrinks (224x224 to 112x112)" in (
-        found.evidence
-    )
-    assert "torch symmetric (torchvision: every stride-2 conv pads 1 pixel on each side" in found.evidence
-    aligned = ls.compare(photo, ARCH, backends=(keras_own(), torch_carrier()), layers=layers)
-    assert aligned.passed and aligned.diagnoses == []
 
 
 def test_numpy_random_bundle_agrees_on_both_backends() -> None:
