@@ -367,6 +367,14 @@ def test_torch_files_that_are_not_one_state_dict_are_refused_saying_why(
     torch.save({"student": users_mobilenet.state_dict(), "teacher": users_mobilenet.state_dict()}, two)
     with pytest.raises(ls.WeightsError, match=r"several state dicts \(\['student', 'teacher'\]\): which one"):
         ls.load("mobilenet_v2", backend="torch", weights=two)
+    # two copies of the net in one state dict (a model and its EMA): refused, not picked by chance
+    ema = tmp_path / "ema.pth"
+    state = users_mobilenet.state_dict()
+    torch.save(
+        {**{f"model.{k}": v for k, v in state.items()}, **{f"ema.{k}": v for k, v in state.items()}}, ema
+    )
+    with pytest.raises(ls.WeightsError, match=r"2 copies of the network, under \['ema.', 'model.'\]"):
+        ls.load("mobilenet_v2", backend="torch", weights=ema)
     empty = tmp_path / "log.pth"
     torch.save({"epoch": 3, "loss": torch.tensor(0.5).item()}, empty)
     with pytest.raises(ls.WeightsError, match=r"keys \['epoch', 'loss'\]\) and no state dict in it"):

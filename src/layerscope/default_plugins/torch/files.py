@@ -146,26 +146,31 @@ def _inner_net(state: dict[str, Any], expected: set[str]) -> tuple[dict[str, Any
     """The part of ``state`` that is the net's, and what was done to find it, when none of its
     keys is one of the net's as they are: the keys under the dotted prefix (up to three levels:
     ``module.``, ``module._orig_mod.``, a Lightning module's ``model.``, a wrapper's
-    ``backbone.``) that, without it, are the net's keys and at least half of them; the longest
-    such part, then the shortest prefix. Keys outside it (a wrapper's own new head) are left out."""
+    ``backbone.``) that, without it, are the net's keys and at least half of them. Keys outside
+    it (a wrapper's own new head) are left out. Two such parts of equal size (a student and a
+    teacher, a model and its EMA copy) are refused: which one is meant cannot be told."""
     if not state or set(state) & expected:
         return state, []
     prefixes = {
         ".".join(k.split(".")[:depth]) + "." for k in state for depth in range(1, min(4, k.count(".") + 1))
     }
-    best: tuple[str, dict[str, Any]] | None = None
-    for prefix in sorted(prefixes, key=len):
+    fits: dict[str, dict[str, Any]] = {}
+    for prefix in sorted(prefixes):
         inner = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if (
-            set(inner) <= expected
-            and 2 * len(inner) >= len(expected)
-            and (best is None or len(inner) > len(best[1]))
-        ):
-            best = (prefix, inner)
-    if best is None:
+        if set(inner) <= expected and 2 * len(inner) >= len(expected):
+            fits[prefix] = inner
+    if not fits:
         return state, []
-    prefix, inner = best
-    others = sorted(k for k in state if not k.startswith(prefix))
+    most = max(len(inner) for inner in fits.values())
+    best = [prefix for prefix, inner in fits.items() if len(inner) == most]
+    if len(best) > 1:
+        raise WeightsError(
+            f"The state dict holds {len(best)} copies of the network, under {best} (a student and "
+            "a teacher? a model and its EMA?), and which one to load cannot be told. Save the "
+            "one you mean alone: torch.save(model.<part>.state_dict(), path)."
+        )
+    prefix = best[0]
+    inner, others = fits[prefix], sorted(k for k in state if not k.startswith(prefix))
     if not others:
         return inner, [f"keys without {prefix!r}"]
     return inner, [f"the model under {prefix!r}; {len(others)} other keys left out (e.g. {others[0]!r})"]
