@@ -194,8 +194,9 @@ def test_keras_model_built_on_the_base_gives_the_base(fmt: str, tmp_path: Path) 
 
 @pytest.mark.keras
 def test_keras_file_nesting_another_model_stays_refused(tmp_path: Path) -> None:
-    """A nested model is taken only when it fits: one around a small custom base is refused
-    with Keras' reason for the full model, as before."""
+    """A nested model is taken only when it fits, and only when one does: one around a small
+    custom base is refused with Keras' reason for the full model, as before; two bases that
+    both fit are refused naming them."""
     import keras
 
     keras.utils.set_random_seed(24)
@@ -205,6 +206,22 @@ def test_keras_file_nesting_another_model_stays_refused(tmp_path: Path) -> None:
     )
     path = tmp_path / "other.weights.h5"
     model.save_weights(path)
+    # two bases in one model (a two-stream network): refused, not one picked by chance
+    inp = keras.Input((96, 96, 3))
+    streams = [
+        keras.applications.MobileNetV2(
+            weights=None, include_top=False, input_shape=(96, 96, 3), name=f"stream{i}"
+        )
+        for i in (1, 2)
+    ]
+    merged = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(s(inp)) for s in streams])
+    two = tmp_path / "two_streams.weights.h5"
+    keras.Model(inp, keras.layers.Dense(2)(merged)).save_weights(two)
+    with pytest.raises(
+        ls.WeightsError,
+        match=r"holds 2 models that fit mobilenetv2_1.00_224, nested as \['functional', 'functional_1'\]",
+    ):
+        ls.load("mobilenet_v2", backend="keras", weights=two)
     with pytest.raises(
         ls.WeightsError, match=r"does not fit mobilenetv2_1.00_224: .*Is it for another architecture"
     ):

@@ -62,17 +62,29 @@ def fit_file(net: Any, headless: Callable[[], Any], path: Path) -> tuple[Any, di
         body = headless()
     except (TypeError, ValueError):  # an application without include_top=False
         raise first from None
+    try:
+        load_file(body, path)
+        return body, _absent(net, body, path), ["no classifier head"]
+    except WeightsError:
+        pass
     with tempfile.TemporaryDirectory(prefix="layerscope-nested-") as folder:
-        for name, source in [(None, path), *nested_models(path, Path(folder))]:
-            notes = [] if name is None else [f"nested model {name!r}"]
-            for model in (net, body) if name is not None else (body,):
-                try:
-                    load_file(model, source)
-                except WeightsError:
-                    continue
-                if model is net:
-                    return net, {}, notes
-                return body, _absent(net, body, path), [*notes, "no classifier head"]
+        fits = [
+            (name, source, model)
+            for name, source in nested_models(path, Path(folder))
+            if (model := _fit(net, body, source)) is not None
+        ]
+        if len(fits) > 1:
+            raise WeightsError(
+                f"Weights file {str(path)!r} holds {len(fits)} models that fit {net.name}, nested as "
+                f"{[name for name, _, _ in fits]}, and which one to load cannot be told. Load your "
+                "model and pass the one you mean: ls.load(model.layers[i])."
+            )
+        if fits:
+            name, source, model = fits[0]
+            load_file(model, source)  # again: trying the others loaded into the same models
+            if model is net:
+                return net, {}, [f"nested model {name!r}"]
+            return body, _absent(net, body, path), [f"nested model {name!r}", "no classifier head"]
     if _by_name(body, path):
         return body, _absent(net, body, path), ["layers by name", "no classifier head"]
     raise first from None
@@ -100,6 +112,17 @@ def _by_name(model: Any, path: Path) -> bool:
         return True
     except (OSError, ValueError, KeyError):
         return False
+
+
+def _fit(net: Any, body: Any, source: Path) -> Any:
+    """``net`` or ``body``, whichever the weights file ``source`` loads into (``None``: neither)."""
+    for model in (net, body):
+        try:
+            load_file(model, source)
+        except WeightsError:
+            continue
+        return model
+    return None
 
 
 def _absent(net: Any, body: Any, path: Path) -> dict[str, Any]:
