@@ -6,11 +6,11 @@ then the model built without its head (a notop file, saved from ``include_top=Fa
 handle lists the absent head layers, ``state["absent"]``), then each model nested in the
 file's model: a fine-tuned model around a keras.applications base
 (``Sequential([base, GlobalAveragePooling2D(), Dense(5)])``) saved as ``.weights.h5`` or
-``.keras`` gives its base, its own new top left out; so does a legacy ``.h5`` of such a model
-(``model.save("ft.h5")``), read by layer name when every layer of the base is in it. What
-was taken is said in the weights
-label (``"file ft.keras (nested model 'functional'; no classifier head)"``). A file that
-fits none is refused with Keras' first line of why. The torch backend's mirror:
+``.keras`` gives its base, its own new top left out (two nested models that both fit are
+refused); so does a legacy ``.h5`` of such a model (``model.save("ft.h5")``), read by layer
+name when every layer of the base is in it. What was taken is said in the weights label
+(``"file ft.keras (nested model 'functional'; no classifier head)"``). A file that fits none
+is refused with Keras' first line of why. The torch backend's mirror:
 :mod:`layerscope.default_plugins.torch.files`.
 """
 
