@@ -303,3 +303,25 @@ def test_torch_channels_last_stretches_come_back_nhwc_unchanged() -> None:
         np.testing.assert_allclose(
             got[name], expected[name], rtol=0, atol=1e-5 * np.abs(expected[name]).max()
         )
+
+
+@pytest.mark.torch
+@pytest.mark.keras
+@pytest.mark.parametrize(("arch", "base"), [("resnet50", "conv5_block3_out"), ("densenet121", "relu")])
+def test_global_pooling_at_any_input_size_on_both_backends(arch: str, base: str) -> None:
+    """``avg_pool`` at a non-native size is the mean of the last map over its positions (numpy,
+    the reference) on both backends, and the two agree on one bundle. Keras refused it: "Layer
+    'avg_pool' is not part of the model that runs at input size 96x96 (classifier layers need
+    224x224)", while torch gave it."""
+    keras_m = model(arch, "keras")
+    torch_m = ls.load(arch, backend="torch", weights=keras_m.export_bundle())
+    x = np.random.default_rng(9).uniform(-120, 130, (2, 96, 96, 3)).astype(np.float32)
+    got = {}
+    for m in (keras_m, torch_m):
+        got[m.backend] = m.extract(x, [base, "avg_pool"], preprocess=None, input_size=None)
+        pooled, last = got[m.backend]["avg_pool"], got[m.backend][base]
+        assert pooled.shape == (2, last.shape[-1])
+        np.testing.assert_allclose(pooled, last.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6 * np.abs(last).max())
+    assert relative(got["torch"]["avg_pool"], got["keras"]["avg_pool"]) < 1e-5
+    listed = {r.name: r.shape for r in keras_m.list_layers(input_size=96).rows}
+    assert listed["avg_pool"] == (None, got["keras"][base].shape[-1])

@@ -7,8 +7,8 @@ fastest call of Keras' engine (:mod:`~layerscope.default_plugins.keras.engine`: 
 torch; the same numbers as calling the sub-model eagerly). Keras
 layers keep no state between calls here (``training=False``), so nothing is left behind.
 Inputs whose size differs from the model's native one run through the headless (no
-classifier) copy of the model, which takes any size: :func:`headless` builds it once per
-handle and :mod:`~layerscope.default_plugins.keras.layers` lists that same copy, so a layer
+classifier) copy of the model, which takes any size, with the full model's global pooling
+(``avg_pool``) kept: :func:`headless` builds it once per handle and :mod:`~layerscope.default_plugins.keras.layers` lists that same copy, so a layer
 listed at a non-native size is found by its name here (Keras' auto-generated names, such as
 MobileNetV3's ``re_lu_3``, differ between two builds of one model). In bfloat16 or
 float16 the sub-model is cut from a mixed-precision copy of the graph, and it runs in the
@@ -112,8 +112,24 @@ def headless(handle: ModelHandle) -> Any:
             if hasattr(mine, "epsilon"):
                 mine.epsilon = theirs.epsilon
         pos += 1
+    body = _with_global_pooling(handle.model, body)
     handle.state["headless"] = body
     return body
+
+
+def _with_global_pooling(full: Any, body: Any) -> Any:
+    """``body`` followed by the weightless global pooling that follows the base in ``full``
+    (ResNet's and DenseNet's ``avg_pool``), under its name: it takes any input size, as
+    torchvision's adaptive pooling does, so ``avg_pool`` is there at every size on both backends."""
+    pools = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+    ends = len(body.layers)
+    if len(full.layers) <= ends or type(full.layers[ends - 1]) is not type(body.layers[-1]):
+        return body  # not the same construction up to the head: leave the copy as built
+    head = full.layers[ends]
+    if not isinstance(head, pools) or head.weights:
+        return body
+    pooled = type(head).from_config(head.get_config())(body.output)
+    return keras.Model(body.input, pooled, name=body.name)
 
 
 def _same_input_scaling(handle: ModelHandle, body: Any) -> None:
