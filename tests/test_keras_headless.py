@@ -46,10 +46,15 @@ def test_layers_listed_at_another_size_are_the_layers_extracted(mobilenet: Any) 
 def test_shapes_at_another_size_are_the_captured_shapes(mobilenet: Any) -> None:
     table = mobilenet.list_layers(input_size=(SIDE, 96))
     assert table.rows[0].kind == "InputLayer" and table.rows[0].shape == (None, SIDE, 96, 3)
-    last = table.rows[-1]
-    assert last.shape == (None, 2, 3, 1280)
-    out = mobilenet.extract(np.zeros((SIDE, 96, 3), np.uint8), [last.native], preprocess=None)
-    assert out[last.native].shape == (1, 2, 3, 1280)
+    last_map, pooled = table.rows[-2], table.rows[-1]  # the copy keeps the global pooling
+    assert (last_map.shape, pooled.shape, pooled.kind) == (
+        (None, 2, 3, 1280),
+        (None, 1280),
+        "GlobalAveragePooling2D",
+    )
+    names = [last_map.native, pooled.native]
+    out = mobilenet.extract(np.zeros((SIDE, 96, 3), np.uint8), names, preprocess=None)
+    assert [out[n].shape for n in names] == [(1, 2, 3, 1280), (1, 1280)]
 
 
 def test_a_model_built_for_any_size_loads_with_random_weights() -> None:
