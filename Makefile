@@ -3,21 +3,23 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# torch comes from this machine's local wheels (pip finds them; uv/poetry do not)
+# torch comes from this machine's local wheels, behind pip's configuration: uv installs with it
+# (tools/uv_like_pip.py), unpacking each wheel once into .uv-cache/ and hard-linking it into
+# .venv and every nox virtualenv
 FRAMEWORKS := torch==2.14.1 torchvision==0.29.1 "tensorflow-cpu==2.21.*" "keras==3.15.*"
+UV := $(BIN)/python tools/uv_like_pip.py
 
-.PHONY: demo test test-slow test-fast bench clean
+.PHONY: demo test test-fast bench clean
 
 # the plugins under plugins/ go into .venv too: the suite runs beside a third-party backend,
 # and the plugin's tests that need every framework (keras, torch, onnx compared) run here
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-$(STAMP): pyproject.toml Makefile $(PLUGINS)
+$(STAMP): pyproject.toml Makefile $(PLUGINS) tools/uv_like_pip.py
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(FRAMEWORKS)
-	$(BIN)/python -m pip install -q -e ".[all,dev,ray]"
-	$(foreach p,$(PLUGINS),$(BIN)/python -m pip install -q -e "$(dir $(p))[test]";)
+	$(BIN)/python -m pip install -q uv
+	$(UV) pip install -q -p $(BIN)/python $(FRAMEWORKS) -e ".[all,dev,ray]" \
+		$(foreach p,$(PLUGINS),-e "$(dir $(p))[test]")
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,18 +27,13 @@ demo: $(STAMP)
 		--layers block1_conv1,block5_pool --weights random --seed 0 --out out/chelsea-vgg16.npz --overwrite
 	$(BIN)/layerscope layers vgg16 --canonical --filters
 
-# nox first: each one-framework session records the tests that passed in it (build/passed);
-# then .venv (every framework and extra) runs only the rest, so each test runs once
-# (tests/passed_elsewhere.py), except the rest's slow ones (224 px architectures, the docs'
-# examples: ~10 min), which `make test-slow` runs: CI's 90-minute limit. Fixed order;
+# every test, once: nox's framework and plugin sessions record the tests that passed in them
+# (build/passed) and its last session, rest (every framework together), runs the others
+# (tests/passed_elsewhere.py). Budget: 25 minutes on 2 cores (docs/testing.md). Fixed order;
 # nox -s random_order shuffles the whole suite.
 test: $(STAMP)
-	rm -rf build/passed
+	rm -rf build/passed build/crosscheck
 	$(BIN)/nox
-	LAYERSCOPE_SKIP_PASSED=build/passed $(BIN)/python -m pytest -q -p no:randomly -m "not slow" tests plugins
-
-test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:randomly -m slow tests plugins
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:randomly -x
@@ -45,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .nox out
+	rm -rf $(VENV) .nox .uv-cache out

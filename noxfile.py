@@ -1,56 +1,65 @@
-"""The test matrix: one virtualenv per framework, plus lint and type checks.
+"""The test matrix: one virtualenv per framework, plus lint, type and docs checks.
 
+    nox                               every default session below, in order: what `make test` runs
+    nox -s lint typecheck docs        ruff; mypy --strict; the documentation site (--strict) into site/
     nox -s "tests(backend='core')"    no framework: plugins load, errors carry install hints
     nox -s "tests(backend='torch')"   torch + torchvision only
     nox -s "tests(backend='keras')"   keras + tensorflow-cpu only
     nox -s "tests(backend='keras-jax')"  keras + jax (CPU), KERAS_BACKEND=jax, no TensorFlow
-    nox -s keras_torch                keras + torch, KERAS_BACKEND=torch, no TensorFlow (not default)
-    nox -s lint typecheck
-    nox -s docs                       the documentation site (mkdocs, --strict) into site/
     nox -s plugins                    one session per package under plugins/: core + plugin, its tests
-    nox -s crosscheck                 after the torch, keras and plugin
-                                      sessions: every canonical layer of vgg16 and resnet50, same
-                                      bundle and input, every pair of sides compared
-    nox -s random_order               the suite in three random orders (pytest-randomly seeds), in .venv
+    nox -s crosscheck                 after the framework and plugin sessions: every canonical
+                                      layer of every catalogued architecture, same bundle and
+                                      input, every pair of sides compared
+    nox -s rest                       every framework and extra in one virtualenv: the tests that
+                                      need them together, and every test no session above passed
+    nox -s keras_torch                keras + torch, KERAS_BACKEND=torch, no TensorFlow (not default)
+    nox -s random_order               the suite in three random orders (pytest-randomly seeds)
     nox -s mutants                    mutmut over the capture, preprocess, diagnose and dataset-resume
                                       code against the tests that cover them; kill rate and survivors
 
+Each test runs once: the framework sessions list the tests that passed in them
+(``build/passed``, tests/passed_elsewhere.py) and ``rest`` runs the others. Every pytest run
+uses both cores (pytest-xdist, a test file per worker so a file's models are built once) and
+prints its ten slowest tests; nox prints each session's time. docs/testing.md holds the budget.
+
 keras_torch is not a default session: on this project's 2-core machines its keras-marked run
-stopped progressing (test 45 of 124, no output for 15 minutes, cause not found), so it would put
-CI's time limit at risk; run it by name (its cross-check side joins the others if present).
-random_order and mutants are not default sessions (each takes long on 2 cores) and reuse the
-Makefile's .venv, which has every framework (a fresh virtualenv with both would be 7 GB more).
+stopped progressing (test 45 of 124, no output for 15 minutes, cause not found). random_order
+and mutants are not default sessions (each takes long on 2 cores) and reuse the Makefile's
+.venv, which has every framework.
 
-torch comes from this machine's local wheels, which pip finds (uv and poetry do not), so
-sessions use plain venv + pip.
-
-Keras 3 fixes its engine once per process, so each engine is its own session: the keras-jax
-and keras-torch sessions set KERAS_BACKEND and write the sides keras-jax and keras-torch of
-the cross-check (the keras session writes keras-tensorflow).
-
-Disk: a torch virtualenv is 5.5 GB (a CUDA build), a keras one 1.6 GB, a keras-jax one
-0.6 GB, a keras-torch one as much as torch. With
-LAYERSCOPE_NOX_PRUNE=1 (set by .ci/run) each session deletes its virtualenv once it has
-passed, so at most one framework virtualenv exists beside the Makefile's .venv. The
-sessions need no framework twice: the plugin session installs torch only (its three-way
-test against keras runs in the Makefile's .venv, which has every backend).
+Virtualenvs are made by uv (tools/uv_like_pip.py: this machine's pip configuration, which
+holds torch's local wheels, turned into uv's): each wheel is unpacked once into ``.uv-cache/``
+and hard-linked into every virtualenv, so a torch virtualenv (5.5 GB, a CUDA build) takes
+seconds and no extra disk. Keras 3 fixes its engine once per process, so each engine is its
+own session: the keras-jax and keras-torch sessions set KERAS_BACKEND and write the sides
+keras-jax and keras-torch of the cross-check (the keras session writes keras-tensorflow).
+With LAYERSCOPE_NOX_PRUNE=1 (set by .ci/run) each session deletes its virtualenv once it has
+passed (hard links: the cache keeps one copy).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "docs", "tests", "plugins", "crosscheck"]
+sys.path.insert(0, str(Path(__file__).parent / "tools"))
+from uv_like_pip import environment  # noqa: E402
+
+os.environ.update(environment())
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "typecheck", "docs", "tests", "plugins", "crosscheck", "rest"]
 CROSSCHECK_DIR = "build/crosscheck"
 PASSED_DIR = "build/passed"
-"""Where each one-framework session lists the tests that passed in it; `make test` then runs
-in .venv only the rest (tests/passed_elsewhere.py)."""
+"""Where each framework and plugin session lists the tests that passed in it; the ``rest``
+session then runs only the others (tests/passed_elsewhere.py)."""
+PYTEST = ("pytest", "-q", "-p", "no:randomly", "-n", "auto", "--dist", "loadfile", "--durations=10")
+"""How every session runs pytest: fixed order, one worker per core (pytest-xdist; each test file
+stays on one worker, so the models a file builds are built once), the ten slowest tests shown."""
 PLUGINS = sorted(p.name for p in Path("plugins").iterdir() if (p / "pyproject.toml").is_file())
 
 FRAMEWORKS = {
@@ -100,7 +109,7 @@ def suite(session: nox.Session, backend: str) -> None:
     env = {"KERAS_BACKEND": ENGINES[backend]} if backend in ENGINES else {}
     session.run("layerscope", "backends", env=env)
     record = {"LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{backend}.txt"}  # tests/passed_elsewhere.py
-    session.run("pytest", "-q", *session.posargs, env={"LAYERSCOPE_EXPECT_ONLY": backend, **env, **record})
+    session.run(*PYTEST, *session.posargs, env={"LAYERSCOPE_EXPECT_ONLY": backend, **env, **record})
     if backend != "core":  # this virtualenv's half of the cross-check
         session.run(
             "python",
@@ -125,7 +134,8 @@ def plugins(session: nox.Session, plugin: str) -> None:
     session.install("-e", ".[test]")  # first, so the plugin's `layerscope` requirement is met locally
     session.install(f"./plugins/{plugin}[export,test]")
     session.run("layerscope", "backends")
-    session.run("pytest", "-q", "-p", "no:cacheprovider", f"plugins/{plugin}/tests", *session.posargs)
+    record = {"LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{plugin}.txt"}
+    session.run(*PYTEST, "-p", "no:cacheprovider", f"plugins/{plugin}/tests", *session.posargs, env=record)
     backend = plugin.removeprefix("layerscope-")
     session.run(
         "python", "-m", "layerscope.crosscheck", "extract", "--backend", backend, "--dir", CROSSCHECK_DIR
@@ -145,6 +155,23 @@ def crosscheck(session: nox.Session) -> None:
     """Compare what each framework's virtualenv wrote: fails beyond 1e-5 relative."""
     session.install("-e", ".[bundles]")
     session.run("python", "-m", "layerscope.crosscheck", "verify", "--dir", CROSSCHECK_DIR)
+
+
+@nox.session(
+    requires=[*[f"tests(backend='{b}')" for b in MATRIX], *[f"plugins(plugin='{p}')" for p in PLUGINS]]
+)
+def rest(session: nox.Session) -> None:
+    """Every framework, extra and plugin in one virtualenv: the tests that need both frameworks
+    in one process (compare keras vs torch, bundles both ways, the coexistence guards), the
+    extras the framework sessions do not install (viz, dataset, ray, notebooks, the docs'
+    examples), the plugins' three-way comparisons, and any test that passed in no session
+    before (tests/passed_elsewhere.py: a test is left out only after it passed)."""
+    session.install(*FRAMEWORKS["torch"], *FRAMEWORKS["keras"])
+    session.install("-e", ".[all,test,ray,docs]", *[f"-e./plugins/{p}[test]" for p in PLUGINS])
+    session.run("layerscope", "backends")
+    args = session.posargs or ["tests", "plugins"]
+    session.run(*PYTEST, *args, env={"LAYERSCOPE_SKIP_PASSED": PASSED_DIR})
+    prune(session)
 
 
 @nox.session

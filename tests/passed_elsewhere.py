@@ -47,6 +47,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _recording(config: pytest.Config) -> bool:
+    """Record in the process that sees every report: the only one, or pytest-xdist's controller
+    (each worker sees its own tests only, and would overwrite the list with them)."""
+    return bool(os.environ.get(RECORD)) and not hasattr(config, "workerinput")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if not os.environ.get(RECORD):
         return
@@ -58,9 +64,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    target = os.environ.get(RECORD)
-    if not target:
+    if not _recording(session.config):
         return
-    path = Path(target)
+    path = Path(os.environ[RECORD])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{nodeid}\n" for nodeid, ok in sorted(_passed.items()) if ok))

@@ -1,5 +1,6 @@
-"""`make test` runs a test in .venv only when no one-framework session passed it
-(passed_elsewhere.py): what counts as passed, and that the rest is what runs."""
+"""`make test` runs each test once: the ``rest`` session runs a test only when no framework
+session passed it (passed_elsewhere.py). What counts as passed, with and without xdist, and
+that the rest is what runs."""
 
 from __future__ import annotations
 
@@ -33,10 +34,10 @@ def test_param(backend): assert backend == "torch"
 """
 
 
-def run(folder: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LAYERSCOPE_")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:randomly", "-p", "no:cacheprovider", "."],
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:randomly", "-p", "no:cacheprovider", *args, "."],
         cwd=folder, env={**clean, **env}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -52,9 +53,12 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_only_clean_passes_are_recorded_and_only_the_rest_runs(project: Path) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two xdist workers"])
+def test_only_clean_passes_are_recorded_and_only_the_rest_runs(project: Path, workers: list[str]) -> None:
+    """With xdist (as every nox session runs) the controller, which sees every worker's
+    reports, writes the list: a worker's own list holds only its tests."""
     record = project / "passed" / "torch.txt"
-    first = run(project, LAYERSCOPE_RECORD_PASSED=str(record))
+    first = run(project, *workers, LAYERSCOPE_RECORD_PASSED=str(record))
     assert "2 failed, 3 passed, 1 skipped, 1 xfailed, 1 xpassed, 1 error" in first.stdout, first.stdout
     assert record.read_text() == "test_sample.py::test_param[torch]\ntest_sample.py::test_pass\n"
     second = run(project, LAYERSCOPE_SKIP_PASSED=str(project / "passed"))
