@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).parents[1]  # where passed_elsewhere.py is
 
 SAMPLE = """
 import pytest
@@ -45,7 +45,7 @@ def run(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "conftest.py").write_text(
-        f"import sys\nsys.path.insert(0, {str(HERE)!r})\nimport passed_elsewhere\n"
+        f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nimport passed_elsewhere\n"
         "def pytest_configure(config):\n"
         "    config.pluginmanager.register(passed_elsewhere, 'passed-elsewhere')\n"
     )

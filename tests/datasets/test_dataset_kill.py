@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("h5py")
 pytest.importorskip("filelock")  # the output lock (layerscope[dataset])
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
-SCRIPT = Path(__file__).with_name("kill_anywhere.py")
+SCRIPT = Path(__file__).parents[1] / "kill_anywhere.py"
 
 
 @pytest.mark.parametrize("fmt", ["h5", "npz"])

@@ -14,7 +14,7 @@ import layerscope
 from layerscope import hookspecs
 from layerscope.testing import BackendContract
 
-DOCS = Path(__file__).parent.parent / "docs"
+DOCS = Path(__file__).parents[2] / "docs"
 
 
 def _files_from(markdown: str) -> dict[str, str]:

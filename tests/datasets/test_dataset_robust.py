@@ -31,7 +31,7 @@ pytest.importorskip("filelock")  # the output lock (layerscope[dataset])
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 pytestmark = pytest.mark.torch
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from kill_anywhere import read_output  # noqa: E402
 from kill_anywhere import tiny_model as _net  # noqa: E402
 

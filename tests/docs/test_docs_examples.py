@@ -34,7 +34,7 @@ import pytest
 
 from conftest import HAS
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LANGS = ("python", "bash", "shell", "console")
 MAX_SKIPPED = 5
@@ -243,7 +243,7 @@ def test_page_examples_run(page: str, environment: dict[str, str], tmp_path: Pat
         return
     workdir(tmp_path, environment)
     (tmp_path / "blocks.json").write_text(json.dumps(todo), encoding="utf-8")
-    runner = Path(__file__).with_name("docs_runner.py")
+    runner = Path(__file__).parents[1] / "docs_runner.py"
     shutil.copy(runner, tmp_path / ".docs_runner.py")
     proc = subprocess.run(
         [sys.executable, ".docs_runner.py", "blocks.json", "results.json"],

@@ -281,7 +281,7 @@ def test_docs_list_the_contract_as_declared() -> None:
 
     from layerscope import backend
 
-    docs = Path(__file__).resolve().parents[1] / "docs"
+    docs = Path(__file__).resolve().parents[2] / "docs"
     plugins_md = (docs / "plugins.md").read_text(encoding="utf-8")
     tables = {}
     for title in ("required", "optional"):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOUR = ROOT / "docs" / "notebooks" / "tour.ipynb"
 DISPLAYS = ("backends", "loaded", "features", "layertable", "report")  # cell tags
 
