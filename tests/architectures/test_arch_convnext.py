@@ -1,4 +1,4 @@
-"""ConvNeXt-Tiny on both zoos (issue 16): Keras normalises its input inside the model.
+"""ConvNeXt-Tiny on both zoos: Keras normalises its input inside the model.
 
 Keras' ``ConvNeXtTiny`` starts with a ``Normalization`` layer (``convnext_tiny_prestem_
 normalization``: ImageNet mean and standard deviation on the 0-255 scale) and takes raw RGB;
@@ -123,8 +123,8 @@ def test_random_weights_on_torch_keep_imagenet1k_v1_recipe() -> None:
 
 
 def test_pretrained_weights_are_refused_for_the_keras_variant() -> None:
-    """torchvision's pretrained build is its own (plain): asked for prestem it used to come
-    back plain under the prestem label. Refused before anything is downloaded."""
+    """torchvision's pretrained build is its own (plain): asked for prestem, it is refused
+    before anything is downloaded, not handed back plain under the prestem label."""
     with pytest.raises(ls.WeightsError, match="no pretrained weights for the convnext_tiny prestem variant"):
         ls.load(ARCH, backend="torch", weights="imagenet", variant="prestem")
 

@@ -1,4 +1,5 @@
-"""DenseNet121, DenseNet169 and DenseNet201 on both zoos (issue 16, item 2).
+"""DenseNet121, DenseNet169 and DenseNet201 on both zoos: either zoo's weights give their own
+numbers on the other.
 
 Verified differences: Keras' stem pads with ``ZeroPadding2D`` and runs a ``valid`` conv and
 max pool where torchvision pads inside them; after the ReLU every value is >= 0, so zeros

@@ -1,5 +1,5 @@
-"""EfficientNetB0 on both zoos (issue 16): Keras scales its input inside the model and pads its
-stride-2 convs asymmetrically.
+"""EfficientNetB0 on both zoos: Keras scales its input inside the model and pads its stride-2
+convs asymmetrically.
 
 Keras' ``EfficientNetB0`` starts with ``Rescaling(1/255)`` and a ``Normalization`` (mean 0,
 variance 1 without ImageNet weights: the pair is ``x / 255``) and pads each stride-2 conv
@@ -176,8 +176,9 @@ def test_padding_named_when_the_input_scaling_agrees(photo: Path, keras_own: ls.
 
 
 def test_keras_imagenet_input_statistics_are_refused(keras_own: ls.LoadedModel) -> None:
-    """ImageNet weights load statistics into Keras' Normalization (the std as variance, TF
-    issue 49930); a bundle has no place for them, so the export says so."""
+    """ImageNet weights load statistics into Keras' Normalization (the std as variance, a known
+    Keras quirk: tensorflow/tensorflow#49930); a bundle has no place for them, so the export
+    says so."""
     layer = next(x for x in keras_own.model.layers if type(x).__name__ == "Normalization")
     before = layer.get_weights()
     std = np.array([0.229, 0.224, 0.225], np.float32)

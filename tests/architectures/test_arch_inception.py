@@ -1,4 +1,4 @@
-"""InceptionV3 on both zoos (issue 16): the branch average pools count the padding on torch.
+"""InceptionV3 on both zoos: the branch average pools count the padding on torch.
 
 torchvision's ``F.avg_pool2d(x, 3, 1, padding=1)`` in the mixed blocks divides every window
 by 9; Keras' ``AveragePooling2D(padding="same")`` by the pixels inside the map, so the
@@ -268,8 +268,8 @@ def test_imagenet_weights_run_torchvision_graph_and_refuse_another_variant(
 ) -> None:
     """torchvision's ImageNet weights run torchvision's pooling with the tf recipe their
     transform_input computes; Keras' pooling (pad-excluded) is refused, as every other
-    zoo's variant is for pretrained weights: the variant used to be dropped on the pretrained
-    path (the handle said pad-excluded, the pools counted the padding)."""
+    zoo's variant is for pretrained weights: a variant dropped on the pretrained path would
+    leave the handle saying pad-excluded while the pools count the padding."""
     import torch
     import torchvision
 

@@ -1,4 +1,4 @@
-"""MobileNetV2 on both zoos (issue 16, item 3): Keras pads its stride-2 convs asymmetrically.
+"""MobileNetV2 on both zoos: Keras pads its stride-2 convs asymmetrically.
 
 Keras' ``Conv1`` is ``padding="same"`` and each stride-2 depthwise conv follows a
 ``ZeroPadding2D(correct_pad(...))``: 0 pixels top/left, 1 bottom/right on even inputs.

@@ -1,4 +1,4 @@
-"""ResNet101 and ResNet152 on both zoos (issue 16, item 1): Keras builds v1, torchvision v1.5.
+"""ResNet101 and ResNet152 on both zoos: Keras builds v1, torchvision v1.5.
 
 The ResNet50 machinery, generalised by depth: torch builds Keras' v1 (``variant="v1"``) and
 Keras builds torchvision's v1.5, so one weight bundle gives the same numbers either way. The

@@ -72,7 +72,8 @@ def test_console_script_runs() -> None:
 
 
 def test_errors_speak_cli_spelling_in_one_line(tmp_path: Path) -> None:
-    """Issue 10, item 7: the CLI said `weights='random'` (Python) after a chained traceback."""
+    """One line in flag spelling (`--weights random`), not the Python spelling `weights='random'`
+    after a chained traceback."""
     proc = subprocess.run(
         [
             sys.executable, "-m", "layerscope", "extract", str(ls.sample("chelsea")), "--model", "vgg16",

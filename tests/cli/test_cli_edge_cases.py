@@ -1,9 +1,9 @@
 """The command line against odd arguments, odd outputs, interrupts and closed pipes.
 
-Each test here failed before its fix (helper R's adversarial pass): a user error on the
-command line is one ``layerscope: error:`` line with exit status 2 (argparse's own errors:
-usage and status 2), never a Python traceback, and an interrupted run leaves no half-written
-file behind.
+A user error on the command line is one ``layerscope: error:`` line with exit status 2
+(argparse's own errors: usage and status 2), never a Python traceback, and where it can be it is
+caught before the model runs; an interrupted run leaves no half-written file behind. A test's
+docstring or comment names what must not happen instead (a traceback, a silently ignored flag).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def leftovers(folder: Path) -> list[str]:
 def test_extract_out_under_a_file_is_one_line_before_the_model(
     image: Path, a_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    no_model(monkeypatch)  # before: the model ran, then mkdir raised FileExistsError (traceback)
+    no_model(monkeypatch)  # refused before the model runs, not a FileExistsError traceback from mkdir
     code, _, err = run(["extract", str(image), *FAST, "-l", "block1_conv1", "-o", f"{a_file}/f.npz"], capsys)
     assert code == 2
     assert err == (
@@ -93,7 +93,7 @@ def test_extract_npz_out_that_is_a_folder(
 ) -> None:
     folder = tmp_path / "feats.npz"
     folder.mkdir()
-    no_model(monkeypatch)  # before: IsADirectoryError after the model ran (with --overwrite)
+    no_model(monkeypatch)  # before the model runs, not an IsADirectoryError (with --overwrite)
     argv = ["extract", str(image), *FAST, "-l", "block1_conv1", "-o", str(folder), "--overwrite"]
     code, _, err = run(argv, capsys)
     assert code == 2
@@ -114,7 +114,7 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_part(
     monkeypatch.setattr(np, "savez", killed)
     argv = ["extract", str(image), *FAST, "--input-size", "32", "-l", "block1_conv1", "-o", str(out)]
     code, _, err = run([*argv, "--overwrite"], capsys)
-    # before: a traceback, and feats.npz truncated to the half-written archive
+    # no traceback, and feats.npz not truncated to the half-written archive
     assert code == 130 and err.endswith("layerscope: interrupted\n")
     assert out.read_bytes() == b"the previous run's complete file"
     assert leftovers(tmp_path) == []
@@ -175,7 +175,7 @@ def test_an_out_that_is_a_symlink_writes_through_it(
 def test_compare_reports_that_cannot_be_written_are_refused_before_the_run(
     flag: str, image: Path, a_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Before: the backends ran first, then --html under a file was FileExistsError (a traceback)."""
+    """Checked before the backends run, not a FileExistsError traceback after them."""
 
     def no_run(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the comparison ran before its report path was checked")
@@ -203,8 +203,8 @@ def test_show_refuses_an_out_without_a_figure_format_before_the_model(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Before: '.txt' was matplotlib's ValueError (a traceback) after the model ran; no suffix
-    wrote fig.png and printed 'wrote fig'."""
+    """Refused before the model runs: '.txt' would be matplotlib's ValueError (a traceback)
+    after the run, and no suffix would write fig.png while printing 'wrote fig'."""
     pytest.importorskip("matplotlib")  # show draws with it
     no_model(monkeypatch)
     code, _, err = run(["show", str(image), *FAST, "-l", "block1_conv1", "-o", str(tmp_path / out)], capsys)
@@ -218,7 +218,7 @@ def test_show_out_under_a_file(
     image: Path, a_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("matplotlib")  # show draws with it
-    no_model(monkeypatch)  # before: FileExistsError from mkdir (a traceback)
+    no_model(monkeypatch)  # refused, not a FileExistsError traceback from mkdir
     code, _, err = run(["show", str(image), *FAST, "-l", "block1_conv1", "-o", f"{a_file}/s.png"], capsys)
     assert code == 2 and f"'{a_file}' is a file, not a folder" in err
 
@@ -249,7 +249,7 @@ def test_dataset_flags_with_image_files_are_refused(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Before: silently ignored (``--pool avg`` wrote full maps into the .npz)."""
+    """Refused, not silently ignored (``--pool avg`` would write full maps into the .npz)."""
     no_model(monkeypatch)
     out = tmp_path / "f.npz"
     code, _, err = run(["extract", str(image), *FAST, "-l", "block1_conv1", "-o", str(out), *flags], capsys)
@@ -262,7 +262,7 @@ def test_dataset_flags_with_image_files_are_refused(
 
 
 def test_model_given_twice_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
-    """Before: ``-m vgg16 -m resnet50`` silently ran resnet50."""
+    """``-m vgg16 -m resnet50`` is an error, not a silent run of resnet50."""
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["extract", "x.png", "-m", "vgg16", "-m", "resnet50", "-l", "a"])
     assert exc.value.code == 2
@@ -274,7 +274,7 @@ def test_model_given_twice_is_an_error(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_repeated_layers_add_up() -> None:
-    """Before: ``-l a -l b`` silently kept only ``b``."""
+    """``-l a -l b`` asks for both, not only ``b``."""
     args = build_parser().parse_args(
         ["extract", "x.png", "-m", "vgg16", "-l", "a", "-l", "b,3", "--layers", "-1"]
     )
@@ -282,7 +282,8 @@ def test_repeated_layers_add_up() -> None:
 
 
 def test_layer_indices_are_plain_integers_only() -> None:
-    """Before: '--1' and '²' passed str.isdigit, then int() failed: 'invalid layer_list value'."""
+    """'--1' and '²' are names, not indices (a check by str.isdigit lets them through, and int()
+    then fails: 'invalid layer_list value')."""
     assert layer_list(" 3 , -1,block1_conv1,,") == [3, -1, "block1_conv1"]
     assert layer_list("--1,²,+2,1e3") == ["--1", "²", "+2", "1e3"]  # names: the model says which exist
     assert layer_list(" , ,") == []
@@ -291,7 +292,7 @@ def test_layer_indices_are_plain_integers_only() -> None:
 @pytest.mark.parametrize("command", ["extract x.png -l a", "layers"])
 @pytest.mark.parametrize("size", ["0", "-1"])
 def test_input_size_must_be_positive(command: str, size: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """Before: ``layers vgg16 --input-size 0`` was torch's RuntimeError (a traceback)."""
+    """``layers vgg16 --input-size 0`` is a usage error, not torch's RuntimeError (a traceback)."""
     argv = [*command.split(), "-m", "vgg16", f"--input-size={size}"]
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -307,8 +308,8 @@ def test_input_size_must_be_positive(command: str, size: str, capsys: pytest.Cap
 def test_seed_is_in_the_range_every_backend_takes(
     command: str, seed: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Before: --seed 99999999999999999999999 was torch's 'Overflow when unpacking long long' and
-    --seed -1 Keras' ValueError (tracebacks)."""
+    """A usage error at parse time, not torch's 'Overflow when unpacking long long' for --seed
+    99999999999999999999999 or Keras' ValueError for --seed -1 (tracebacks)."""
     with pytest.raises(SystemExit) as exc:
         main([*command.split(), "-m", "vgg16", "--weights", "random", f"--seed={seed}"])
     assert exc.value.code == 2
@@ -319,7 +320,8 @@ def test_seed_is_in_the_range_every_backend_takes(
 
 
 def test_compare_device_without_values_says_what_it_expects(capsys: pytest.CaptureFixture[str]) -> None:
-    """Before: 'expected comma-separated values from , got ','' (an empty list of choices)."""
+    """Says what it expects, not 'expected comma-separated values from , got ','' (an empty
+    list of choices)."""
     with pytest.raises(SystemExit):
         main(["compare", "x.png", "-m", "vgg16", "--device", ","])
     err = capsys.readouterr().err
@@ -349,7 +351,7 @@ def test_ctrl_c_is_one_line_and_status_130(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ls, "load", interrupted)
-    code, out, err = run(["layers", "-m", "vgg16"], capsys)  # before: KeyboardInterrupt traceback
+    code, out, err = run(["layers", "-m", "vgg16"], capsys)  # no KeyboardInterrupt traceback
     assert (code, out, err) == (130, "", "layerscope: interrupted\n")
 
 
@@ -360,7 +362,7 @@ def cli(*args: str) -> list[str]:
 @pytest.mark.torch
 @pytest.mark.slow
 def test_a_closed_pipe_ends_quietly() -> None:
-    """``layerscope layers vgg16 | head -1``; before: BrokenPipeError traceback on stderr."""
+    """``layerscope layers vgg16 | head -1``: status 141, no BrokenPipeError traceback on stderr."""
     proc = subprocess.Popen(
         cli("layers", "-m", "vgg16", "-b", "torch"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -412,7 +414,8 @@ def test_bars_on_a_terminal_only_and_never_with_quiet(image: Path, tmp_path: Pat
 
 
 def test_a_closed_stderr_means_no_bar(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before: auto progress asked a closed stderr isatty(): ValueError from every extract."""
+    """A closed stderr is nobody watching: auto progress must not ask it isatty(), which raises
+    ValueError (from every extract)."""
     closed = io.StringIO()
     closed.close()
     monkeypatch.setattr(sys, "stderr", closed)
@@ -420,7 +423,7 @@ def test_a_closed_stderr_means_no_bar(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_no_stderr_at_all_means_no_bar_even_when_forced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before: progress=True with sys.stderr None (pythonw) was tqdm's AttributeError."""
+    """progress=True with sys.stderr None (pythonw) draws nothing, not tqdm's AttributeError."""
     monkeypatch.setattr(sys, "stderr", None)
     assert list(progress.steps([1, 2, 3], "extract", "batch", True)) == [1, 2, 3]
     with progress.task("build", True):
@@ -456,7 +459,7 @@ def test_an_exception_inside_a_bar_closes_it(capsys: pytest.CaptureFixture[str])
 def test_compare_from_refuses_what_it_would_ignore(
     extra: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Before: images and run options were silently ignored with --from (no backend runs)."""
+    """Images and run options are refused with --from (no backend runs), not silently ignored."""
     code, _, err = run(["compare", "--from", str(tmp_path), "-m", "vgg16", *extra], capsys)
     assert code == 2
     assert err == (
@@ -470,7 +473,8 @@ def test_compare_from_refuses_what_it_would_ignore(
 def test_show_refuses_a_pattern_that_matches_several_layers(
     image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Before: ``-l 'block1_*'`` drew block1_conv1 alone, titled 'vgg16 block1_*'."""
+    """``-l 'block1_*'`` is refused listing its matches, rather than drawing block1_conv1 alone,
+    titled 'vgg16 block1_*'."""
     pytest.importorskip("matplotlib")  # show draws with it
     out = tmp_path / "s.png"
     code, _, err = run(["show", str(image), *FAST, "-l", "block1_*", "-o", str(out)], capsys)
@@ -485,7 +489,7 @@ def test_show_refuses_a_pattern_that_matches_several_layers(
 def test_show_max_maps_error_speaks_the_flag(
     image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Before: 'Received: max_maps=0, cols=8.' (the Python keyword, not the flag)."""
+    """'Received: --max-maps 0', the flag, not the Python keyword 'max_maps=0'."""
     pytest.importorskip("matplotlib")  # show draws with it
     argv = ["show", str(image), *FAST, "-l", "block1_conv1", "--max-maps", "0", "-o", str(tmp_path / "s.png")]
     code, _, err = run(argv, capsys)
@@ -498,7 +502,7 @@ def test_show_max_maps_error_speaks_the_flag(
 def test_a_missing_file_with_brackets_is_named_without_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Before: 'Extracting a folder or glob needs --out' for a mistyped 'img[1].png'."""
+    """A mistyped 'img[1].png' is named as missing, not 'Extracting a folder or glob needs --out'."""
     no_model(monkeypatch)
     missing = tmp_path / "img[1].png"
     code, _, err = run(["extract", str(missing), "-m", "vgg16", "-l", "block1_conv1"], capsys)

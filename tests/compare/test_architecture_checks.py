@@ -1,5 +1,6 @@
-"""The architecture checks of compare/architectures.py on small arrays and stand-in models
-(issue 16): the cause named when the evidence fits, silence when it does not. No network."""
+"""The architecture checks of compare/architectures.py (padding, input scaling, pre-stem
+normalisation, weight gaps) on small arrays and stand-in models: the cause named when the
+evidence fits, silence when it does not, and their order among diagnose's checks. No network."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""compare(): where and why outputs differ (issue 3, acceptance 3, 4 and 6)."""
+"""compare(): where and why outputs differ. Each cause is injected on purpose (stride
+placement, input faults, pre- vs post-activation capture, BatchNorm epsilon, an in-place
+overwrite of a captured tensor, numerics) and named at the layer where outputs part; the HTML
+and JSON reports, input sensitivity and the command line's exit status."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Diagnose's helpers at their edges (issue 18): tests written from mutmut's survivors of
-``benchmarks/mutants.py diagnose``. Small arrays and the stand-in models of
-tests/test_diagnose_checks.py; no network.
+"""Diagnose's helpers at their edges, each where its answer changes: the unexplained cause,
+channel-swap tolerances, the shape gap and the common block of names, the ReLU side, the fresh
+capture, the known numeric sources, what counts as a probability, the softmax and drift notes.
+Small arrays and the stand-in models of test_diagnose_checks.py; no network.
 """
 
 from __future__ import annotations

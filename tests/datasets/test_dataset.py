@@ -1,4 +1,4 @@
-"""extract_dataset (issue 7): streaming to disk, corrupt files, resume after SIGKILL, Ray Data."""
+"""extract_dataset: streaming to disk, corrupt files, resume after SIGKILL, Ray Data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``layerscope extract``: which mode, which files, which output (issue 11 defects 8 and 12)."""
+"""``layerscope extract``: which mode, which files, which output. The number in a test's name
+is its group: 8, a file whose name looks like a glob; 12, what is read and written (the --out
+suffix, an existing output, several folders or globs, bad outputs and workers, the exit status
+when every file is skipped)."""
 
 from __future__ import annotations
 

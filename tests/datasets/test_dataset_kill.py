@@ -1,4 +1,4 @@
-"""Kill-anywhere (issue 11 acceptance 1): >= 20 SIGKILLs per format, then the output is exact.
+"""Kill-anywhere: after >= 20 SIGKILLs per format, the output equals an uninterrupted run's.
 
 ``tests/kill_anywhere.py`` does the work in its own process (it forks one child per run, so
 torch is imported once); run it by hand for more instants: ``python tests/kill_anywhere.py

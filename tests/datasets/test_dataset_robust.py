@@ -1,8 +1,11 @@
-"""extract_dataset under crashes, concurrency and odd files (issue 11, dataset half; issue 18).
+"""extract_dataset under crashes, concurrency and odd files: a resumed output equals an
+uninterrupted run's, and what cannot be resumed or written is refused by name.
 
-Each test is a defect of issue 11 (numbered as there) or an issue 18 behaviour, on a tiny
-seeded torch model and 32 px PNGs, so it runs in seconds. Crashes are real: a child process
-is SIGKILLed, either from outside or by itself at an injected write step.
+The number in a test's name is its kind (1 two writers, 2 a kill in the first batch, 3 npz
+shards, 4 long path keys, 6 pinned settings, 9 odd files: a non-UTF-8 name, NaN pixels, an image
+too small; 10 a FIFO, 13 errors with a fix). Each runs on a tiny seeded torch model and 32 px
+PNGs, so it runs in seconds. Crashes are real: a child process is SIGKILLed, either from outside
+or by itself at an injected write step.
 """
 
 from __future__ import annotations
@@ -215,7 +218,7 @@ def test_2_a_file_left_open_for_plain_writing_is_recovered(tmp_path: Path, net: 
     _assert_same(read_output(out), want)
 
 
-# -- issue 18: rows past the last committed path ------------------------------------------
+# -- rows past the last committed path ----------------------------------------------------
 def test_rows_written_past_the_commit_are_dropped_on_resume(tmp_path: Path, net: Any) -> None:
     """Killed after a batch's features but before its paths: those rows must not survive."""
     paths = _pngs(tmp_path / "data", 12)
@@ -245,7 +248,7 @@ def test_a_kill_during_recovery_is_recovered_again(tmp_path: Path, net: Any) -> 
     _assert_same(read_output(out), want)
 
 
-# -- (c) / issue 18: skipped files stay skipped --------------------------------------------
+# -- skipped files stay skipped ----------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["f.h5", "shards"])
 def test_skipped_files_stay_skipped_across_resumes(tmp_path: Path, net: Any, fmt: str) -> None:
     data = tmp_path / "data"

@@ -1,8 +1,10 @@
-"""The HDF5 writer's resume path, tested directly (issue 18): tests written from mutmut's
-survivors of ``benchmarks/mutants.py dataset_resume``, each naming what it pins down.
+"""The HDF5 writer's resume path, tested directly: a resume refuses a file it cannot trust
+(fewer feature rows than committed, another format, a foreign or unreadable file, other
+settings) naming the file and the fix in full, reports an unrelated open error as it is,
+reads damaged skip reasons, clears stale flags and keeps every committed row.
 
-They drive :class:`layerscope.dataset.h5.H5Writer` with small arrays, no network, so each
-mutant costs milliseconds.
+They drive :class:`layerscope.dataset.h5.H5Writer` with small arrays, no network, so each test
+costs milliseconds.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every example in README.md and docs/*.md runs as written (issue 13).
+"""Every example in README.md and docs/*.md runs as written.
 
 Each fenced ``python``, ``bash``, ``shell`` and ``console`` block is collected; a page's
 blocks run in order in a fresh interpreter (tests/docs_runner.py), in a temporary working
@@ -134,10 +134,9 @@ def collect(path: Path) -> list[Block]:
 
 
 ALL = {page.relative_to(ROOT).as_posix(): collect(page) for page in PAGES}
-PENDING: dict[
-    str, str
-] = {  # pages another engineer owns, with their fix handed over (issue 13); strict: once a
-    # page passes, its XPASS fails the suite until the entry is removed here
+PENDING: dict[str, str] = {
+    # pages whose examples fail until their owner fixes them, page -> reason (xfail, strict: once
+    # a page passes, its XPASS fails the suite until the entry is removed here)
 }
 COUNTS: dict[str, Any] = {"run": 0, "failed": [], "skipped": []}
 

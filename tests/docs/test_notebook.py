@@ -1,7 +1,7 @@
-"""The tour notebook (issue 12, acceptances 1 and 5): docs/notebooks/tour.ipynb is stored
-without outputs and runs end to end in a real Jupyter kernel (nbclient + ipykernel, on this
-interpreter), where ``ls.backends()``, a ``LoadedModel``, ``extract``'s result, a
-``LayerTable`` and a ``Report`` show as HTML tables with short (< 800 character) reprs."""
+"""The tour notebook: docs/notebooks/tour.ipynb is stored without outputs and runs end to end in
+a real Jupyter kernel (nbclient + ipykernel, on this interpreter), where ``ls.backends()``, a
+``LoadedModel``, ``extract``'s result, a ``LayerTable`` and a ``Report`` show as HTML tables
+with short (< 800 character) reprs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Quiet surprises and raw errors turned into named ones (issue 10 item 7, issue 11 items 9-13):
+"""Arguments that could surprise quietly or fail with a framework's raw error get a named one:
 images too small for the network, the input_size pixel budget, every shape of `layers`,
 case-insensitive names, seeds without random weights, report paths, rtol."""
 
@@ -22,7 +22,8 @@ LAYER = "conv2_block1_out"
 
 
 def test_an_image_too_small_names_itself_and_the_minimum(backend: str, tmp_path: Path) -> None:
-    """Issue 11, defect 9: before, torch raised `RuntimeError: Output size is too small`."""
+    """The image, its size and the minimum side are named, not torch's `RuntimeError: Output
+    size is too small` (nor Keras' empty arrays)."""
     m = model("vgg16", backend)
     path = tmp_path / "tiny.png"
     Image.fromarray(np.full((20, 24, 3), 128, np.uint8)).save(path)
@@ -39,8 +40,8 @@ def test_an_image_too_small_names_itself_and_the_minimum(backend: str, tmp_path:
 
 
 def test_input_size_has_a_pixel_budget(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 11, defect 12: input_size=100000 was OOM-killed at 20 GB; now refused before
-    anything is allocated (the images are never even read: a missing file would say so)."""
+    """input_size=100000 would need 20 GB and be OOM-killed: it is refused before anything is
+    allocated (the images are never even read: a missing file would say so)."""
     m = model("resnet50", backend)
     with pytest.raises(ls.InputError, match=r"100000x100000 px per image exceeds the pixel budget"):
         m.extract(np.zeros((8, 8, 3), np.uint8), [LAYER], input_size=100000)
@@ -55,7 +56,8 @@ def test_input_size_has_a_pixel_budget(backend: str, monkeypatch: pytest.MonkeyP
 def test_pixel_budget_counts_the_resize_before_a_crop() -> None:
     """A crop recipe (torchvision's: shorter side to 256/224 of the crop) resizes the image
     beyond input_size before cropping; the budget counts that, and the message names both.
-    CI failed when the message quoted only the resized side (114286 for input_size=100000)."""
+    A message quoting only the resized side (114286 for input_size=100000) would not show the
+    input_size the user passed."""
     from layerscope.requests import check_budget
 
     check_budget(4096, 4096 * 4096, 4096)  # exactly at the budget passes
@@ -68,7 +70,8 @@ def test_pixel_budget_counts_the_resize_before_a_crop() -> None:
 
 
 def test_layer_arguments_of_every_shape(backend: str) -> None:
-    """Issue 11, defect 13: layers=None, a generator and np.int64 gave raw Python errors."""
+    """layers=None is a named InputError; a generator and np.int64 work as a list and an int
+    (none of them a raw Python error)."""
     m = model("vgg16", backend)
     x = np.zeros((32, 32, 3), np.uint8)
     with pytest.raises(ls.InputError, match=r"Expected a layer name.*Received: layers=None"):
@@ -84,7 +87,7 @@ def test_layer_arguments_of_every_shape(backend: str) -> None:
 
 
 def test_layer_names_match_ignoring_case(backend: str) -> None:
-    """Issue 10, item 7: `Block1_Conv1` is the one layer `block1_conv1`; the key stays as asked."""
+    """`Block1_Conv1` is the one layer `block1_conv1`; the key stays as asked."""
     m = model("vgg16", backend)
     x = np.zeros((32, 32, 3), np.uint8)
     exact = m.extract(x, ["block1_conv1"], input_size=32)["block1_conv1"]
@@ -96,7 +99,8 @@ def test_layer_names_match_ignoring_case(backend: str) -> None:
 
 
 def test_seed_needs_random_weights(tmp_path: Path) -> None:
-    """Issue 10, item 7: seed=0 without weights='random' was ignored and a download attempted."""
+    """seed= applies to weights='random' only: with other weights it is refused, not ignored
+    while the weights are downloaded or read."""
     with pytest.raises(ls.InputError, match=r"seed=0 with weights='imagenet'\. Pass weights='random'"):
         ls.load("vgg16", weights="imagenet", seed=0)
     with pytest.raises(ls.InputError, match=r"only applies to weights='random'.*weights='.*w\.pth'"):

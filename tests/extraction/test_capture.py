@@ -1,9 +1,13 @@
-"""Behaviours no output value shows, checked directly (issue 18).
+"""Capture behaviours no output value shows, checked directly: early stop, hooks, modes.
 
 Early stop: the forward pass ends at the deepest requested layer, on torch (a hook on the
 next module must never fire) and on Keras (the cached sub-model holds nothing past the
 requested layers). Failures inside the forward pass leave no hook behind and restore the
 module's train/eval mode. None of this is timed: a counter or the built graph says it.
+
+Also the capture's own edges (Keras' sub-model runner and its cache, torch's call suffixes,
+copies to NHWC float32, channels_last input), conftest's check that cached models stay clean,
+and what recipes report and what a user's ``preprocess`` callable may return.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Rich displays (issue 12, acceptance 1 without the notebook): ``Report``, ``LayerTable``,
-``LoadedModel``, the extract result and ``backends()`` render as HTML tables holding the
-right rows and values, and their ``repr`` is short (under 800 characters for VGG16)."""
+"""Rich displays (outside a notebook; docs/test_notebook.py runs them in one): ``Report``,
+``LayerTable``, ``LoadedModel``, the extract result and ``backends()`` render as HTML tables
+holding the right rows and values, and their ``repr`` is short (under 800 characters for VGG16)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Keras 3 on every engine (issue 17): which engine, its install hint, its runner and numerics,
-what listings show, the cross-check's sides and ``compare --from`` on saved sides.
+"""Keras 3 on every engine: which engine, its install hint, its runner and numerics, what
+listings show, the cross-check's sides and ``compare --from`` on saved sides.
 
 Engine choice is tested without importing keras (``chosen`` reads the environment, Keras'
 config file and ``find_spec``); runs on an engine other than this process' one happen in
@@ -145,7 +145,8 @@ def test_label_of_falls_back_to_the_name() -> None:
 
 # -- guards ----------------------------------------------------------------------------------
 def test_coexist_no_longer_forces_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Regression: before_tensorflow set KERAS_BACKEND=tensorflow, so Keras on JAX was impossible."""
+    """before_tensorflow leaves KERAS_BACKEND unset: setting it to tensorflow would make Keras
+    on JAX impossible."""
     monkeypatch.setenv("KERAS_BACKEND", "unset")  # so that teardown restores what was there
     monkeypatch.delenv("KERAS_BACKEND")
     coexist.before_tensorflow()
@@ -226,10 +227,10 @@ print([e for e in ("tensorflow", "jax", "torch") if e in sys.modules])
 @pytest.mark.skipif(not KERAS, reason="keras not installed")
 @pytest.mark.parametrize("name", INSTALLED)
 def test_a_process_imports_only_the_engine_it_uses(name: str) -> None:
-    """Acceptance 3: with several engines installed, layerscope + Keras import the chosen engine
-    and nothing Keras alone would not: Keras 3.15 itself imports jax on ``import keras`` whenever
-    jax is installed (keras/src/callbacks/orbax_checkpoint.py), so the reference is a process
-    that runs the same model with Keras alone."""
+    """With several engines installed, layerscope + Keras import the chosen engine and nothing
+    Keras alone would not: Keras 3.15 itself imports jax on ``import keras`` whenever jax is
+    installed (keras/src/callbacks/orbax_checkpoint.py), so the reference is a process that runs
+    the same model with Keras alone."""
     env = {**os.environ, "KERAS_BACKEND": name, "TF_CPP_MIN_LOG_LEVEL": "3"}
     runs = {
         who: subprocess.run(
@@ -364,8 +365,8 @@ def test_verify_compares_every_pair_of_sides(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_verify_gives_the_softmax_output_5e_5(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """CI's cross-check failed on DenseNet169's softmax at 1.11e-5 (keras-jax vs torch): the
-    issue's bound for softmax outputs is 5e-5, as in layerscope.testing, 1e-5 elsewhere."""
+    """Softmax outputs get 5e-5, as in layerscope.testing, every other layer 1e-5: DenseNet169's
+    softmax differs by 1.11e-5 between keras-jax and torch, float32 rounding the softmax magnifies."""
     from layerscope.crosscheck import SOFTMAX_OUTPUTS, verify
 
     # Keras' softmax classifier layers: "predictions", ConvNeXt's head dense (softmax inside)

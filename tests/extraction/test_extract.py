@@ -1,4 +1,7 @@
-"""extract(): the output contract on both built-in backends (issue 2, acceptance 1-3)."""
+"""extract(): the output contract on both built-in backends: NHWC float32 arrays of the
+published shapes in the order asked, copies the caller owns, canonical and native names and
+indices, the same numbers for a batch as image by image, no hook or changed weight left after an
+error, and errors that name what was wrong."""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ def test_batch_of_five_photos(backend: str, photos) -> None:
 
 def test_a_prepared_batch_goes_in_untouched(backend: str, photo) -> None:
     """prepare() then preprocess=None equals the native pipeline: None means untouched, so
-    torchvision's geometry (resize to 256, crop 224) is not applied a second time (issue 10)."""
+    torchvision's geometry (resize to 256, crop 224) is not applied a second time."""
     m = model("vgg16", backend)
     x = m.prepare(photo)
     native = m.extract(photo, ["block1_conv1"])["block1_conv1"]

@@ -1,5 +1,5 @@
-"""Keras capture on a tiny functional model (issue 18): the target of
-``benchmarks/mutants.py keras_capture``, so each mutant costs a few small builds, not VGG16.
+"""Keras capture on a tiny functional model, so that a run of this file costs a few small
+builds, not VGG16 (``benchmarks/mutants.py keras_capture`` runs it many times).
 
 Checks values against Keras' own sub-model, the output order, copies, the sub-model cache
 and its bound, the headless copy for other input sizes and the runner's ``training=False``.

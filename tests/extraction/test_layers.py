@@ -1,7 +1,6 @@
-"""list_layers(): published parameter counts and canonical names on every backend (issue 2,
-acceptance 4), and an honest table (issue 10 item 5, acceptance 4): every params column sums
-to the model's total, canonical rows agree across backends, and every row's shape is what
-``extract`` returns for it."""
+"""list_layers(): published parameter counts and canonical names on every backend, and an honest
+table: every params column sums to the model's total, canonical rows agree across backends, and
+every row's shape is what ``extract`` returns for it."""
 
 from __future__ import annotations
 
@@ -22,13 +21,13 @@ PUBLISHED = {
     ("keras", "vgg19"): 143_667_240,
     ("keras", "resnet50"): 25_636_712,  # Keras counts BatchNorm moving statistics too
 }
-TABLES = list(PUBLISHED)  # (backend, architecture): the six tables of issue 10 acceptance 4
+TABLES = list(PUBLISHED)  # (backend, architecture): the six tables
 
 
 @pytest.mark.parametrize(("backend", "arch"), TABLES)
 def test_params_column_sums_to_published_total(backend: str, arch: str) -> None:
-    # issue 10 item 5: on torch the rows summed to twice the model (containers repeated
-    # their children's counts): 276,715,088 for VGG16
+    # each weight counted once: a container that repeated its children's counts would make the
+    # torch rows sum to twice the model (276,715,088 for VGG16)
     model(arch, backend)
     table = ls.list_layers(arch, backend=backend, weights="random", seed=0)
     assert table.total_params == PUBLISHED[(backend, arch)]

@@ -1,7 +1,6 @@
-"""Progress bars in the Python API (issue 12): ``extract`` over more than one batch and
-``compare`` draw a tqdm bar when asked (``progress=True``), never with ``progress=False``, and
-by default only when a person is watching (a terminal or a notebook; pytest's captured stderr
-is neither)."""
+"""Progress bars in the Python API: ``extract`` over more than one batch and ``compare`` draw a
+tqdm bar when asked (``progress=True``), never with ``progress=False``, and by default only when
+a person is watching (a terminal or a notebook; pytest's captured stderr is neither)."""
 
 from __future__ import annotations
 
@@ -83,9 +82,10 @@ def test_auto_follows_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_importing_ipykernel_is_not_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CI failed 4 progress tests in fixed order: the notebook test had imported ipykernel
-    (nbclient's side of it), and auto progress took any process with ``ipykernel`` in
-    ``sys.modules`` for a Jupyter kernel, so every later default call drew bars into logs."""
+    """``ipykernel`` in ``sys.modules`` is no Jupyter kernel: the notebook test imports it
+    (nbclient's side of it), and auto progress that took any such process for a kernel would
+    draw bars into logs on every later default call. A kernel is an IPython shell whose config
+    has ``IPKernelApp``."""
     import sys
     import types
 
@@ -173,8 +173,8 @@ def test_silenced_turns_auto_off_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dataset_bar_is_auto_like_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """extract_dataset drew its bar by default even into a log or a pipe (progress=True was
-    its default); now None means auto, as for extract, compare and the build."""
+    """extract_dataset's default is None, auto as for extract, compare and the build: no bar
+    into a log or a pipe (a default of progress=True would draw one there), a bar when forced."""
     pytest.importorskip("h5py")
     photos = [ls.sample(name) for name in ("chelsea", "coffee", "astronaut")]
     m = model("vgg16", "torch")

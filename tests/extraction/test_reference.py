@@ -1,4 +1,4 @@
-"""Independent references (issue 18, acceptance 2): layerscope's numbers against the frameworks' own code.
+"""Independent references: layerscope's numbers against the frameworks' own code.
 
 Every canonical layer of VGG16, VGG19 and ResNet50 is extracted by layerscope and computed
 again without it, on the same weights and the same input:

@@ -1,4 +1,10 @@
-"""Hardening (issue 6): random arrays, state after failures, memory over 200 calls, threads."""
+"""Extraction holds up under any array, failing calls, repetition and threads.
+
+Every valid image extracts (hypothesis draws uint8 or finite 0-255 floats, gray, RGB or
+RGBA, HWC or NHWC); any array at all (any rank, dtype, shape, NaN and inf) gives a result or
+a LayerscopeError that says what was wrong, never a raw exception. Failing calls leave no
+hook, no changed weight and the same cached model behind; memory stays flat over 200 calls;
+threads sharing one model get the sequential results."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Layer selection and stride (issue 12, acceptance 3 and 4): glob patterns in ``layers=``,
-``LayerTable.select(kind=..., pattern=...)`` the same on both backends, and each row's
-spatial reduction relative to the input."""
+"""Layer selection and stride: glob patterns in ``layers=``,
+``LayerTable.select(kind=..., pattern=...)`` the same on both backends, and each row's spatial
+reduction relative to the input."""
 
 from __future__ import annotations
 

@@ -2,9 +2,10 @@
 
 Each accepted input is checked against a reference computed here with numpy or PIL (never
 against layerscope), and its features against those of the equivalent clean uint8 image;
-each refused one for its error type and text. Tests named in a docstring "Before: ..."
-failed before their fix (helper R's adversarial pass); so did the tests at the end, on defects
-in core files (list_layers' size checks, seed range, numpy integers, report paths).
+each refused one for its error type and text. A test's docstring or comment names what must
+not happen instead (a silent misreading, a raw framework error). The tests at the end check
+the same of other entry points: list_layers' size checks, the seed range, numpy integers as
+sizes and seeds, report paths.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def test_empty_arrays_are_refused(shape: tuple[int, ...]) -> None:
 
 
 def test_a_batch_of_gray_images_gets_the_channel_axis_hint() -> None:
-    """Before: no fix was offered for an (N, H, W) batch of gray images (MNIST-like)."""
+    """An (N, H, W) batch of gray images (MNIST-like) is refused with its fix, arr[..., None]."""
     batch = RNG.integers(0, 256, (10, 28, 28), dtype=np.uint8)
     with pytest.raises(ls.InputError, match=r"shape \(10, 28, 28\)\. A batch of gray \(N, H, W\) images\? "
                        r"Add the channel axis: arr\[\.\.\., None\]\."):  # fmt: skip
@@ -155,7 +156,8 @@ def test_16_bit_and_float_pil_images_keep_their_precision() -> None:
 
 @pytest.mark.parametrize("value", [-5, 100_000])
 def test_32_bit_pil_pixels_outside_16_bit_are_refused(value: int) -> None:
-    """Before: mode 'I' pixels of -5 or 100000 went in as -5 or 389 (silently off the 0-255 scale)."""
+    """Mode 'I' pixels of -5 or 100000 are refused: read as 16-bit they would go in as -5 or 389,
+    silently off the 0-255 scale."""
     img = Image.fromarray(np.full((4, 4), value, np.int32))
     with pytest.raises(
         ls.ImageError, match=rf"I pixels from {value} to {value}\. Expected 0-255 or 16-bit 0-65535"
@@ -169,7 +171,7 @@ def test_32_bit_pil_pixels_outside_16_bit_are_refused(value: int) -> None:
 
 
 def test_an_empty_path_is_named() -> None:
-    """Before: '' was read as '.', 'Cannot read image '.': it is a directory'."""
+    """'' is named an empty path, not read as '.' ('Cannot read image '.': it is a directory')."""
     with pytest.raises(
         ls.InputError, match=r"Invalid `images`: an empty path ''\. Expected an image file's path"
     ):
@@ -193,7 +195,8 @@ def test_paths_pil_arrays_and_tensors_mix_in_one_list(tmp_path: Path) -> None:
 @pytest.mark.torch
 @pytest.mark.parametrize("shape", [(1, 3, 4, 4), (2, 1, 4, 2), (3, 4, 4)])
 def test_torch_tensors_of_ambiguous_layout_are_refused(shape: tuple[int, ...]) -> None:
-    """Before: an NCHW tensor (1, 3, 4, 4) was read as one 3x4 NHWC image with 4 channels."""
+    """An NCHW tensor (1, 3, 4, 4) is refused with its permute, not read as one 3x4 NHWC image
+    with 4 channels."""
     import torch
 
     x = torch.rand(*shape) * 255
@@ -237,7 +240,8 @@ def test_tensorflow_tensors_read_as_their_numpy_arrays() -> None:
 
 @pytest.mark.torch
 def test_numpy_integers_are_batch_sizes(clean_features: np.ndarray) -> None:
-    """Before: batch_size=np.int64(1) was 'Expected a positive int ... Received: np.int64(1)'."""
+    """batch_size=np.int64(1) is a batch size, not 'Expected a positive int ... Received:
+    np.int64(1)'."""
     feats = features([CLEAN, CLEAN, CLEAN], batch_size=np.int64(2))
     np.testing.assert_array_equal(feats, np.concatenate([clean_features] * 3))
     with pytest.raises(ls.InputError, match=r"Expected a positive int or None\. Received: batch_size=0\."):
@@ -246,7 +250,8 @@ def test_numpy_integers_are_batch_sizes(clean_features: np.ndarray) -> None:
 
 @pytest.mark.torch
 def test_numpy_string_layer_names_become_str_keys() -> None:
-    """Before: layers=np.array([...]) gave np.str_ keys (shown as np.str_('block1_conv1'))."""
+    """layers=np.array([...]) gives plain str keys, not np.str_ ones (shown as
+    np.str_('block1_conv1'))."""
     m = model("vgg16", "torch")
     names = list(np.array(["block1_conv1", "block1_conv2"]))  # np.str_ items
     feats = m.extract(CLEAN, names, input_size=32, progress=False)
@@ -260,7 +265,8 @@ def test_numpy_string_layer_names_become_str_keys() -> None:
 @pytest.mark.torch
 @pytest.mark.parametrize(("given", "meant"), [("CAFFE", "caffe"), (" torch", "torch"), ("Native", "native")])
 def test_recipe_names_in_another_case_get_a_hint(given: str, meant: str) -> None:
-    """Before: no hint (layer names match ignoring case, recipe names did not say what was meant)."""
+    """A recipe name in another case gets a hint (layer names match ignoring case; a recipe
+    name says what was meant)."""
     with pytest.raises(ls.InputError, match=rf"Received: preprocess='{given}'\. Did you mean '{meant}'\?"):
         features(CLEAN, preprocess=given)
 
@@ -274,8 +280,9 @@ def test_recipe_names_in_another_case_get_a_hint(given: str, meant: str) -> None
     ],
 )
 def test_a_preprocess_callable_that_returns_no_batch_is_named(fn: Any, said: str) -> None:
-    """Before: None was 'Received: shape ()' and a ragged list 'The `preprocess` callable raised
-    ValueError' (the callable had not failed; numpy's conversion had)."""
+    """None asks whether the function ends with `return` (not 'Received: shape ()'); a ragged
+    list is one numpy cannot convert (not 'The `preprocess` callable raised ValueError': the
+    callable did not fail, numpy's conversion did)."""
     from layerscope.preprocess import apply_callable
 
     batch = np.zeros((2, 4, 4, 3), np.float32)
@@ -285,14 +292,14 @@ def test_a_preprocess_callable_that_returns_no_batch_is_named(fn: Any, said: str
     np.testing.assert_array_equal(out, np.ones((2, 4, 4, 3), np.float32))
 
 
-# -- defects found in core files, fixed by the lead (each failed before its fix) --------------------------
+# -- other entry points: list_layers, load, reports, numpy integers as sizes and seeds ----------------
 
 
 @pytest.mark.torch
 @pytest.mark.parametrize("size", [0, -1, 2.5])
 def test_list_layers_checks_input_size(size: Any) -> None:
-    # before: torch's RuntimeError ('Kernel size can't be greater than actual input size') or
-    # TypeError ('cannot unpack non-iterable float object')
+    # an InputError, not torch's RuntimeError ('Kernel size can't be greater than actual input
+    # size') or a TypeError ('cannot unpack non-iterable float object')
     with pytest.raises(ls.InputError, match=r"Invalid `input_size`\. Expected a positive int"):
         model("vgg16", "torch").list_layers(size)
 
@@ -309,15 +316,15 @@ def test_list_layers_keeps_the_pixel_budget(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize(("backend", "seed"), [("torch", 2**64), ("keras", -1), ("keras", 2**32)])
 def test_load_checks_the_seed_range(backend: str, seed: int) -> None:
-    # before: ValueError 'Overflow when unpacking long long' (torch), 'Seed must be between 0
-    # and 2**32 - 1' (Keras); the command line refuses these at parse time
+    # an InputError, not ValueError 'Overflow when unpacking long long' (torch) or 'Seed must be
+    # between 0 and 2**32 - 1' (Keras); the command line refuses these at parse time
     with pytest.raises(ls.InputError, match=r"Invalid `seed`"):
         ls.load("vgg16", backend=backend, weights="random", seed=seed)
 
 
 @pytest.mark.torch
 def test_report_to_html_under_a_file_is_named(tmp_path: Path) -> None:
-    # before: FileExistsError from mkdir; to_json raises InputError naming the path
+    # an InputError naming the path from to_html as from to_json, not FileExistsError from mkdir
     report = ls.compare(CLEAN, "vgg16", backends=["torch", "torch"], layers=["block1_conv1"],
                         weights="random", seed=0)  # fmt: skip
     afile = tmp_path / "afile"
@@ -331,7 +338,7 @@ def test_report_to_html_under_a_file_is_named(tmp_path: Path) -> None:
 @pytest.mark.torch
 @pytest.mark.parametrize("keyword", ["input_size", "seed"])
 def test_numpy_integers_are_sizes_and_seeds(keyword: str, clean_features: np.ndarray) -> None:
-    # before: "Expected a positive int ... Received: input_size=np.int64(32)" (and seed=np.int64(0))
+    # not "Expected a positive int ... Received: input_size=np.int64(32)" (nor for seed=np.int64(0))
     kwargs: dict[str, Any] = {
         "input_size": 32,
         "seed": 0,

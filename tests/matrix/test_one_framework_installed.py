@@ -1,4 +1,6 @@
-"""Checks that only mean something inside one nox matrix session (one framework installed).
+"""With one framework installed, only its backend is available, the others are listed with their
+install hint, the default backend is the installed one, and Keras runs on the session's engine
+and says so. These checks only mean something inside one nox matrix session.
 
 The nox ``tests(backend=...)`` sessions set LAYERSCOPE_EXPECT_ONLY to the framework their
 virtualenv holds (``core``: none; ``keras-jax``: Keras on JAX, no TensorFlow); elsewhere these

@@ -1,4 +1,5 @@
-"""The built-in backends pass the same contract kit third-party plugins run (issue 5)."""
+"""The built-in backends pass the same contract kit third-party plugins run, and the kit's
+check_backend runs every rule and names the one a broken backend breaks."""
 
 from __future__ import annotations
 

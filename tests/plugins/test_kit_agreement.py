@@ -1,6 +1,6 @@
-"""The contract kit checks numbers, not only the form (issue 13): a backend that returns the
-right layout but float16-rounded values fails ``test_agrees_with_reference`` with a message
-naming the layer and the difference; a float32 one, and the ONNX plugin, pass."""
+"""The contract kit checks numbers, not only the form: a backend that returns the right layout
+but float16-rounded values fails ``test_agrees_with_reference`` with a message naming the layer
+and the difference; a float32 one, and the ONNX plugin, pass."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_the_reference_is_the_first_builtin_backend_with_the_model(fakes: None) 
 def test_the_rule_skips_with_a_reason_where_it_cannot_compare() -> None:
     class Uncatalogued(BackendContract):
         backend = "torch"
-        model = "mobilenet_v3_large"  # (mobilenet_v2 has a catalogue since issue 16)
+        model = "mobilenet_v3_large"  # (mobilenet_v2 has a catalogue: both zoos share it)
 
     class Off(BackendContract):
         backend = "torch"

@@ -187,8 +187,8 @@ def layerscope_register_backends(register):
 
 @pytest.mark.torch
 def test_a_plugin_whose_is_available_raises_is_unavailable(install_plugin, capsys) -> None:
-    """Issue 11, defect 11: before, the exception broke ls.backends(), extract(backend=None)
-    and `layerscope backends` for every backend."""
+    """The exception makes that backend unavailable with the reason; it must not break
+    ls.backends(), extract(backend=None) or `layerscope backends` for every other backend."""
     install_plugin("layerscope-flaky", "flaky", "ls_flaky", RAISING_SOURCE)
     info = {b.name: b for b in ls.backends()}
     assert info["flaky"].available is False
@@ -221,7 +221,8 @@ def test_a_failed_plugin_is_named_when_its_backend_is_asked_for(install_plugin) 
 
 
 def test_plugin_variables_are_named_in_the_error(monkeypatch, fresh_registry) -> None:
-    """Issue 11, defect 13: LAYERSCOPE_PLUGINS=nosuch said only 'No backend is available'."""
+    """LAYERSCOPE_PLUGINS=nosuch names the variable, the unknown name and the installed plugins,
+    not only 'No backend is available'."""
     monkeypatch.setenv("LAYERSCOPE_PLUGINS", "nosuch")
     assert ls.backends() == []
     with pytest.raises(ls.BackendUnavailableError) as err:
@@ -245,7 +246,7 @@ def test_a_plugin_whose_is_available_returns_a_bool_is_unavailable(install_plugi
 
 
 def test_a_plugin_missing_owns_is_refused_at_registration(install_plugin) -> None:
-    """Issue 15: a class without `owns` registered fine and failed with AttributeError the
+    """Refused when registered: a class without `owns` would fail with AttributeError only the
     first time core asked it whether it owned a model object."""
     source = BACKEND_SOURCE.format(cls="NoOwns", backend="noowns").replace(
         "    def owns(self, obj): return False\n", ""

@@ -1,4 +1,5 @@
-"""The bad-input corpus (issue 6): every case gives its expected error or a correct result."""
+"""The bad-input corpus (corpus.py): every case gives its expected error or a correct result,
+and docs/bad-inputs.md lists every case with its outcome."""
 
 from __future__ import annotations
 

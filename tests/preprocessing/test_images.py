@@ -153,13 +153,13 @@ def test_mixed_sizes_without_resizing() -> None:
         as_batch(imgs, Geometry("none", None))
 
 
-# -- preprocess=None, scales, layouts, odd PIL images and files (issues 10 and 11) -------------
+# -- preprocess=None, scales, layouts, odd PIL images and files --------------------------------
 
 
 @pytest.mark.torch
 def test_preprocess_none_equals_a_torch_hook_on_features_9(tmp_path: Path) -> None:
-    """Issue 10, acceptance 1(a): a prepared NCHW batch, permuted to NHWC, goes in untouched
-    (before: resized to 256 and centre-cropped back, 59 % off the hook's output)."""
+    """A prepared NCHW batch, permuted to NHWC, goes in untouched (resized to 256 and
+    centre-cropped back, it would be 59 % off the hook's output)."""
     import torch
     import torchvision
 
@@ -231,7 +231,7 @@ def _truncated_png(path: Path) -> Path:
 
 
 def test_lazily_opened_truncated_pil_image_raises(tmp_path: Path) -> None:
-    """Issue 11, defect 7: before, the decode error was swallowed and the image came out black."""
+    """The decode error is raised, naming the file, not swallowed with the image coming out black."""
     path = _truncated_png(tmp_path / "cut.png")
     with Image.open(path) as lazy, pytest.raises(ls.ImageError, match=r"cut\.png.*damaged or truncated"):
         read_images(lazy)
@@ -266,7 +266,7 @@ def test_nan_pixels_name_the_file_or_the_image(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
 def test_a_fifo_is_refused_without_opening_it(tmp_path: Path) -> None:
-    """Issue 11, defect 10: before, opening the FIFO blocked forever."""
+    """Refused before opening: opening the FIFO would block forever."""
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
     errors: list[BaseException] = []

@@ -1,4 +1,4 @@
-"""torchvision's recipe follows the weights enum (issue 10, item 6; acceptance 5).
+"""torchvision's recipe follows the weights enum.
 
 On torch, ``preprocess="native"`` is exactly the chosen weights enum's ``transforms()``:
 resize side, crop, interpolation, antialias (PIL always antialiases), mean and std. Checked

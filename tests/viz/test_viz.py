@@ -1,4 +1,7 @@
-"""layerscope.viz: figures from any backend's arrays (issue 4)."""
+"""layerscope.viz: figures from any backend's arrays. Grids capped at 64 panels, saved PNGs of
+their size, non-blank and deterministic, max-activation and composite values, vectors refused,
+filters the same from both backends, block figures from one pass, headless drawing, the missing
+extra named, and `layerscope show`."""
 
 from __future__ import annotations
 

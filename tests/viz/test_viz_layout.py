@@ -1,5 +1,5 @@
-"""layerscope.viz layout (issue 12): default titles, ax=/fig=, axes counts, square filter
-pixels, and no text outside the figure at any size the CLI produces."""
+"""layerscope.viz layout: default titles, ax=/fig=, axes counts, square filter pixels, and no
+text outside the figure at any size the CLI produces."""
 
 from __future__ import annotations
 
@@ -264,7 +264,7 @@ def test_blocks_figure_one_row_per_block(backend: str, photo: Path) -> None:
 @pytest.mark.slow
 def test_cli_show_views_clip_no_text(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every `layerscope show` view at the CLI's default sizes: each text inside the figure
-    (before: the titles of max, composite and overlay ran past both edges)."""
+    (the titles of max, composite and overlay too, the ones that could run past both edges)."""
     from layerscope.cli import main
 
     model("vgg16", backend)

@@ -1,5 +1,5 @@
-"""layerscope.viz pixels (issue 12): where a figure depends on the data, the rendered pixels
-are checked against the colour each value must get."""
+"""layerscope.viz pixels: where a figure depends on the data, the rendered pixels are checked
+against the colour each value must get."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Weight bundles: the same weights in every framework (issue 3, acceptance 1 and 2)."""
+"""Weight bundles: the same weights in every framework. Every canonical layer agrees across
+frameworks, round trips are bit-identical, the file format and headless bundles, a tampered
+bundle refused naming what is wrong and a truncated one a WeightsError, and the recipe travels
+with the weights."""
 
 from __future__ import annotations
 
@@ -172,7 +175,7 @@ def _tampered(tmp_path: Path, bundle: ls.Bundle, edit: Any) -> tuple[Path, ls.Bu
 
 
 TAMPERINGS = {
-    # issue 11 item 13: each was a raw KeyError / IndexError / ValueError or silently ignored
+    # each a WeightsError naming what is wrong, not a raw KeyError / IndexError / ValueError or silence
     "missing BatchNorm key": (
         lambda t: t.pop("conv2_block1_1_bn/moving_mean"),
         r"has no tensor 'conv2_block1_1_bn/moving_mean'\. Expected BatchNormalization layer "
@@ -225,7 +228,7 @@ VGG16_LAYERS = catalog.get("vgg16").names()
 
 @pytest.mark.parametrize(("source", "target"), [("keras", "torch"), ("torch", "keras")])
 def test_bundle_brings_its_recipe(source: str, target: str, photo: Path, tmp_path: Path) -> None:
-    """Issue 10 acceptance 2: the other framework, default arguments, the source's numbers."""
+    """The other framework, default arguments, the source's numbers."""
     own = model("vgg16", source)
     path = ls.export_weights(own, tmp_path / "w.safetensors") and tmp_path / "w.safetensors"
     recorded = ls.load_bundle(path).recipe
@@ -246,7 +249,7 @@ def test_bundle_brings_its_recipe(source: str, target: str, photo: Path, tmp_pat
 
 @pytest.mark.parametrize("arch", ["resnet50"])
 def test_torchvision_resnet50_v15_runs_as_v15_on_keras(arch: str, photo: Path) -> None:
-    """Issue 10 acceptance 3: never silently v1; torch's numbers on every canonical layer."""
+    """Never silently v1; torch's numbers on every canonical layer."""
     torch_model = model(arch, "torch")
     bundle = torch_model.export_bundle()
     assert bundle.variant == "v1.5"

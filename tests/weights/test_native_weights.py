@@ -1,4 +1,4 @@
-"""Native weight files as users have them (issue 10, item 1; acceptance 1(b), 1(c)).
+"""Native weight files as users have them load, or are refused saying why.
 
 Keras full and notop files (``.weights.h5`` from ``save_weights``, legacy ``.h5`` as Keras'
 cache stores them, a saved ``.keras`` model) and torch ``state_dict`` files with or without
@@ -53,7 +53,7 @@ def keras_vgg_notop() -> Any:
 @pytest.mark.keras
 @pytest.mark.parametrize("fmt", ["weights.h5", "legacy.h5"])
 def test_keras_resnet50_notop_submodel_snippet(keras_resnet_notop: Any, fmt: str, tmp_path: Path) -> None:
-    """Acceptance 1(b): the include_top=False sub-model of a tutorial, from its saved file."""
+    """The include_top=False sub-model of a tutorial, from its saved file."""
     import keras
 
     net = keras_resnet_notop
@@ -86,7 +86,7 @@ def test_keras_resnet50_notop_submodel_snippet(keras_resnet_notop: Any, fmt: str
 
 @pytest.mark.keras
 def test_keras_vgg16_notop_layer_indices_snippet(keras_vgg_notop: Any, tmp_path: Path) -> None:
-    """Acceptance 1(c): outputs of ``layers[i]`` of VGG16(include_top=False), by index."""
+    """Outputs of ``layers[i]`` of VGG16(include_top=False), by index."""
     import keras
 
     net = keras_vgg_notop
@@ -177,8 +177,8 @@ def test_keras_fine_tuned_model_gives_its_base(keras_finetuned: Any, fmt: str, t
 @pytest.mark.parametrize("fmt", [".weights.h5", ".keras", "legacy .h5"])
 def test_keras_model_built_on_the_base_gives_the_base(fmt: str, tmp_path: Path) -> None:
     """A model built flat on the base's output (``Model(base.input, Dense(5)(pool(base.output)))``)
-    gives the base, its own top left out; a legacy ``.h5`` of it was refused ("Shape mismatch in
-    layer #104 (named predictions)") and is now read by layer name."""
+    gives the base, its own top left out; a legacy ``.h5`` of it is read by layer name (read in
+    layer order it fails: "Shape mismatch in layer #104 (named predictions)")."""
     import keras
 
     keras.utils.set_random_seed(25)

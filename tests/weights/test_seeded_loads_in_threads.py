@@ -1,9 +1,9 @@
-"""Seeded random loads from many threads (issue 11, item 5; acceptance 4).
+"""Seeded random loads from many threads get the weights a sequential load gets.
 
 torchvision's and Keras' initialisers draw from their framework's global generators; two
-seeded builds running at once used to interleave their draws, giving models with neither
-seed's weights, which the api cache then kept under the seed's key. Builds now hold
-``layerscope.weights.SEEDED_INIT_LOCK``.
+seeded builds running at once would interleave their draws, giving models with neither
+seed's weights, which the api cache would then keep under the seed's key. So builds hold
+``layerscope.weights.SEEDED_INIT_LOCK``, and a seeded load leaves the global generator alone.
 """
 
 from __future__ import annotations
