@@ -43,33 +43,39 @@ class Target:
     ran, so targets whose tests run Keras fork from a server that only imported the frameworks."""
 
 
-# the test_extract tests that exercise capture behaviour (copies, names, hooks), not the 224 px shapes
-TORCH_EXTRACT = "behaviour or native_names or canonical_equals or no_hooks or copies or unknown or duplicate"
+# "capture" selects all of test_capture.py (by its module name); the rest the test_extract tests that
+# exercise capture behaviour (copies, names, hooks), not the 224 px shapes
+TORCH_EXTRACT = "capture or native_names or canonical_equals or no_hooks or copies or unknown or duplicate"
 
 TARGETS = {
     "torch_capture": Target(
         "src/layerscope/default_plugins/torch/capture.py",
-        ["tests/test_behaviour.py", "tests/test_extract.py", "-k", f"not keras and ({TORCH_EXTRACT})"],
+        [
+            "tests/extraction/test_capture.py",
+            "tests/extraction/test_extract.py",
+            "-k",
+            f"not keras and ({TORCH_EXTRACT})",
+        ],
     ),
     "keras_capture": Target(
         "src/layerscope/default_plugins/keras/capture.py",
-        ["tests/test_mutants_keras_capture.py"],  # a tiny functional model: seconds per mutant
+        ["tests/extraction/test_keras_capture.py"],  # a tiny functional model: seconds per mutant
         fork=False,
     ),
     "preprocess": Target(
         "src/layerscope/preprocess.py",
-        ["tests/test_images.py", "tests/test_behaviour.py", "-k", "recipe"],
+        ["tests/preprocessing/test_images.py", "tests/extraction/test_capture.py", "-k", "recipe"],
         fork=False,
     ),
     "diagnose": Target(  # the checks on small arrays and stand-in models: no CNN built per mutant
         "src/layerscope/compare/diagnose.py",
-        ["tests/test_diagnose_checks.py", "tests/test_mutants_diagnose.py"],
+        ["tests/compare/test_diagnose_checks.py", "tests/compare/test_diagnose_edges.py"],
     ),
     "dataset_resume": Target(  # the HDF5 writer's resume path: reopen, check, truncate to the commit
         "src/layerscope/dataset/h5.py",
         [
-            "tests/test_dataset_robust.py",
-            "tests/test_mutants_dataset.py",
+            "tests/datasets/test_dataset_robust.py",
+            "tests/datasets/test_h5_resume.py",
             "-k",
             "(resume or commit or recover or skipped) and not disk_full",
         ],

@@ -1,5 +1,6 @@
-"""Shared by the tests/test_arch_*.py modules: a small input, and how far two models' canonical
-layers are apart on it (issue 16: the architectures both zoos share)."""
+"""Shared by the tests/architectures/test_arch_*.py modules (the architectures both zoos share)
+and the checks of tests/compare/: a small input, and how far two models' canonical layers are
+apart on it."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 torch and torchvision (which loads triton) are imported before anything else when installed:
 the order that keeps TensorFlow and triton alive in one process, since tests import the
-frameworks directly too (see layerscope.coexist; test_coexist.py checks both orders in
-fresh processes).
+frameworks directly too (see layerscope.coexist; extraction/test_coexist.py checks both orders
+in fresh processes).
 """
 
 from __future__ import annotations
@@ -220,8 +220,8 @@ def cached_models_are_clean() -> Iterator[None]:
 
 @pytest.fixture
 def one_placement_at_a_time() -> Iterator[None]:
-    """For tests that load one model at several precisions or devices (test_precision.py,
-    test_device.py): each is its own cached model (a Keras one with a mixed copy of its weights
+    """For tests that load one model at several precisions or devices (extraction/test_precision.py,
+    extraction/test_device.py): each is its own cached model (a Keras one with a mixed copy of its weights
     too), so drop them after every test, or a file holds 10 GB by its end."""
     yield
     ls.clear_cache()

@@ -1,8 +1,8 @@
 """The bad-input corpus: odd files, odd arrays and wrong arguments, each with its expected outcome.
 
 Cases are generated, not collected: every file is written by its ``make`` function into a
-fresh folder, so nothing here was hand-picked to pass. ``tests/test_corpus.py`` runs every
-case on every installed backend; ``python tests/corpus.py`` prints the table that
+fresh folder, so nothing here was hand-picked to pass. ``tests/preprocessing/test_bad_inputs.py``
+runs every case on every installed backend; ``python tests/corpus.py`` prints the table that
 ``docs/bad-inputs.md`` holds (a test checks the two agree).
 """
 

@@ -1,5 +1,5 @@
 """Runs one page's code blocks in order, in the current directory: the child process of
-tests/test_docs_examples.py (a fresh interpreter per page, so each page starts clean and
+tests/docs/test_docs_examples.py (a fresh interpreter per page, so each page starts clean and
 frees its models).
 
     python docs_runner.py blocks.json results.json

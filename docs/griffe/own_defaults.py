@@ -5,7 +5,7 @@ A docstring entry may name several parameters (``cmap, colorbar``, no type given
 each the first name's default and annotation, so the reference would say ``colorbar`` is a
 ``str`` defaulting to ``'magma'``. This sets each documented parameter's default from the
 signature (``None``, shown as "required", when it has none), and the type of each name of a
-shared entry from its annotation. ``tests/test_api_reference.py`` checks every public function
+shared entry from its annotation. ``tests/docs/test_api_reference.py`` checks every public function
 with it.
 """
 

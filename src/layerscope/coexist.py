@@ -10,7 +10,7 @@ Backends call these two guards right before importing their framework:
 - :func:`before_torch` blocks ``triton`` (as if it were not installed, which torch handles:
   it only needs triton for GPU kernels) when TensorFlow came first and triton is not loaded.
 
-``tests/test_coexist.py`` runs both import orders in fresh processes.
+``tests/extraction/test_coexist.py`` runs both import orders in fresh processes.
 
 Neither guard chooses Keras' engine: the keras backend's own guard
 (:func:`layerscope.default_plugins.keras.engine.prepare`) follows ``KERAS_BACKEND``, then

@@ -1,0 +1,129 @@
+"""Arguments that could surprise quietly or fail with a framework's raw error get a named one:
+images too small for the network, the input_size pixel budget, every shape of `layers`,
+case-insensitive names, seeds without random weights, report paths, rtol."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import layerscope as ls
+from layerscope import model as lsmodel
+from layerscope.compare import Report
+from layerscope.compare import diff as report_diff
+
+from conftest import model
+
+LAYER = "conv2_block1_out"
+
+
+def test_an_image_too_small_names_itself_and_the_minimum(backend: str, tmp_path: Path) -> None:
+    """The image, its size and the minimum side are named, not torch's `RuntimeError: Output
+    size is too small` (nor Keras' empty arrays)."""
+    m = model("vgg16", backend)
+    path = tmp_path / "tiny.png"
+    Image.fromarray(np.full((20, 24, 3), 128, np.uint8)).save(path)
+    with pytest.raises(ls.InputError) as err:
+        m.extract(path, ["block5_pool"], input_size=None)
+    message = str(err.value)
+    assert "Image too small for vgg16 up to layers ['block5_pool']" in message
+    assert f"{str(path)!r} is 20x24 px" in message
+    assert "each side to be at least 32 px. Pass input_size=224" in message
+    assert m.extract(path, ["block3_pool"], input_size=None)["block3_pool"].shape == (1, 2, 3, 256)
+    assert m.extract(np.zeros((32, 32, 3), np.uint8), ["block5_pool"], input_size=None)[
+        "block5_pool"
+    ].shape == (1, 1, 1, 512)
+
+
+def test_input_size_has_a_pixel_budget(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """input_size=100000 would need 20 GB and be OOM-killed: it is refused before anything is
+    allocated (the images are never even read: a missing file would say so)."""
+    m = model("resnet50", backend)
+    with pytest.raises(ls.InputError, match=r"100000x100000 px per image exceeds the pixel budget"):
+        m.extract(np.zeros((8, 8, 3), np.uint8), [LAYER], input_size=100000)
+    with pytest.raises(ls.InputError, match="exceeds the pixel budget"):  # checked before any read
+        m.extract("no-such-file.png", [LAYER], input_size=100000)
+    assert lsmodel.MAX_INPUT_PIXELS == 4096 * 4096
+    monkeypatch.setattr(lsmodel, "MAX_INPUT_PIXELS", 63 * 63)  # overridable, like PIL's guard
+    with pytest.raises(ls.InputError, match="MAX_INPUT_PIXELS=3,969"):
+        m.extract(np.zeros((8, 8, 3), np.uint8), [LAYER], input_size=64)
+
+
+def test_pixel_budget_counts_the_resize_before_a_crop() -> None:
+    """A crop recipe (torchvision's: shorter side to 256/224 of the crop) resizes the image
+    beyond input_size before cropping; the budget counts that, and the message names both.
+    A message quoting only the resized side (114286 for input_size=100000) would not show the
+    input_size the user passed."""
+    from layerscope.requests import check_budget
+
+    check_budget(4096, 4096 * 4096, 4096)  # exactly at the budget passes
+    with pytest.raises(ls.InputError) as info:
+        check_budget(3900, 4096 * 4096, 4457)
+    assert str(info.value).startswith("Invalid `input_size`: 3900x3900 px per image exceeds")
+    assert "(19,864,849 pixels; the recipe resizes to 4457x4457 before its crop;" in str(info.value)
+    with pytest.raises(ls.InputError, match=r"4097x4097 px .*\(16,785,409 pixels; the network"):
+        check_budget(4097, 4096 * 4096)
+
+
+def test_layer_arguments_of_every_shape(backend: str) -> None:
+    """layers=None is a named InputError; a generator and np.int64 work as a list and an int
+    (none of them a raw Python error)."""
+    m = model("vgg16", backend)
+    x = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(ls.InputError, match=r"Expected a layer name.*Received: layers=None"):
+        m.extract(x, None, input_size=32)  # type: ignore[arg-type]
+    by_list = m.extract(x, ["block1_conv1", 2], input_size=32)
+    by_gen = m.extract(x, (n for n in ["block1_conv1", np.int64(2)]), input_size=32)
+    assert list(by_gen) == list(by_list)
+    for key in by_list:
+        np.testing.assert_array_equal(by_gen[key], by_list[key])
+    one = m.extract(x, np.int64(2), input_size=32)
+    (key,) = one
+    np.testing.assert_array_equal(one[key], by_list[key])
+
+
+def test_layer_names_match_ignoring_case(backend: str) -> None:
+    """`Block1_Conv1` is the one layer `block1_conv1`; the key stays as asked."""
+    m = model("vgg16", backend)
+    x = np.zeros((32, 32, 3), np.uint8)
+    exact = m.extract(x, ["block1_conv1"], input_size=32)["block1_conv1"]
+    loose = m.extract(x, ["Block1_CONV1"], input_size=32)
+    assert list(loose) == ["Block1_CONV1"]
+    np.testing.assert_array_equal(loose["Block1_CONV1"], exact)
+    with pytest.raises(ls.UnknownLayerError, match=r"Did you mean .*'block1_conv1'"):
+        m.extract(x, ["Block1_Conv9"], input_size=32)
+
+
+def test_seed_needs_random_weights(tmp_path: Path) -> None:
+    """seed= applies to weights='random' only: with other weights it is refused, not ignored
+    while the weights are downloaded or read."""
+    with pytest.raises(ls.InputError, match=r"seed=0 with weights='imagenet'\. Pass weights='random'"):
+        ls.load("vgg16", weights="imagenet", seed=0)
+    with pytest.raises(ls.InputError, match=r"only applies to weights='random'.*weights='.*w\.pth'"):
+        ls.load("vgg16", weights=tmp_path / "w.pth", seed=3)
+
+
+def _report() -> Report:
+    diff = report_diff("block1_conv1", np.ones((1, 2, 2, 3)), np.ones((1, 2, 2, 3)), 1e-5, ("a", "b"))
+    return Report(model="vgg16", sides=[], rtol=1e-5, pipeline="shared", layers=[diff])
+
+
+def test_report_to_json_into_a_missing_folder(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "report.json"
+    text = _report().to_json(out)
+    assert out.read_text(encoding="utf-8") == text and '"block1_conv1"' in text
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ls.InputError, match=r"Cannot write the report to .*file/r\.json.*Pass another path"):
+        _report().to_json(tmp_path / "file" / "r.json")
+
+
+@pytest.mark.parametrize("rtol", ["x", None, -1.0, float("nan"), True])
+def test_rtol_must_be_a_number(rtol: object) -> None:
+    with pytest.raises(
+        ls.InputError, match=rf"Expected a finite number >= 0.*Received: rtol={re.escape(repr(rtol))}"
+    ):
+        ls.compare(np.zeros((8, 8, 3), np.uint8), "vgg16", rtol=rtol)  # type: ignore[arg-type]
