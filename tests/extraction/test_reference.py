@@ -42,6 +42,11 @@ from conftest import model, nhwc, torch_hooks
 
 ARCHS = ("vgg16", "vgg19", "resnet50")
 TOLERANCE = 1e-6
+JAX_JIT_TOLERANCE = 2e-6
+"""Keras on JAX, against ``predict``: ``predict`` compiles the sub-model with XLA, which fuses
+ConvNeXt's LayerNorm, GELU and dense layers and rounds them its own way, while layerscope runs
+it eagerly (its JAX runner, default_plugins/keras/engine.py). Measured 1.3e-6 apart on an AMD
+EPYC without AVX-512, within 1e-6 on the machine these tests were first run on."""
 NCHW_TOLERANCE = 5e-6
 """Against contiguous NCHW torch: the memory-format rounding above (measured <= 3.9e-6)."""
 PHOTOS = ("chelsea", "coffee")  # batch of two real photographs
@@ -253,7 +258,10 @@ def test_zoo_intermediate_layers_match_framework(backend: str, name: str, layers
     batch = np.random.default_rng(0).uniform(-1, 1, (2, side, side, 3)).astype(np.float32)
     ours = m.extract_batch(batch, layers)
     if backend == "keras":
-        assert worst(ours, keras_reference(m.model, batch, layers), TOLERANCE) == {}
+        import keras
+
+        tolerance = JAX_JIT_TOLERANCE if keras.backend.backend() == "jax" else TOLERANCE
+        assert worst(ours, keras_reference(m.model, batch, layers), tolerance) == {}
         return
     net = plain_torchvision(m, name)
     nchw = {k: _to_numpy(v) for k, v in torch_reference(net, batch, layers).items()}

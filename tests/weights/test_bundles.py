@@ -33,18 +33,19 @@ def test_every_canonical_layer_agrees_across_frameworks(arch: str, source: str, 
     if arch == "resnet50":
         assert all(s.variant.startswith("v1 (") for s in report.sides)
     on_tf = label_of(ls.get_backend("keras")) == "keras (tensorflow)"  # Keras on torch agrees to 2.1e-6
-    if arch == "resnet50" and source == "torch" and on_tf:
+    pred = report.layer("predictions")
+    if arch == "resnet50" and source == "torch" and on_tf and pred.max_rel > 1e-5:
         # torchvision's initialisation gives logits of about +-48 here, with the top two
         # classes close (0.51, 0.31 on chelsea), where softmax magnifies the logits' float32
-        # difference most: measured 1.2e-5 of the probabilities where TensorFlow's vector
-        # rsqrt rounds low in every BatchNorm (avg_pool 1.75e-6, a uniform scale; this machine,
-        # 2026-12-05), 1.9e-5 on a CPU where it rounded correctly (avg_pool 3.6e-7). Every other
-        # layer is within 1e-5, and the report says all of that. Which CPU this is, is decided
-        # independently of the report (_tf_rsqrt_rounds_low), so no outcome passes by default.
+        # difference most. How far it magnifies depends on the CPU's arithmetic: 1.2e-5 of the
+        # probabilities where TensorFlow's vector rsqrt rounds low in every BatchNorm (avg_pool
+        # 1.75e-6, a uniform scale; 2026-12-05), 1.9e-5 on a CPU where it rounded correctly
+        # (avg_pool 3.6e-7), 3.2e-6 on an AMD EPYC without AVX-512 (then the report passes, as
+        # below). Beyond 1e-5, every other layer is still within 1e-5 and the report says why.
+        # Which CPU this is, is decided independently of the report (_tf_rsqrt_rounds_low).
         body = [d for d in report.layers if d.layer != "predictions"]
         assert max(d.max_rel for d in body) <= 1e-5
-        pred = report.layer("predictions")
-        assert 1e-5 < pred.max_rel <= 5e-5
+        assert pred.max_rel <= 5e-5
         assert not pred.passed and not report.passed
         (found,) = report.diagnoses
         assert (found.cause, found.layer) == ("floating-point numerics", "predictions")

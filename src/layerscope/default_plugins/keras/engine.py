@@ -51,9 +51,9 @@ NUMERICS = {
     ),
     "jax": (
         "JAX's float32 rsqrt (jax.lax.rsqrt), which Keras' BatchNormalization uses on JAX, is "
-        "not correctly rounded either: on CPU 17% of float32 values in [1, 2] come out one unit "
-        "in the last place off, and 1/sqrt(1 + 1.001e-5) one unit high (+6e-8, where "
-        "TensorFlow's is one low), once per BatchNorm layer."
+        "not correctly rounded either: on CPU 17-21% of float32 values in [1, 2] come out one "
+        "unit in the last place off, which ones depending on the processor (1/sqrt(1 + 1.001e-5) "
+        "is one unit high on some, +6e-8), once per BatchNorm layer."
     ),
     "torch": (
         "torch's float32 rsqrt, which Keras' BatchNormalization uses on torch, is not correctly "
