@@ -134,18 +134,6 @@ def assert_default_variants_named(
     assert aligned.passed and aligned.diagnoses == []
 
 
-def assert_every_layer_agrees(photo: Any, pair: tuple[ls.LoadedModel, ls.LoadedModel], softmax: str) -> None:
-    """``compare`` of the photo on the pair (same weights, one carried through a bundle): every
-    canonical layer in catalogue order, the body within 1e-5, the ``softmax`` output 5e-5."""
-    from layerscope import catalog
-
-    report = ls.compare(photo, pair[0].architecture, backends=pair)
-    assert [d.layer for d in report.layers] == catalog.get(pair[0].architecture).names()
-    body = max(d.max_rel for d in report.layers if d.layer != softmax)
-    assert body <= 1e-5, report.render(only_failed=True)
-    assert report.layer(softmax).max_rel <= 5e-5
-
-
 class StandIn:
     """A stand-in for one side's model in a diagnosis check's evidence: everything a check may
     ask of a ``LoadedModel`` fails loudly unless a subclass answers it (no network, no

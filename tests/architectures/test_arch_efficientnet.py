@@ -11,7 +11,7 @@ zoo's weights give their own numbers on the other. Squeeze-and-excitation (Keras
 ``se_reduce``/``se_expand`` with biases, torchvision's ``SqueezeExcitation`` fc1/fc2) and
 swish/SiLU are the same functions; BatchNorm epsilon (Keras 1e-3, torchvision 1e-5) travels
 in the bundle; dropout and stochastic depth do nothing at inference. The body is compared at
-64 px; the 224 px runs with the softmax are slow.
+64 px; at 224 px, with the softmax, the nox cross-check compares every canonical layer (noxfile.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import pytest
 import layerscope as ls
 from arch_helpers import (
     assert_default_variants_named,
-    assert_every_layer_agrees,
     assert_rows_agree,
     canonical_rows,
     crosscheck_agreement,
@@ -198,20 +197,6 @@ def test_numpy_random_bundle_agrees_on_both_backends() -> None:
     """The cross-check's input: one numpy-made bundle, the photo through caffe, 224 px."""
     layer, rel = crosscheck_agreement(ARCH)
     assert rel <= 1e-5, (layer, rel)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("direction", ["keras->torch", "torch->keras"])
-def test_every_canonical_layer_at_224_with_softmax(
-    direction: str,
-    photo: Path,
-    keras_own: ls.LoadedModel,
-    torch_own: ls.LoadedModel,
-    keras_carrier: ls.LoadedModel,
-    torch_carrier: ls.LoadedModel,
-) -> None:
-    pair = (keras_own, torch_carrier) if direction == "keras->torch" else (torch_own, keras_carrier)
-    assert_every_layer_agrees(photo, pair, softmax="predictions")
 
 
 def test_keras_imagenet_model_refuses_other_sizes_and_bundles(
