@@ -48,7 +48,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).parent / "tools"))
-from uv_like_pip import environment  # noqa: E402
+from uv_like_pip import environment
 
 os.environ.update(environment())
 nox.options.default_venv_backend = "uv"
@@ -57,9 +57,10 @@ CROSSCHECK_DIR = "build/crosscheck"
 PASSED_DIR = "build/passed"
 """Where each framework and plugin session lists the tests that passed in it; the ``rest``
 session then runs only the others (tests/passed_elsewhere.py)."""
-PYTEST = ("pytest", "-q", "-p", "no:randomly", "-n", "auto", "--dist", "loadfile", "--durations=10")
+PYTEST = ("pytest", "-q", "-rfEX", "-p", "no:randomly", "-n", "auto", "--dist", "loadfile", "--durations=10")
 """How every session runs pytest: fixed order, one worker per core (pytest-xdist; each test file
-stays on one worker, so the models a file builds are built once), the ten slowest tests shown."""
+stays on one worker, so the models a file builds are built once), the ten slowest tests shown;
+the summary lists failures, errors and unexpected passes (skips are counted, not listed)."""
 PLUGINS = sorted(p.name for p in Path("plugins").iterdir() if (p / "pyproject.toml").is_file())
 
 FRAMEWORKS = {
@@ -71,6 +72,19 @@ FRAMEWORKS = {
 }
 ENGINES = {"keras-jax": "jax", "keras-torch": "torch"}
 """Sessions that run Keras on another engine than TensorFlow (KERAS_BACKEND)."""
+ENGINE_TESTS = (
+    *(f"tests/extraction/test_{n}.py" for n in ("extract", "capture", "keras_capture", "keras_headless")),
+    *(f"tests/extraction/test_{n}.py" for n in ("reference", "precision", "device", "engines", "robustness")),
+    "tests/weights",
+    "tests/plugins/test_contract.py",
+    "tests/matrix",
+)
+"""What those sessions run: the tests whose outcome the engine can change: how layers are
+captured and run (runners, numerics against Keras' own sub-models, precision, placement,
+state after failures), weights in and out, and the contract kit. Names, layer tables,
+argument checks, the command line, pictures, datasets and docs do not depend on the engine
+and run on TensorFlow in the keras session; the cross-check compares every engine's numbers
+on every canonical layer at full size."""
 
 
 def prune(session: nox.Session) -> None:
@@ -109,7 +123,8 @@ def suite(session: nox.Session, backend: str) -> None:
     env = {"KERAS_BACKEND": ENGINES[backend]} if backend in ENGINES else {}
     session.run("layerscope", "backends", env=env)
     record = {"LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{backend}.txt"}  # tests/passed_elsewhere.py
-    session.run(*PYTEST, *session.posargs, env={"LAYERSCOPE_EXPECT_ONLY": backend, **env, **record})
+    args = session.posargs or (ENGINE_TESTS if backend in ENGINES else ())
+    session.run(*PYTEST, *args, env={"LAYERSCOPE_EXPECT_ONLY": backend, **env, **record})
     if backend != "core":  # this virtualenv's half of the cross-check
         session.run(
             "python",
@@ -134,8 +149,9 @@ def plugins(session: nox.Session, plugin: str) -> None:
     session.install("-e", ".[test]")  # first, so the plugin's `layerscope` requirement is met locally
     session.install(f"./plugins/{plugin}[export,test]")
     session.run("layerscope", "backends")
-    record = {"LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{plugin}.txt"}
-    session.run(*PYTEST, "-p", "no:cacheprovider", f"plugins/{plugin}/tests", *session.posargs, env=record)
+    # the plugin's tests have their own conftest: tests/passed_elsewhere.py is loaded by name
+    record = {"LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{plugin}.txt", "PYTHONPATH": "tests"}
+    session.run(*PYTEST, "-p", "passed_elsewhere", f"plugins/{plugin}/tests", *session.posargs, env=record)
     backend = plugin.removeprefix("layerscope-")
     session.run(
         "python", "-m", "layerscope.crosscheck", "extract", "--backend", backend, "--dir", CROSSCHECK_DIR
@@ -177,10 +193,9 @@ def rest(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks", "plugins", "docs/griffe")
-    session.run(
-        "ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks", "plugins", "docs/griffe"
-    )
+    where = ("src", "tests", "noxfile.py", "tools", "benchmarks", "plugins", "docs/griffe")
+    session.run("ruff", "check", *where)
+    session.run("ruff", "format", "--check", *where)
 
 
 @nox.session

@@ -55,6 +55,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 needs = True
             if needs and not HAS[name]:
                 item.add_marker(pytest.mark.skip(reason=f"{name} backend not installed"))
+    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)  # stable: file order kept
+
+
+LONGEST_FILES = ("test_docs_examples.py", "test_dataset_kill.py", "test_dataset.py", "test_notebook.py")
+"""Files that take minutes, run first: pytest-xdist hands whole files to its workers in
+collection order, and one of these drawn last kept a worker busy while the other sat idle."""
 
 
 @pytest.fixture(params=BACKENDS)

@@ -5,17 +5,22 @@ frees its models).
     python docs_runner.py blocks.json results.json
 
 ``blocks.json`` is a list of ``{"where", "lang", "code"}``. Python blocks share one namespace;
-shell blocks run line by line (``\\`` continuations joined, comment lines dropped) through
-``bash -c`` with the environment given, so ``layerscope`` is the installed entry point. A page
+shell blocks run line by line (``\\`` continuations joined, comment lines dropped): a plain
+``layerscope ...`` command in this interpreter, through the entry point's ``main`` (the
+installed ``layerscope`` script itself is tested in tests/cli/), anything else through
+``bash -c`` with the environment given. A page
 stops at its first failing block (later blocks may depend on it); ``results.json`` gets one
 ``{"where", "ok", "error"}`` per block that ran.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import traceback
@@ -41,11 +46,44 @@ def shell_lines(code: str, lang: str) -> list[str]:
     return lines
 
 
+SHELL_SYNTAX = set("|&;<>()$`*?[]{}~'\"\\")
+"""Characters that make a line more than one plain command: such a line runs through bash."""
+
+
+def in_process(line: str) -> list[str] | None:
+    """The arguments of a plain ``layerscope ...`` line, which runs in this interpreter (the
+    entry point's ``layerscope.cli.main`` with the same argv, sharing this page's loaded
+    models: a fresh process per command imported both frameworks and built its model again,
+    about 10 s each); ``None`` for any other line."""
+    if SHELL_SYNTAX & set(line):
+        return None
+    words = shlex.split(line, comments=True)
+    return words[1:] if words and words[0] == "layerscope" else None
+
+
+def run_command(argv: list[str]) -> tuple[int, str, str]:
+    """``layerscope.cli.main(argv)``: exit status, stdout and stderr."""
+    from layerscope.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's usage errors and --help/--version
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    return code, out.getvalue(), err.getvalue()
+
+
 def run_shell(code: str, lang: str) -> str | None:
     for line in shell_lines(code, lang):
-        proc = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            return f"$ {line}\nexit status {proc.returncode}\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
+        argv = in_process(line)
+        if argv is not None:
+            status, stdout, stderr = run_command(argv)
+        else:
+            proc = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=900)
+            status, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        if status != 0:
+            return f"$ {line}\nexit status {status}\n{stdout[-1500:]}\n{stderr[-3000:]}"
     return None
 
 
