@@ -174,17 +174,18 @@ def test_numerics_note_is_the_running_engines(monkeypatch: pytest.MonkeyPatch) -
     assert KerasBackend().numerics_note(handle) is None
 
 
-def test_jax_rsqrt_is_one_unit_off_as_often_as_the_note_says() -> None:
+def test_jax_rsqrt_is_off_as_often_and_as_far_as_the_note_says() -> None:
     """Which values come out wrong depends on the processor (1 + 1.001e-5: one unit high on
     the machine the note was first measured on, correctly rounded on an AMD EPYC without
-    AVX-512); how often, and by how much, is the note's claim on any CPU."""
+    AVX-512, where 2 of 100,001 values are two units off); how often, and by how much, is the
+    note's claim on any CPU."""
     jax = pytest.importorskip("jax")
     xs = (np.float32(1.001) + np.linspace(0, 1, 100001)).astype(np.float32)
     exact = (1 / np.sqrt(xs.astype(np.float64))).astype(np.float32)
     got = np.asarray(jax.lax.rsqrt(xs))
     ulps = np.abs(got.view(np.int32).astype(np.int64) - exact.view(np.int32))
-    assert ulps.max() == 1  # never more than one unit in the last place
-    assert 0.15 < np.mean(ulps == 1) < 0.23  # "17-21% of float32 values in [1, 2]"
+    assert 0.15 < np.mean(ulps > 0) < 0.23  # "17-21% of float32 values in [1, 2]"
+    assert ulps.max() <= 2 and np.mean(ulps == 2) < 1e-4  # "a few in 100,000 two units"
     one = np.float32(1 + 1.001e-5)
     near = np.float32(1 / np.sqrt(np.float64(one)))
     assert np.float32(jax.lax.rsqrt(one)) in (near, np.nextafter(near, np.float32(2)))

@@ -52,8 +52,9 @@ NUMERICS = {
     "jax": (
         "JAX's float32 rsqrt (jax.lax.rsqrt), which Keras' BatchNormalization uses on JAX, is "
         "not correctly rounded either: on CPU 17-21% of float32 values in [1, 2] come out one "
-        "unit in the last place off, which ones depending on the processor (1/sqrt(1 + 1.001e-5) "
-        "is one unit high on some, +6e-8), once per BatchNorm layer."
+        "unit in the last place off (a few in 100,000 two units), which ones depending on the "
+        "processor (1/sqrt(1 + 1.001e-5) is one unit high on some, +6e-8), once per BatchNorm "
+        "layer."
     ),
     "torch": (
         "torch's float32 rsqrt, which Keras' BatchNormalization uses on torch, is not correctly "
