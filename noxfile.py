@@ -61,6 +61,11 @@ PYTEST = ("pytest", "-q", "-rfEX", "-p", "no:randomly", "-n", "auto", "--dist", 
 """How every session runs pytest: fixed order, one worker per core (pytest-xdist; each test file
 stays on one worker, so the models a file builds are built once), the ten slowest tests shown;
 the summary lists failures, errors and unexpected passes (skips are counted, not listed)."""
+WORKER_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Each xdist worker's torch runs one thread: two workers already fill the two cores, and two
+threads each made the torch session's tests 30% slower (106 s against 74 s for
+tests/extraction and tests/weights). Torch reads these when it is imported; the cross-check's
+extraction runs alone and keeps every thread."""
 PLUGINS = sorted(p.name for p in Path("plugins").iterdir() if (p / "pyproject.toml").is_file())
 
 FRAMEWORKS = {
@@ -124,7 +129,7 @@ def suite(session: nox.Session, backend: str) -> None:
     session.run("layerscope", "backends", env=env)
     record = {"LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{backend}.txt"}  # tests/passed_elsewhere.py
     args = session.posargs or (ENGINE_TESTS if backend in ENGINES else ())
-    session.run(*PYTEST, *args, env={"LAYERSCOPE_EXPECT_ONLY": backend, **env, **record})
+    session.run(*PYTEST, *args, env={"LAYERSCOPE_EXPECT_ONLY": backend, **WORKER_THREADS, **env, **record})
     if backend != "core":  # this virtualenv's half of the cross-check
         session.run(
             "python",
@@ -150,7 +155,11 @@ def plugins(session: nox.Session, plugin: str) -> None:
     session.install(f"./plugins/{plugin}[export,test]")
     session.run("layerscope", "backends")
     # the plugin's tests have their own conftest: tests/passed_elsewhere.py is loaded by name
-    record = {"LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{plugin}.txt", "PYTHONPATH": "tests"}
+    record = {
+        "LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{plugin}.txt",
+        "PYTHONPATH": "tests",
+        **WORKER_THREADS,
+    }
     session.run(*PYTEST, "-p", "passed_elsewhere", f"plugins/{plugin}/tests", *session.posargs, env=record)
     backend = plugin.removeprefix("layerscope-")
     session.run(
@@ -186,7 +195,7 @@ def rest(session: nox.Session) -> None:
     session.install("-e", ".[all,test,ray,docs]", *[f"-e./plugins/{p}[test]" for p in PLUGINS])
     session.run("layerscope", "backends")
     args = session.posargs or ["tests", "plugins"]
-    session.run(*PYTEST, *args, env={"LAYERSCOPE_SKIP_PASSED": PASSED_DIR})
+    session.run(*PYTEST, *args, env={"LAYERSCOPE_SKIP_PASSED": PASSED_DIR, **WORKER_THREADS})
     prune(session)
 
 
