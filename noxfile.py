@@ -92,6 +92,16 @@ and run on TensorFlow in the keras session; the cross-check compares every engin
 on every canonical layer at full size."""
 
 
+def own_keras_home(session: nox.Session) -> dict[str, str]:
+    """An empty ``KERAS_HOME`` for this session's tests: a ``keras.json`` in the user's home
+    (Keras writes one on first import) would otherwise choose the engine that the matrix
+    tests check is chosen by what is installed."""
+    home = Path(session.create_tmp()) / "keras-home"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)  # it must exist: Keras falls back to /tmp/.keras for a missing one
+    return {"KERAS_HOME": str(home.resolve())}
+
+
 def prune(session: nox.Session) -> None:
     """Delete this session's virtualenv (it has passed) when LAYERSCOPE_NOX_PRUNE=1."""
     if os.environ.get("LAYERSCOPE_NOX_PRUNE") != "1":
@@ -129,7 +139,14 @@ def suite(session: nox.Session, backend: str) -> None:
     session.run("layerscope", "backends", env=env)
     record = {"LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{backend}.txt"}  # tests/passed_elsewhere.py
     args = session.posargs or (ENGINE_TESTS if backend in ENGINES else ())
-    session.run(*PYTEST, *args, env={"LAYERSCOPE_EXPECT_ONLY": backend, **WORKER_THREADS, **env, **record})
+    run_env = {
+        "LAYERSCOPE_EXPECT_ONLY": backend,
+        **WORKER_THREADS,
+        **own_keras_home(session),
+        **env,
+        **record,
+    }
+    session.run(*PYTEST, *args, env=run_env)
     if backend != "core":  # this virtualenv's half of the cross-check
         session.run(
             "python",
@@ -159,6 +176,7 @@ def plugins(session: nox.Session, plugin: str) -> None:
         "LAYERSCOPE_RECORD_PASSED": f"{PASSED_DIR}/{plugin}.txt",
         "PYTHONPATH": "tests",
         **WORKER_THREADS,
+        **own_keras_home(session),
     }
     session.run(*PYTEST, "-p", "passed_elsewhere", f"plugins/{plugin}/tests", *session.posargs, env=record)
     backend = plugin.removeprefix("layerscope-")
@@ -195,7 +213,11 @@ def rest(session: nox.Session) -> None:
     session.install("-e", ".[all,test,ray,docs]", *[f"-e./plugins/{p}[test]" for p in PLUGINS])
     session.run("layerscope", "backends")
     args = session.posargs or ["tests", "plugins"]
-    session.run(*PYTEST, *args, env={"LAYERSCOPE_SKIP_PASSED": PASSED_DIR, **WORKER_THREADS})
+    session.run(
+        *PYTEST,
+        *args,
+        env={"LAYERSCOPE_SKIP_PASSED": PASSED_DIR, **WORKER_THREADS, **own_keras_home(session)},
+    )
     prune(session)
 
 

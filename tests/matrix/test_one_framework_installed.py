@@ -4,7 +4,9 @@ and says so. These checks only mean something inside one nox matrix session.
 
 The nox ``tests(backend=...)`` sessions set LAYERSCOPE_EXPECT_ONLY to the framework their
 virtualenv holds (``core``: none; ``keras-jax``: Keras on JAX, no TensorFlow); elsewhere these
-tests skip.
+tests skip. Each session gives Keras an empty ``KERAS_HOME`` of its own, so no ``keras.json``
+left in the user's home chooses the engine: Keras' engine is TensorFlow where it is installed
+or nothing is, otherwise the installed engine (torch in the torch session).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ import layerscope as ls
 EXPECT = os.environ.get("LAYERSCOPE_EXPECT_ONLY")
 BACKEND, _, ENGINE = (EXPECT or "").partition("-")  # keras-jax: the keras backend on JAX
 pytestmark = pytest.mark.skipif(EXPECT is None, reason="runs inside the nox matrix sessions")
-HINTS = {"torch": "pip install 'layerscope[torch]'", "keras": "pip install 'layerscope[keras]'"}
+HINTS = {
+    "torch": "pip install 'layerscope[torch]'",
+    # without TensorFlow, layerscope runs Keras on the engine that is installed
+    "keras": "pip install 'layerscope[keras-torch]'"
+    if EXPECT == "torch"
+    else "pip install 'layerscope[keras]'",
+}
 
 
 def test_only_the_expected_framework_is_available() -> None:
@@ -28,6 +36,10 @@ def test_only_the_expected_framework_is_available() -> None:
 
 
 def test_missing_backends_are_listed_with_the_install_hint() -> None:
+    from layerscope.default_plugins.keras import engine
+
+    if EXPECT in ("core", "torch"):  # no Keras here to write a keras.json into the session's home
+        assert engine.chosen()[1] in ("Keras' default", "TensorFlow is not installed")
     missing = [b for b in ls.backends() if b.name in HINTS and b.name != BACKEND]
     assert missing, "at least one built-in backend is missing in a matrix session"
     for info in missing:
