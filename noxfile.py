@@ -96,7 +96,9 @@ def own_keras_home(session: nox.Session) -> dict[str, str]:
     """An empty ``KERAS_HOME`` for this session's tests: a ``keras.json`` in the user's home
     (Keras writes one on first import) would otherwise choose the engine that the matrix
     tests check is chosen by what is installed."""
-    home = Path(session.create_tmp()) / "keras-home"
+    # in the virtualenv, pruned with it; not session.create_tmp(), which also sets TMPDIR and so
+    # moves pytest's tmp_path inside the checkout (a test's own pytest project would find ours)
+    home = Path(session.virtualenv.location) / "keras-home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)  # it must exist: Keras falls back to /tmp/.keras for a missing one
     return {"KERAS_HOME": str(home.resolve())}
