@@ -1,4 +1,4 @@
-"""Early stop and model cache, per backend (issue 2, acceptance 5; issue 18). Printed as ratios.
+"""Early stop and model cache, per backend. Printed as ratios.
 
     python benchmarks/bench_core.py [--backends torch,keras]
 

@@ -1,5 +1,5 @@
-"""extract_dataset against a naive user loop, and its memory over 100 vs 1,000 images
-(issue 7 acceptance 2, issue 18). Printed as ratios measured in the same run.
+"""extract_dataset against a naive user loop, and its memory over 100 vs 1,000 images.
+Printed as ratios measured in the same run.
 
     python benchmarks/bench_dataset.py [--images 96] [--memory-images 1000] [--rounds 3] [--workers 4]
 

@@ -1,4 +1,4 @@
-"""ls.extract against hand-written framework code, two ways (issue 7 acceptance 1, issue 18).
+"""ls.extract against hand-written framework code, two ways.
 
     python benchmarks/bench_overhead.py [--backends torch,keras]
 

@@ -1,4 +1,4 @@
-"""bfloat16 against float32, and layerscope beside the code users would write instead (issue 14).
+"""bfloat16 against float32, and layerscope beside the code users would write instead.
 
     python benchmarks/bench_precision.py [--rounds 5] [--backends torch,keras]
                                          [--thingsvision /path/to/venv/bin/python]
@@ -9,7 +9,7 @@ triton, which torchvision's feature extraction imports, segfault in one process)
 runner of one (model, layer, precision) case alternates with the others round by round,
 after one warm-up; the figures are medians of ``--rounds`` rounds (at least 5).
 
-1. **Precision** (issue 14 acceptance 1): ``ls.extract(batch, model, [layer],
+1. **Precision**: ``ls.extract(batch, model, [layer],
    precision="bfloat16")`` against ``precision="float32"`` in the same run: VGG16
    ``block5_conv3`` and ResNet50 ``avg_pool`` on torch (targets 3x and 2x), VGG16
    ``block5_conv3`` on Keras (3x); and the largest relative difference (``max|bf16 - f32| /

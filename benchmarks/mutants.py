@@ -1,4 +1,4 @@
-"""Mutation testing with mutmut: do the tests notice when core behaviour breaks? (issue 18)
+"""Mutation testing with mutmut: do the tests notice when core behaviour breaks?
 
     python benchmarks/mutants.py                      every target below, then the summary
     python benchmarks/mutants.py torch_capture        one target

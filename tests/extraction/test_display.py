@@ -170,8 +170,7 @@ def test_table_escapes_and_styles() -> None:
 @pytest.mark.torch
 def test_a_models_repr_never_runs_the_network() -> None:
     """repr() is called by debuggers, logs and error messages (conftest's clean-model check
-    formats one): it must not trace the model, which may raise or be busy in another thread.
-    Found by a random test order: a repr ran a user's model whose forward raises."""
+    formats one): it must not trace the model, which may raise or be busy in another thread."""
     import torch
 
     class Fails(torch.nn.Module):
