@@ -176,7 +176,7 @@ def run_dataset(args: argparse.Namespace, preprocess: Any) -> int:
     for key, reason in result.skipped:  # problems are printed even with --quiet
         print(f"  skipped {key}: {reason}")
     for key in result.missing:
-        print(f"  no longer in the source (row kept): {key}")
+        print(f"  no longer in the source, or unreadable (row kept): {key}")
     if result.skipped and result.written == 0 and result.already_done == 0:
         print("layerscope: error: no image could be extracted (every file was skipped)", file=sys.stderr)
         return 1

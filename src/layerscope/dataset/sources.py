@@ -1,8 +1,6 @@
-"""What a dataset run reads: source listing, row keys, per-file checks, pooling.
+"""What a dataset run reads: source listing, per-file checks, pooling.
 
-A row's key is the full path of its source as given (any length, any bytes: a name that is
-not valid UTF-8 becomes a ``str`` with ``surrogateescape`` escapes, as :func:`os.fsdecode`
-gives, and round-trips through :func:`os.fsencode`), or ``array:<i>`` for in-memory images.
+Which row a listed item becomes (its key and fingerprint) is :mod:`layerscope.dataset.identity`.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from layerscope.errors import ImageError, InputError
 __all__ = [
     "check_pool",
     "check_workers",
-    "key_of",
+    "decoding_threads",
     "list_sources",
     "not_a_regular_file",
     "pool_features",
@@ -73,13 +71,6 @@ def _folder(folder: Any) -> list[str]:
     return sorted(str(p) for p in root.rglob("*") if not p.is_dir())
 
 
-def key_of(item: Any, index: int) -> str:
-    """The row key of a source item: its full path (see the module docs) or ``array:<i>``."""
-    if isinstance(item, (str, bytes, os.PathLike)):
-        return os.fsdecode(item)
-    return f"array:{index}"
-
-
 def not_a_regular_file(item: Any) -> str | None:
     """Why a path item must not be opened (a FIFO would block forever), or None if it may."""
     if not isinstance(item, (str, bytes, os.PathLike)):
@@ -109,6 +100,11 @@ def check_workers(workers: Any) -> None:
             "Invalid `workers`. Expected a positive number of decoding threads, or None for the "
             f"default (CPU count, at most 4). Received: workers={workers!r}."
         )
+
+
+def decoding_threads(workers: int | None) -> int:
+    """Threads that read files: ``workers``, or by default the CPU count, at most 4."""
+    return workers or min(4, os.cpu_count() or 1)
 
 
 def pool_features(arr: np.ndarray, pool: str | None) -> np.ndarray:
