@@ -5,7 +5,7 @@ and symlinks resolved), so every spelling of one file is one row, and two folder
 the same relative path from two working directories are two sets of rows. Each row also
 records a fingerprint of its file's bytes (or an in-memory image's values); a resume whose
 file under an existing key now holds other content is refused, naming the file, before
-anything is written.
+anything is written. A path that is empty is refused, not read as the current folder.
 
 Each test runs a tiny seeded torch model on 32 px PNGs (milliseconds per image).
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -338,3 +339,56 @@ def test_other_arrays_resumed_into_the_same_output_are_refused(tmp_path: Path, n
     ):
         ls.extract_dataset([images[1], images[0], images[2]], net, LAYERS, out, **KW)
     assert read_output(out)["paths"] == ["array:0", "array:1", "array:2"]
+
+
+# -- empty output path ---------------------------------------------------------------------
+@pytest.mark.parametrize("out", ["", b""], ids=["str", "bytes"])
+def test_an_empty_output_path_is_refused(
+    tmp_path: Path, net: Any, out: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty ``out`` (an unset variable) would scatter shards, a manifest and ``.lock``
+    into the working directory. (``Path("")`` is ``Path(".")``, the current folder, and
+    cannot be told from it.)"""
+    monkeypatch.chdir(tmp_path)
+    paths = _pngs(tmp_path / "src", 1)
+    with pytest.raises(ls.InputError, match=r"^Invalid `out`: an empty path\. Expected an \.h5/\.hdf5 file"):
+        ls.extract_dataset(paths, net, LAYERS, out, **KW)
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("", r"^Invalid `source`: an empty path\."),
+        (["x.png", ""], r"^Invalid `source\[1\]`: an empty path\."),
+    ],
+)
+def test_an_empty_source_path_is_refused(tmp_path: Path, net: Any, source: Any, message: str) -> None:
+    """Not read as the current folder (``os.path.realpath("")`` is the working directory)."""
+    with pytest.raises(ls.InputError, match=message):
+        ls.extract_dataset(source, net, LAYERS, tmp_path / "f.h5", **KW)
+    assert not (tmp_path / "f.h5").exists()
+
+
+@pytest.mark.parametrize("out", [None, 5, ["f.h5"]])
+def test_an_output_that_is_not_a_path_is_refused(tmp_path: Path, net: Any, out: Any) -> None:
+    with pytest.raises(
+        ls.InputError, match=rf"^Invalid `out`\. Expected .* Received: out={re.escape(repr(out))}\.$"
+    ):
+        ls.extract_dataset(_pngs(tmp_path / "src", 1), net, LAYERS, out, **KW)
+
+
+def test_the_cli_refuses_an_empty_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A usage error before anything is read or written (an unset shell variable, ``-o "$OUT"``)."""
+    from layerscope.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    _pngs(tmp_path / "src", 1)
+    args = ["extract", "src", "--model", "resnet50", "--weights", "random", "--seed", "0", "-l", "conv1_relu"]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "-o", ""])
+    assert info.value.code == 2
+    assert "argument -o/--out: an empty path; expected a file or folder name" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["src"]

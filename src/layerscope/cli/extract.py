@@ -54,7 +54,7 @@ def add(sub: Any) -> None:
     p.add_argument(
         "-o",
         "--out",
-        type=Path,
+        type=out_path,
         default=None,
         help="an .npz (keys = layer names); for a dataset an .h5/.hdf5 file or a folder for .npz shards",
     )
@@ -64,6 +64,13 @@ def add(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=None, help="dataset mode: decoding threads")
     options.add_quiet(p)
     p.set_defaults(func=run)
+
+
+def out_path(text: str) -> Path:
+    """``--out``: a path; an empty one (an unset shell variable) would name the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; expected a file or folder name")
+    return Path(text)
 
 
 def is_pattern(arg: str) -> bool:

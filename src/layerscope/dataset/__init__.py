@@ -91,6 +91,23 @@ def output_kind(out: Path) -> str:
     return "npz"
 
 
+def _out_path(out: Any) -> Path:
+    """``out`` as a Path; an empty one is refused (``Path("")`` would be the current folder)."""
+    if not isinstance(out, (str, bytes, os.PathLike)):
+        raise InputError(
+            "Invalid `out`. Expected a path: an .h5/.hdf5 file, or a folder for .npz shards. "
+            f"Received: out={out!r}."
+        )
+    text = os.fsdecode(out)
+    if not text:
+        raise InputError(
+            "Invalid `out`: an empty path. Expected an .h5/.hdf5 file or a folder for .npz shards, "
+            "such as 'features.h5'; an empty path would write the shards, manifest and lock into "
+            "the current folder (pass '.' if that is what you want)."
+        )
+    return Path(text)
+
+
 def _check_out(out: Path, kind: str) -> None:
     """Refuse outputs that cannot be written before any model is loaded."""
     for parent in [out.parent, *out.parent.parents]:
@@ -226,7 +243,7 @@ def extract_dataset(
     check_pool(pool)
     check_workers(workers)
     _check_batch_size(batch_size)
-    out_path = Path(out)
+    out_path = _out_path(out)
     kind = output_kind(out_path)
     _check_out(out_path, kind)
     loaded = load(model, backend=backend, weights=weights, seed=seed, device=device, precision=precision)

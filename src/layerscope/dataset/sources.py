@@ -40,7 +40,12 @@ def list_sources(source: Any) -> list[Any]:
         return list(source) if source.ndim == 4 else [source]
     if isinstance(source, Iterable):
         items: list[Any] = []
-        for item in source:
+        for i, item in enumerate(source):
+            if isinstance(item, (str, bytes, os.PathLike)) and not os.fspath(item):
+                raise InputError(
+                    f"Invalid `source[{i}]`: an empty path. Expected an image file's or a "
+                    "folder's path (an empty one would name the current folder)."
+                )
             is_folder = isinstance(item, (str, bytes, os.PathLike)) and os.path.isdir(item)
             items.extend(_folder(item) if is_folder else [item])
         return items
@@ -52,6 +57,11 @@ def list_sources(source: Any) -> list[Any]:
 
 def _expand(source: str | bytes | os.PathLike[Any]) -> list[Any]:
     text = os.fsdecode(source)
+    if not text:
+        raise InputError(
+            "Invalid `source`: an empty path. Expected a folder, a glob pattern or an image "
+            "file's path (pass '.' for the current folder)."
+        )
     if os.path.isdir(text):
         return _folder(text)
     if os.path.lexists(text):
