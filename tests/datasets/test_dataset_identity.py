@@ -370,6 +370,38 @@ def test_an_empty_source_path_is_refused(tmp_path: Path, net: Any, source: Any, 
     assert not (tmp_path / "f.h5").exists()
 
 
+@pytest.mark.parametrize("flag", ["resume", "overwrite"])
+def test_resume_and_overwrite_take_only_booleans(tmp_path: Path, net: Any, flag: str) -> None:
+    """``overwrite="False"`` (a string from a config file) is truthy: it must not replace the
+    output it was meant to keep."""
+    paths = _pngs(tmp_path / "src", 2)
+    out = tmp_path / "f.h5"
+    ls.extract_dataset(paths[:1], net, LAYERS, out, **KW)
+    with pytest.raises(
+        ls.InputError, match=rf"^Invalid `{flag}`\. Expected True or False\. Received: {flag}='False'\.$"
+    ):
+        ls.extract_dataset(paths, net, LAYERS, out, **{flag: "False"}, **KW)
+    assert read_output(out)["paths"] == paths[:1]
+
+
+def test_an_output_reached_through_a_symlink_is_locked_and_written_at_its_real_path(
+    tmp_path: Path, net: Any
+) -> None:
+    """Two names of one ``.h5`` must not give two locks, or two writers would share the file."""
+    from layerscope.dataset.lock import OutputLock
+
+    paths = _pngs(tmp_path / "src", 2)
+    out = tmp_path / "f.h5"
+    ls.extract_dataset(paths[:1], net, LAYERS, out, **KW)
+    link = tmp_path / "link.h5"
+    link.symlink_to(out)
+    with OutputLock(tmp_path / "f.h5.lock", out), pytest.raises(ls.OutputLockedError):
+        ls.extract_dataset(paths, net, LAYERS, link, **KW)
+    result = ls.extract_dataset(paths, net, LAYERS, link, **KW)
+    assert (result.written, result.out) == (1, out)
+    assert link.is_symlink() and read_output(out)["paths"] == paths
+
+
 @pytest.mark.parametrize("out", [None, 5, ["f.h5"]])
 def test_an_output_that_is_not_a_path_is_refused(tmp_path: Path, net: Any, out: Any) -> None:
     with pytest.raises(

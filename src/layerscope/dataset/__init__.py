@@ -91,8 +91,11 @@ def output_kind(out: Path) -> str:
     return "npz"
 
 
-def _out_path(out: Any) -> Path:
-    """``out`` as a Path; an empty one is refused (``Path("")`` would be the current folder)."""
+def _output(out: Any) -> tuple[Path, str]:
+    """``out`` checked, as its real path (one lock per file, whatever name reaches it), and its kind.
+
+    An empty ``out`` is refused: ``Path("")`` would be the current folder.
+    """
     if not isinstance(out, (str, bytes, os.PathLike)):
         raise InputError(
             "Invalid `out`. Expected a path: an .h5/.hdf5 file, or a folder for .npz shards. "
@@ -105,7 +108,9 @@ def _out_path(out: Any) -> Path:
             "such as 'features.h5'; an empty path would write the shards, manifest and lock into "
             "the current folder (pass '.' if that is what you want)."
         )
-    return Path(text)
+    kind = output_kind(Path(text))
+    _check_out(Path(text), kind)
+    return Path(os.path.realpath(text)), kind
 
 
 def _check_out(out: Path, kind: str) -> None:
@@ -181,6 +186,20 @@ def _settings(
     }
 
 
+def _check_arguments(
+    pool: Any, workers: Any, batch_size: Any, resume: Any, overwrite: Any, progress: Any
+) -> None:
+    """Refuse wrong arguments before the model loads; ``resume``/``overwrite`` take booleans
+    only (``overwrite="False"`` is truthy and would replace the output)."""
+    check_pool(pool)
+    check_workers(workers)
+    _check_batch_size(batch_size)
+    for name, value in (("resume", resume), ("overwrite", overwrite)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputError(f"Invalid `{name}`. Expected True or False. Received: {name}={value!r}.")
+    enabled(progress)  # refuses anything but True, False or None
+
+
 def _check_batch_size(batch_size: Any) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(
@@ -240,12 +259,8 @@ def extract_dataset(
     ``device`` / ``precision``: as in :func:`layerscope.load`; the output records the
     precision, and a resume must use the same one (rows of two precisions never mix).
     """
-    check_pool(pool)
-    check_workers(workers)
-    _check_batch_size(batch_size)
-    out_path = _out_path(out)
-    kind = output_kind(out_path)
-    _check_out(out_path, kind)
+    _check_arguments(pool, workers, batch_size, resume, overwrite, progress)
+    out_path, kind = _output(out)
     loaded = load(model, backend=backend, weights=weights, seed=seed, device=device, precision=precision)
     targets = loaded.resolve([layers] if isinstance(layers, (str, int)) else list(layers))
     folder = kind == "npz"
