@@ -6,10 +6,9 @@ source's longest path, at least 1024, and the file is rebuilt wider when a longe
 comes), ``fingerprints`` (one per row, ``sha256:<hex>`` of its file, ASCII, 128 bytes wide:
 :mod:`layerscope.dataset.identity`), ``skipped_reason`` (UTF-8, up to 4096 bytes),
 ``commit`` = ``[rows, skipped]`` int64, attributes = the run settings and
-``layerscope_format``. Fixed-width, not
-variable-length, strings: variable-length data lives in HDF5's global heap, which SWMR does
-not protect, and a kill while it grows left heaps that later writes reject ("bad heap
-index", found by ``tests/kill_anywhere.py``).
+``layerscope_format``. Fixed-width, not variable-length, strings: variable-length data
+lives in HDF5's global heap, which SWMR does not protect, and a kill while it grows left
+heaps that later writes reject ("bad heap index", found by ``tests/kill_anywhere.py``).
 
 Why it survives a kill at any instant:
 

@@ -3,9 +3,9 @@
 A writer holds the output's lock for its whole life (see :mod:`layerscope.dataset.lock`).
 It writes a batch (its rows, their fingerprints and its skipped files) and commits it last,
 in one step: feature rows, then paths, fingerprints and skips, then the committed counts
-(one small write). Anything past the committed counts is a batch cut
-short and is dropped when the output is opened again, so the committed rows are exactly the
-rows an uninterrupted run would have at that point.
+(one small write). Anything past the committed counts is a batch cut short and is dropped
+when the output is opened again, so the committed rows are exactly the rows an
+uninterrupted run would have at that point.
 """
 
 from __future__ import annotations
