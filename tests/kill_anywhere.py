@@ -18,7 +18,7 @@ the extraction, and SIGKILLs it, alternately:
 
 When a run completes, its output is compared with the reference and the output is deleted,
 so later kills hit fresh runs again. The comparison is exact: same paths in the same order,
-same skipped files, bit-identical features.
+the same fingerprint for each, same skipped files, bit-identical features.
 """
 
 from __future__ import annotations
@@ -135,8 +135,10 @@ def read_output(out: Path) -> dict[str, Any]:
                 n, n_skip = (int(v) for v in f["commit"][:])
             else:  # the layout before format 2 (to run these checks against older code)
                 n, n_skip = f["paths"].shape[0], f["skipped"].shape[0]
+            prints = f["fingerprints"][:n] if "fingerprints" in f else []  # none before format 3
             return {
                 "paths": [os.fsdecode(bytes(p)) for p in f["paths"][:n]],
+                "fingerprints": [bytes(p).decode() for p in prints],
                 "skipped": [os.fsdecode(bytes(p)) for p in f["skipped"][:n_skip]],
                 "features": {k: f["features"][k][:n] for k in f["features"]},
             }
@@ -147,15 +149,19 @@ def read_output(out: Path) -> dict[str, Any]:
     else:
         manifest = json.loads((out / "manifest.json").read_text())
     paths: list[str] = []
+    prints: list[str] = []
     parts: dict[str, list[np.ndarray]] = {}
     for name, _ in manifest["shards"]:
         with np.load(out / name) as data:
             paths.extend(str(p) for p in data["paths"])
+            if "fingerprints" in data.files:  # none before format 3
+                prints.extend(str(p) for p in data["fingerprints"])
             for key in data.files:
                 if key.startswith("features/"):
                     parts.setdefault(key[9:], []).append(data[key])
     return {
         "paths": paths,
+        "fingerprints": prints,
         "skipped": [k for k, _ in manifest["skipped"]],
         "features": {k: np.concatenate(v) for k, v in parts.items()},
     }
@@ -163,7 +169,7 @@ def read_output(out: Path) -> dict[str, Any]:
 
 def same(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     """None when two outputs are identical, else what differs."""
-    for key in ("paths", "skipped"):
+    for key in ("paths", "fingerprints", "skipped"):
         if a[key] != b[key]:
             return f"{key} differ: {len(a[key])} vs {len(b[key])}"
     if sorted(a["features"]) != sorted(b["features"]):

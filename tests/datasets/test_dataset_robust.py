@@ -476,7 +476,7 @@ def test_13_truncated_corrupt_or_foreign_h5_on_resume(tmp_path: Path, net: Any) 
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["x"] = [1, 2, 3]
-    with pytest.raises(ls.OutputError, match=r"not a layerscope dataset of format 2 .*missing \['paths'"):
+    with pytest.raises(ls.OutputError, match=r"not a layerscope dataset of format 3 .*missing \['paths'"):
         ls.extract_dataset(paths, net, LAYERS, foreign, **KW)
     assert ls.extract_dataset(paths, net, LAYERS, foreign, overwrite=True, **KW).written == 4
 

@@ -1,7 +1,8 @@
 """The HDF5 writer's resume path, tested directly: a resume refuses a file it cannot trust
-(fewer feature rows than committed, another format, a foreign or unreadable file, other
-settings) naming the file and the fix in full, reports an unrelated open error as it is,
-reads damaged skip reasons, clears stale flags and keeps every committed row.
+(fewer feature rows or fingerprints than committed, another format, a foreign or unreadable
+file, other settings) naming the file and the fix in full, reports an unrelated open error as
+it is, reads damaged skip reasons, clears stale flags, drops what lies past the commit and
+keeps every committed row with its fingerprint.
 
 They drive :class:`layerscope.dataset.h5.H5Writer` with small arrays, no network, so each test
 costs milliseconds.
@@ -9,6 +10,7 @@ costs milliseconds.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,14 @@ from layerscope.errors import InputError, OutputError  # noqa: E402
 META = {"model": "tiny", "layers": "a"}
 
 
+def _prints(keys: list[str]) -> list[str]:
+    return [f"sha256:{hashlib.sha256(k.encode()).hexdigest()}" for k in keys]
+
+
 def _write(out: Path, keys: list[str], skips: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
     writer = H5Writer(out, META, resume=False, keys=keys)
     feats = {"a": np.arange(len(keys) * 3, dtype=np.float32).reshape(len(keys), 3)}
-    writer.write(keys, feats, list(skips))
+    writer.write(keys, _prints(keys), feats, list(skips))
     writer.close()
 
 
@@ -44,6 +50,39 @@ def test_resume_refuses_a_file_with_fewer_feature_rows_than_committed(tmp_path: 
         H5Writer(out, META, resume=True, keys=[])
 
 
+def test_resume_refuses_a_file_with_fewer_fingerprints_than_committed(tmp_path: Path) -> None:
+    out = tmp_path / "f.h5"
+    _write(out, ["x.png", "y.png"])
+    with h5py.File(out, "r+") as f:
+        f["fingerprints"].resize(1, axis=0)
+    with pytest.raises(
+        OutputError, match=rf"^{str(out)!r} is damaged: /fingerprints has fewer rows than committed\.$"
+    ):
+        H5Writer(out, META, resume=True, keys=[])
+
+
+def test_paths_and_fingerprints_past_the_commit_are_dropped_on_resume(tmp_path: Path) -> None:
+    """A kill after a batch's paths and fingerprints, before its commit: the next open
+    truncates both to the commit, and the committed rows keep their own fingerprints."""
+    out = tmp_path / "f.h5"
+    _write(out, ["x.png", "y.png"])
+    writer = H5Writer(out, META, resume=True, keys=[])
+    f = writer.file
+    for name, value in (("paths", b"z.png"), ("fingerprints", b"sha256:00")):
+        f[name].resize(3, axis=0)
+        f[name][2] = value
+    f["features/a"].resize(3, axis=0)
+    writer.close()  # commit still says 2 rows
+    again = H5Writer(out, META, resume=True, keys=[])
+    try:
+        assert again.rows == ["x.png", "y.png"]
+        assert again.prints == _prints(["x.png", "y.png"])
+    finally:
+        again.close()
+    with h5py.File(out, "r") as f:
+        assert f["paths"].shape == f["fingerprints"].shape == f["features/a"].shape[:1] == (2,)
+
+
 def test_resume_reads_a_damaged_skip_reason_with_replacement_characters(tmp_path: Path) -> None:
     """Reasons are decoded with errors='replace': bytes that are not UTF-8 do not stop a resume."""
     out = tmp_path / "f.h5"
@@ -54,6 +93,7 @@ def test_resume_reads_a_damaged_skip_reason_with_replacement_characters(tmp_path
     try:
         assert writer.skipped == [("bad.png", "cut \ufffd")]
         assert writer.rows == ["x.png"]
+        assert writer.prints == _prints(["x.png"])
         assert writer.shapes == {"a": (3,)}
     finally:
         writer.close()
@@ -67,12 +107,13 @@ def test_resume_then_a_longer_path_rebuilds_keeping_every_committed_row(tmp_path
     _write(out, keys)
     writer = H5Writer(out, META, resume=True, keys=[])
     long_key = "d/" * 700 + "z.png"  # 1405 bytes: wider than the file's 1024-byte keys
-    writer.write([long_key], {"a": np.full((1, 3), -1.0, np.float32)}, [])
+    writer.write([long_key], _prints([long_key]), {"a": np.full((1, 3), -1.0, np.float32)}, [])
     writer.close()
     with h5py.File(out, "r") as f:
         feats = f["features/a"][:]
         assert f["paths"].dtype.itemsize == 1536
         assert [bytes(p).decode() for p in f["paths"][:]] == [*keys, long_key]
+        assert [bytes(p).decode() for p in f["fingerprints"][:]] == _prints([*keys, long_key])
     want = np.arange(600 * 3, dtype=np.float32).reshape(600, 3)
     np.testing.assert_array_equal(feats[:600], want)
     np.testing.assert_array_equal(feats[600], [-1.0, -1.0, -1.0])
@@ -144,9 +185,9 @@ def test_resume_into_a_foreign_hdf5_file_names_it_and_the_fix_in_full(tmp_path: 
         f["paths"] = np.zeros(2)
     message = (
         f"Cannot resume into {str(out)!r}: it is not a layerscope dataset of format {h5mod.FORMAT} "
-        "(format none, missing ['skipped', 'skipped_reason', 'commit', 'features']). It was written by "
-        "something else or an older layerscope: write to another path, or pass overwrite=True to "
-        "replace it."
+        "(format none, missing ['fingerprints', 'skipped', 'skipped_reason', 'commit', 'features']). It "
+        "was written by something else or an older layerscope: write to another path, or pass "
+        "overwrite=True to replace it."
     )
     with pytest.raises(OutputError) as err:
         H5Writer(out, META, resume=True, keys=[])

@@ -54,7 +54,7 @@ def add(sub: Any) -> None:
     p.add_argument(
         "-o",
         "--out",
-        type=Path,
+        type=out_path,
         default=None,
         help="an .npz (keys = layer names); for a dataset an .h5/.hdf5 file or a folder for .npz shards",
     )
@@ -64,6 +64,13 @@ def add(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=None, help="dataset mode: decoding threads")
     options.add_quiet(p)
     p.set_defaults(func=run)
+
+
+def out_path(text: str) -> Path:
+    """``--out``: a path; an empty one (an unset shell variable) would name the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; expected a file or folder name")
+    return Path(text)
 
 
 def is_pattern(arg: str) -> bool:
@@ -176,7 +183,7 @@ def run_dataset(args: argparse.Namespace, preprocess: Any) -> int:
     for key, reason in result.skipped:  # problems are printed even with --quiet
         print(f"  skipped {key}: {reason}")
     for key in result.missing:
-        print(f"  no longer in the source (row kept): {key}")
+        print(f"  no longer in the source, or unreadable (row kept): {key}")
     if result.skipped and result.written == 0 and result.already_done == 0:
         print("layerscope: error: no image could be extracted (every file was skipped)", file=sys.stderr)
         return 1

@@ -7,11 +7,14 @@ dataset size. One process writes an output at a time (an OS lock beside it,
 killed at any instant leaves an output that the next run with ``resume=True`` completes
 into exactly what an uninterrupted run writes (:mod:`layerscope.dataset.store`). Files that
 cannot be used are recorded with their reason and skipped, never fatal, and stay skipped.
+Rows are keyed by real path and record a fingerprint of their file, so no spelling of a path
+stores an image twice and a resume never puts one file's features under another's bytes
+(:mod:`layerscope.dataset.identity`).
 
 Outputs:
 
 - ``.h5``/``.hdf5`` (needs ``h5py``): ``features/<layer>`` shaped ``(n, ...)``, ``paths``,
-  ``skipped``, ``skipped_reason``, ``commit``; attributes record the run settings
+  ``fingerprints``, ``skipped``, ``skipped_reason``, ``commit``; attributes record the run settings
   (:mod:`layerscope.dataset.h5`).
 - any other path: a folder of ``.npz`` shards and ``manifest.json``
   (:mod:`layerscope.dataset.npz`).
@@ -32,8 +35,15 @@ import numpy as np
 
 from layerscope.api import load
 from layerscope.dataset.batches import batches, run_model
+from layerscope.dataset.identity import adopt_spellings, check_fingerprints, not_the_output, source_keys
 from layerscope.dataset.lock import OutputLock, lock_path
-from layerscope.dataset.sources import check_pool, check_workers, key_of, list_sources, pool_features
+from layerscope.dataset.sources import (
+    check_pool,
+    check_workers,
+    decoding_threads,
+    list_sources,
+    pool_features,
+)
 from layerscope.dataset.store import Writer
 from layerscope.errors import InputError, OutputError
 from layerscope.layers import Target
@@ -49,7 +59,8 @@ class DatasetResult:
 
     ``written``: rows added now; ``already_done``: source files already in the output (rows
     or skipped) before this run; ``skipped``: files skipped now, with reasons; ``missing``:
-    rows of the output whose source is no longer in ``source`` (kept, reported);
+    rows of the output whose source is no longer in ``source``, or can no longer be read
+    (kept, reported);
     ``lost``: npz shards listed by the manifest but gone, whose rows were computed again.
     """
 
@@ -78,6 +89,28 @@ def output_kind(out: Path) -> str:
             f"{str(out.with_suffix(''))!r}), or an .h5 path."
         )
     return "npz"
+
+
+def _output(out: Any) -> tuple[Path, str]:
+    """``out`` checked, as its real path (one lock per file, whatever name reaches it), and its kind.
+
+    An empty ``out`` is refused: ``Path("")`` would be the current folder.
+    """
+    if not isinstance(out, (str, bytes, os.PathLike)):
+        raise InputError(
+            "Invalid `out`. Expected a path: an .h5/.hdf5 file, or a folder for .npz shards. "
+            f"Received: out={out!r}."
+        )
+    text = os.fsdecode(out)
+    if not text:
+        raise InputError(
+            "Invalid `out`: an empty path. Expected an .h5/.hdf5 file or a folder for .npz shards, "
+            "such as 'features.h5'; an empty path would write the shards, manifest and lock into "
+            "the current folder (pass '.' if that is what you want)."
+        )
+    kind = output_kind(Path(text))
+    _check_out(Path(text), kind)
+    return Path(os.path.realpath(text)), kind
 
 
 def _check_out(out: Path, kind: str) -> None:
@@ -153,6 +186,20 @@ def _settings(
     }
 
 
+def _check_arguments(
+    pool: Any, workers: Any, batch_size: Any, resume: Any, overwrite: Any, progress: Any
+) -> None:
+    """Refuse wrong arguments before the model loads; ``resume``/``overwrite`` take booleans
+    only (``overwrite="False"`` is truthy and would replace the output)."""
+    check_pool(pool)
+    check_workers(workers)
+    _check_batch_size(batch_size)
+    for name, value in (("resume", resume), ("overwrite", overwrite)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputError(f"Invalid `{name}`. Expected True or False. Received: {name}={value!r}.")
+    enabled(progress)  # refuses anything but True, False or None
+
+
 def _check_batch_size(batch_size: Any) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(
@@ -205,25 +252,21 @@ def extract_dataset(
     (global pooling over H and W). ``workers`` threads decode and resize (default: CPU count,
     at most 4). ``resume=False`` refuses to touch an existing output instead of continuing it;
     ``overwrite=True`` replaces it. Returns a :class:`DatasetResult`. Raises
-    ``OutputLockedError`` (another writer), ``OutputError`` (an output with other settings).
+    ``OutputLockedError`` (another writer), ``InputError`` (an output with other settings, or
+    whose rows' files now hold other content), ``OutputError`` (an output that cannot be
+    read or written, or of an older format).
     ``progress``: a bar over the images (``None``: only in a terminal or notebook).
     ``device`` / ``precision``: as in :func:`layerscope.load`; the output records the
     precision, and a resume must use the same one (rows of two precisions never mix).
     """
-    check_pool(pool)
-    check_workers(workers)
-    _check_batch_size(batch_size)
-    out_path = Path(out)
-    kind = output_kind(out_path)
-    _check_out(out_path, kind)
+    _check_arguments(pool, workers, batch_size, resume, overwrite, progress)
+    out_path, kind = _output(out)
     loaded = load(model, backend=backend, weights=weights, seed=seed, device=device, precision=precision)
     targets = loaded.resolve([layers] if isinstance(layers, (str, int)) else list(layers))
-    items = list_sources(source)
-    sources: dict[str, Any] = {}
-    for i, item in enumerate(items):
-        sources.setdefault(key_of(item, i), item)  # a file listed twice is one row
-    meta = _settings(loaded, targets, pool, preprocess, input_size)
     folder = kind == "npz"
+    sources = source_keys(list_sources(source))  # a file listed twice, in any spelling, is one row
+    sources = not_the_output(sources, out_path, folder)
+    meta = _settings(loaded, targets, pool, preprocess, input_size)
     try:
         (out_path if folder else out_path.parent).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -233,10 +276,23 @@ def extract_dataset(
     with OutputLock(lock_path(out_path, folder), out_path):
         writer = _open(kind, out_path, meta, resume, overwrite, list(sources))
         try:
-            return _run(writer, loaded, targets, sources, out_path, pool, batch_size, workers,
-                        preprocess, input_size, progress)  # fmt: skip
+            sources, unreadable = _match_output(writer, sources, out_path, workers)
+            result = _run(writer, loaded, targets, sources, out_path, pool, batch_size, workers,
+                          preprocess, input_size, progress)  # fmt: skip
+            result.missing.extend(unreadable)
+            return result
         finally:
             writer.close()
+
+
+def _match_output(
+    writer: Writer, sources: dict[str, Any], out: Path, workers: int | None
+) -> tuple[dict[str, Any], list[str]]:
+    """Sources under the output's spelling of their keys, and the keys whose file cannot be
+    read now; raises :class:`InputError` when a file under a key with a row changed content."""
+    sources = adopt_spellings(sources, [*writer.rows, *(k for k, _ in writer.skipped)])
+    rows = dict(zip(writer.rows, writer.prints, strict=True))
+    return sources, check_fingerprints(out, rows, sources, decoding_threads(workers))
 
 
 def _run(
@@ -260,12 +316,15 @@ def _run(
     started = time.perf_counter()
     bar = _progress(len(sources), result.already_done, progress)
     try:
-        for keys, arrays, failures in batches(loaded, todo, batch_size, workers, preprocess, input_size):
+        for keys, arrays, prints, failures in batches(
+            loaded, todo, batch_size, workers, preprocess, input_size
+        ):
             ok, outputs, failed = run_model(loaded, keys, arrays, targets)
+            stamp = dict(zip(keys, prints, strict=True))
             feats = {name: [pool_features(v, pool) for v in parts] for name, parts in outputs.items()}
             ok, stacked, wrong = _stack(ok, feats, writer.shapes)
             skips = failures + sorted(failed + wrong, key=lambda kv: keys.index(kv[0]))
-            writer.write(ok, stacked, skips)
+            writer.write(ok, [stamp[k] for k in ok], stacked, skips)
             result.written += len(ok)
             result.skipped.extend(skips)
             if bar is not None:

@@ -1,9 +1,10 @@
 """Batches for a dataset run: decode ahead in threads, then run the model, one bad file at a time.
 
-Every per-file failure becomes a skip with its reason, whatever raised it: a path that is
-not a regular file (checked with ``stat`` before anything opens it: a FIFO would block),
-a decode error, NaN/inf pixels after preprocessing, an image the network cannot take
-(too small at ``input_size=None``). When a batch fails in the model, its images are run one
+Each item is fingerprinted (:func:`layerscope.dataset.identity.fingerprint`) in its decoding
+thread, before it is decoded. Every per-file failure becomes a skip with its reason, whatever
+raised it: a path that is not a regular file (checked with ``stat`` before anything opens it:
+a FIFO would block), a decode error, NaN/inf pixels after preprocessing, an image the network
+cannot take (too small at ``input_size=None``). When a batch fails in the model, its images are run one
 at a time so only the culprit is skipped and named.
 """
 
@@ -16,15 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from layerscope.dataset.sources import not_a_regular_file
+from layerscope.dataset.identity import fingerprint
+from layerscope.dataset.sources import decoding_threads, not_a_regular_file
 from layerscope.errors import LayerscopeError
 from layerscope.layers import Target
 from layerscope.model import LoadedModel
 
 __all__ = ["Batch", "batches", "run_model"]
 
-Batch = tuple[list[str], list[np.ndarray], list[tuple[str, str]]]
-"""Keys, one prepared ``(1, H, W, 3)`` array per key, and ``(key, reason)`` failures."""
+Batch = tuple[list[str], list[np.ndarray], list[str], list[tuple[str, str]]]
+"""Keys, one prepared ``(1, H, W, 3)`` array and one fingerprint per key, and ``(key, reason)``
+failures."""
 
 _PER_IMAGE_ERRORS = (LayerscopeError, RuntimeError, ValueError, IndexError)
 """What a forward pass raises for one image it cannot take (torch: "Output size is too small")."""
@@ -44,20 +47,24 @@ def batches(
 ) -> Iterator[Batch]:
     """Prepared images in source order, ``batch_size`` at a time, decoded ahead by threads."""
 
-    def prepare(item: Any) -> np.ndarray:
+    def prepare(item: Any) -> tuple[np.ndarray, str]:
         refused = not_a_regular_file(item)
         if refused is not None:
             raise _Refused(refused)
+        try:
+            stamp = fingerprint(item)  # first: a file changed after this no longer matches its row
+        except OSError as exc:
+            raise _Refused(f"ImageError: cannot read {os.fsdecode(item)!r}: {exc.strerror or exc}.") from exc
         arr = loaded.prepare(item, preprocess=preprocess, input_size=input_size)
         if not np.isfinite(arr).all():
             bad = int((~np.isfinite(arr)).sum())
             raise _Refused(f"ImageError: {bad} pixel values are NaN or infinite after preprocessing.")
-        return arr
+        return arr, stamp
 
-    n_workers = workers or min(4, os.cpu_count() or 1)
+    n_workers = decoding_threads(workers)
     ahead = 2 * batch_size  # images in flight: bounds memory
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="layerscope-decode") as pool:
-        queue: list[tuple[str, Future[np.ndarray]]] = []
+        queue: list[tuple[str, Future[tuple[np.ndarray, str]]]] = []
         position = 0
         while position < len(todo) or queue:
             while position < len(todo) and len(queue) < ahead:
@@ -65,16 +72,18 @@ def batches(
                 queue.append((key, pool.submit(prepare, item)))
                 position += 1
             chunk, queue = queue[:batch_size], queue[batch_size:]
-            keys, arrays, failures = [], [], []
+            keys, arrays, prints, failures = [], [], [], []
             for key, future in chunk:
                 try:
-                    arrays.append(future.result())
+                    arr, stamp = future.result()
                     keys.append(key)
+                    arrays.append(arr)
+                    prints.append(stamp)
                 except _Refused as exc:
                     failures.append((key, str(exc)))
                 except (*_PER_IMAGE_ERRORS, OSError) as exc:
                     failures.append((key, _reason(exc)))
-            yield keys, arrays, failures
+            yield keys, arrays, prints, failures
 
 
 class _Refused(Exception):

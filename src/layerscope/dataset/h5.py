@@ -3,11 +3,12 @@
 Layout: ``features/<layer>`` shaped ``(n, ...)`` float32, ``paths`` and ``skipped``
 (fixed-width bytes, ``os.fsencode`` of each key, whole: the width is chosen from the
 source's longest path, at least 1024, and the file is rebuilt wider when a longer one
-comes), ``skipped_reason`` (UTF-8, up to 4096 bytes), ``commit`` = ``[rows, skipped]``
-int64, attributes = the run settings and ``layerscope_format``. Fixed-width, not
-variable-length, strings: variable-length data lives in HDF5's global heap, which SWMR does
-not protect, and a kill while it grows left heaps that later writes reject ("bad heap
-index", found by ``tests/kill_anywhere.py``).
+comes), ``fingerprints`` (one per row, ``sha256:<hex>`` of its file, ASCII, 128 bytes wide:
+:mod:`layerscope.dataset.identity`), ``skipped_reason`` (UTF-8, up to 4096 bytes),
+``commit`` = ``[rows, skipped]`` int64, attributes = the run settings and
+``layerscope_format``. Fixed-width, not variable-length, strings: variable-length data
+lives in HDF5's global heap, which SWMR does not protect, and a kill while it grows left
+heaps that later writes reject ("bad heap index", found by ``tests/kill_anywhere.py``).
 
 Why it survives a kill at any instant:
 
@@ -16,8 +17,9 @@ Why it survives a kill at any instant:
 - It is opened with HDF5's SWMR-write flag (``H5F_ACC_SWMR_WRITE``) in the same call, so it
   is never open for plain writing. SWMR writes metadata in an order that keeps the file
   readable whenever the writer stops.
-- A batch is written as features, flush, paths, flush, then ``commit`` (one 16-byte write),
-  flush. Rows and skips past ``commit`` are dropped on the next open.
+- A batch is written as features, flush, paths and fingerprints, flush, then ``commit`` (one
+  16-byte write), flush. Rows, fingerprints and skips past ``commit`` are dropped on the next
+  open, so a row and its fingerprint are committed together.
 - A killed writer leaves the superblock's "open" flags set; the next run (holding the lock)
   clears them (:mod:`layerscope.dataset.h5flags`) and truncates to ``commit``.
 """
@@ -32,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from layerscope.dataset.h5flags import clear_status_flags
-from layerscope.dataset.store import FORMAT, Writer, check_room, check_settings, write_failed
+from layerscope.dataset.store import FORMAT, Writer, check_room, check_settings, older_format, write_failed
 from layerscope.errors import InputError, MissingDependencyError, OutputError
 
 __all__ = ["H5Writer"]
 
-_NAMES = ("paths", "skipped", "skipped_reason")
+_NAMES = ("paths", "fingerprints", "skipped", "skipped_reason")
 
 
 def _h5py() -> Any:
@@ -52,6 +54,7 @@ def _h5py() -> Any:
 
 
 _REASON_BYTES = 4096
+_PRINT_BYTES = 128
 
 
 def _encode(texts: list[str], width: int) -> np.ndarray:
@@ -86,6 +89,7 @@ class H5Writer(Writer):
         self.meta = meta
         self.file: Any = None
         self.rows: list[str] = []
+        self.prints: list[str] = []
         self.skipped: list[tuple[str, str]] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._creating = out.with_name(out.name + ".creating")
@@ -133,6 +137,9 @@ class H5Writer(Writer):
 
     def _check_layout(self) -> None:
         f = self.file
+        older = older_format(self.out, f.attrs.get("layerscope_format"))
+        if older is not None:
+            raise older
         missing = [n for n in (*_NAMES, "commit", "features") if n not in f]
         if missing or f.attrs.get("layerscope_format") != FORMAT:
             found = f.attrs.get("layerscope_format", "none")
@@ -151,12 +158,16 @@ class H5Writer(Writer):
                 raise OutputError(f"{str(self.out)!r} is damaged: {ds.name} has fewer rows than committed.")
             ds.resize(n, axis=0)  # drops a batch cut short
             self.shapes[ds.name.rsplit("/", 1)[-1]] = tuple(ds.shape[1:])
+        if f["fingerprints"].shape[0] < n:
+            raise OutputError(f"{str(self.out)!r} is damaged: /fingerprints has fewer rows than committed.")
         f["paths"].resize(n, axis=0)
+        f["fingerprints"].resize(n, axis=0)
         f["skipped"].resize(n_skip, axis=0)
         f["skipped_reason"].resize(n_skip, axis=0)
         f.flush()
         self.width = max(f["paths"].dtype.itemsize, f["skipped"].dtype.itemsize)
         self.rows = _decode(f["paths"][:])
+        self.prints = [bytes(v).decode("ascii", "replace") for v in f["fingerprints"][:]]
         reasons = [bytes(r).decode("utf-8", "replace") for r in f["skipped_reason"][:]]
         self.skipped = list(zip(_decode(f["skipped"][:]), reasons, strict=True))
 
@@ -173,6 +184,7 @@ class H5Writer(Writer):
             f.attrs["layerscope_format"] = FORMAT
             for name, values in (
                 ("paths", _encode(self.rows, self.width)),
+                ("fingerprints", np.array(self.prints, dtype=f"S{_PRINT_BYTES}")),
                 ("skipped", _encode([k for k, _ in self.skipped], self.width)),
                 ("skipped_reason", _reasons(self.skipped)),
             ):
@@ -203,7 +215,9 @@ class H5Writer(Writer):
         ds.resize(start + len(values), axis=0)
         ds[start:] = values
 
-    def write(self, keys: list[str], feats: dict[str, np.ndarray], skips: list[tuple[str, str]]) -> None:
+    def write(
+        self, keys: list[str], prints: list[str], feats: dict[str, np.ndarray], skips: list[tuple[str, str]]
+    ) -> None:
         check_room(
             self.out, self.out, sum(v.nbytes for v in feats.values()) + 4096 * (len(keys) + len(skips))
         )
@@ -224,12 +238,14 @@ class H5Writer(Writer):
             self._extend(f["skipped"], n_skip, _encode([k for k, _ in skips], self.width))
             f.flush()
             self._extend(f["paths"], n, _encode(keys, self.width))
+            self._extend(f["fingerprints"], n, np.array(prints, dtype=f"S{_PRINT_BYTES}"))
             f.flush()
             f["commit"][:] = [n + len(keys), n_skip + len(skips)]  # the commit: one small write
             f.flush()
         except OSError as exc:
             raise write_failed(self.out, exc) from exc
         self.rows.extend(keys)
+        self.prints.extend(prints)
         self.skipped.extend(skips)
 
     def close(self) -> None:

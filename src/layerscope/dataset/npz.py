@@ -1,7 +1,9 @@
 """npz output: a folder of shards and a manifest that commits them.
 
 ``shard-<first>-<last>.npz`` holds rows ``first..last`` (numbered over the life of the
-output, never reused) as one array per layer (``features/<layer>``) plus ``paths``.
+output, never reused) as one array per layer (``features/<layer>``) plus ``paths`` and
+``fingerprints`` (``sha256:<hex>`` of each row's file: :mod:`layerscope.dataset.identity`),
+so a row and its fingerprint are committed together, by the manifest that lists the shard.
 ``manifest.json`` lists the committed shards in order, the skipped files with their reasons,
 the run settings and the next row number. A shard is written under a temporary name,
 synced and renamed; only then is the manifest rewritten (temporary file, sync, rename) to
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from layerscope.dataset.store import FORMAT, Writer, check_room, check_settings, write_failed
+from layerscope.dataset.store import FORMAT, Writer, check_room, check_settings, older_format, write_failed
 from layerscope.errors import InputError, OutputError
 
 __all__ = ["NpzWriter", "read_manifest"]
@@ -36,6 +38,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             f"Cannot read {str(folder / MANIFEST)!r}: {exc}. Move the folder away, or pass "
             "overwrite=True to start over."
         ) from exc
+    older = older_format(folder, data.get("format")) if isinstance(data, dict) else None
+    if older is not None:
+        raise older
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise OutputError(
             f"{str(folder)!r} was not written by this layerscope (manifest format "
@@ -66,6 +71,7 @@ class NpzWriter(Writer):
         self.out = out
         self.meta = meta
         self.rows: list[str] = []
+        self.prints: list[str] = []
         self.skipped: list[tuple[str, str]] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.shards: list[list[Any]] = []
@@ -96,14 +102,16 @@ class NpzWriter(Writer):
             try:
                 with np.load(self.out / name) as data:
                     keys = [str(p) for p in data["paths"]]
+                    prints = [str(p) for p in data["fingerprints"]]
             except (OSError, ValueError, KeyError):
                 self.lost.append(name)  # deleted or damaged: its rows are computed again
                 continue
-            if len(keys) != count:
+            if len(keys) != count or len(prints) != count:
                 self.lost.append(name)
                 continue
             self.shards.append([name, count])
             self.rows.extend(keys)
+            self.prints.extend(prints)
 
     def _clean(self) -> None:
         """Delete shards no manifest lists (a batch cut short) and temporary files."""
@@ -126,7 +134,9 @@ class NpzWriter(Writer):
         data = json.dumps(manifest, indent=1).encode("ascii")  # ascii: surrogates become \udcxx
         _atomic_write(self.out / MANIFEST, lambda fh: fh.write(data))
 
-    def write(self, keys: list[str], feats: dict[str, np.ndarray], skips: list[tuple[str, str]]) -> None:
+    def write(
+        self, keys: list[str], prints: list[str], feats: dict[str, np.ndarray], skips: list[tuple[str, str]]
+    ) -> None:
         if keys:
             check_room(self.out, self.out / "shard.npz", sum(v.nbytes for v in feats.values()))
         try:
@@ -134,7 +144,8 @@ class NpzWriter(Writer):
                 first, last = self.next_row, self.next_row + len(keys) - 1
                 name = f"shard-{first:09d}-{last:09d}.npz"
                 arrays: dict[str, Any] = {f"features/{k}": v for k, v in feats.items()}
-                _atomic_write(self.out / name, lambda fh: np.savez(fh, paths=np.array(keys), **arrays))
+                columns = {"paths": np.array(keys), "fingerprints": np.array(prints), **arrays}
+                _atomic_write(self.out / name, lambda fh: np.savez(fh, **columns))
                 self.shards.append([name, len(keys)])
                 self.next_row = last + 1
                 self.shapes = self.shapes or {k: tuple(v.shape[1:]) for k, v in feats.items()}
@@ -143,6 +154,7 @@ class NpzWriter(Writer):
         except OSError as exc:
             raise write_failed(self.out, exc) from exc
         self.rows.extend(keys)
+        self.prints.extend(prints)
 
     def close(self) -> None:
         pass  # every write is committed as it happens

@@ -1,8 +1,6 @@
-"""What a dataset run reads: source listing, row keys, per-file checks, pooling.
+"""What a dataset run reads: source listing, per-file checks, pooling.
 
-A row's key is the full path of its source as given (any length, any bytes: a name that is
-not valid UTF-8 becomes a ``str`` with ``surrogateescape`` escapes, as :func:`os.fsdecode`
-gives, and round-trips through :func:`os.fsencode`), or ``array:<i>`` for in-memory images.
+Which row a listed item becomes (its key and fingerprint) is :mod:`layerscope.dataset.identity`.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from layerscope.errors import ImageError, InputError
 __all__ = [
     "check_pool",
     "check_workers",
-    "key_of",
+    "decoding_threads",
     "list_sources",
     "not_a_regular_file",
     "pool_features",
@@ -42,7 +40,12 @@ def list_sources(source: Any) -> list[Any]:
         return list(source) if source.ndim == 4 else [source]
     if isinstance(source, Iterable):
         items: list[Any] = []
-        for item in source:
+        for i, item in enumerate(source):
+            if isinstance(item, (str, bytes, os.PathLike)) and not os.fspath(item):
+                raise InputError(
+                    f"Invalid `source[{i}]`: an empty path. Expected an image file's or a "
+                    "folder's path (an empty one would name the current folder)."
+                )
             is_folder = isinstance(item, (str, bytes, os.PathLike)) and os.path.isdir(item)
             items.extend(_folder(item) if is_folder else [item])
         return items
@@ -54,6 +57,11 @@ def list_sources(source: Any) -> list[Any]:
 
 def _expand(source: str | bytes | os.PathLike[Any]) -> list[Any]:
     text = os.fsdecode(source)
+    if not text:
+        raise InputError(
+            "Invalid `source`: an empty path. Expected a folder, a glob pattern or an image "
+            "file's path (pass '.' for the current folder)."
+        )
     if os.path.isdir(text):
         return _folder(text)
     if os.path.lexists(text):
@@ -71,13 +79,6 @@ def _expand(source: str | bytes | os.PathLike[Any]) -> list[Any]:
 def _folder(folder: Any) -> list[str]:
     root = Path(os.fsdecode(folder))
     return sorted(str(p) for p in root.rglob("*") if not p.is_dir())
-
-
-def key_of(item: Any, index: int) -> str:
-    """The row key of a source item: its full path (see the module docs) or ``array:<i>``."""
-    if isinstance(item, (str, bytes, os.PathLike)):
-        return os.fsdecode(item)
-    return f"array:{index}"
 
 
 def not_a_regular_file(item: Any) -> str | None:
@@ -109,6 +110,11 @@ def check_workers(workers: Any) -> None:
             "Invalid `workers`. Expected a positive number of decoding threads, or None for the "
             f"default (CPU count, at most 4). Received: workers={workers!r}."
         )
+
+
+def decoding_threads(workers: int | None) -> int:
+    """Threads that read files: ``workers``, or by default the CPU count, at most 4."""
+    return workers or min(4, os.cpu_count() or 1)
 
 
 def pool_features(arr: np.ndarray, pool: str | None) -> np.ndarray:

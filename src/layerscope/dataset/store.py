@@ -1,10 +1,11 @@
 """What every dataset writer shares: the settings check, the commit protocol, error wording.
 
 A writer holds the output's lock for its whole life (see :mod:`layerscope.dataset.lock`).
-It writes a batch (its rows and its skipped files) and commits it last, in one step: feature
-rows, then paths and skips, then the committed counts (one small write). Anything past the committed counts is a batch cut
-short and is dropped when the output is opened again, so the committed rows are exactly the
-rows an uninterrupted run would have at that point.
+It writes a batch (its rows, their fingerprints and its skipped files) and commits it last,
+in one step: feature rows, then paths, fingerprints and skips, then the committed counts
+(one small write). Anything past the committed counts is a batch cut short and is dropped
+when the output is opened again, so the committed rows are exactly the rows an
+uninterrupted run would have at that point.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ try:
 except ImportError:  # pragma: no cover - Windows
     resource = None  # type: ignore[assignment]
 
-__all__ = ["FORMAT", "SETTINGS", "Writer", "check_room", "check_settings", "write_failed"]
+__all__ = [
+    "FORMAT", "SETTINGS", "Writer", "check_room", "check_settings", "older_format", "write_failed"
+]  # fmt: skip
 
-FORMAT = 2
-"""Output layout version: 2 = committed counts, full-path keys, named shards, a manifest."""
+FORMAT = 3
+"""Output layout version: 3 = real-path keys and a fingerprint per row (2: committed counts,
+keys as given, named shards, a manifest)."""
 
 SETTINGS = (
     "model", "backend", "weights", "variant", "layers", "pool", "preprocess", "input_size", "dtype",
@@ -40,11 +44,15 @@ class Writer:
     """Interface of the HDF5 and npz writers; ``rows``/``skipped`` are what is committed."""
 
     rows: list[str]
+    prints: list[str]
     skipped: list[tuple[str, str]]
     shapes: dict[str, tuple[int, ...]]
 
-    def write(self, keys: list[str], feats: dict[str, np.ndarray], skips: list[tuple[str, str]]) -> None:
-        """Add rows for ``keys`` and the skipped files of one batch, committed together."""
+    def write(
+        self, keys: list[str], prints: list[str], feats: dict[str, np.ndarray], skips: list[tuple[str, str]]
+    ) -> None:
+        """Add rows for ``keys`` (``prints``: their fingerprints) and the skipped files of one
+        batch, committed together."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -65,6 +73,25 @@ def check_settings(found: dict[str, Any], meta: dict[str, str], out: Path) -> No
             "Rerun with the file's settings, use another output path, or pass overwrite=True to "
             "start over."
         )
+
+
+def older_format(out: Path, found: Any) -> OutputError | None:
+    """The refusal for an output of format 2, which a resume cannot trust (None for others).
+
+    Its keys are paths as they were typed (a relative one depends on the working directory
+    of the run that wrote it, which is not recorded) and its rows carry no fingerprint, so
+    neither which file a row belongs to nor whether the file still holds that image can be
+    told.
+    """
+    if _text(found) != "2":
+        return None
+    return OutputError(
+        f"Cannot resume into {str(out)!r}: it was written by an older layerscope (dataset "
+        f"format 2; this one writes format {FORMAT}). Its rows are keyed by paths as they were "
+        "typed and record no fingerprint of their files, so a resume cannot tell which file a "
+        "row belongs to or whether it still holds the same image. Pass overwrite=True to "
+        "compute it again, write to another path, or finish it with the layerscope that wrote it."
+    )
 
 
 def _text(value: Any) -> str | None:
