@@ -40,7 +40,7 @@ def _direct(path: Path) -> np.ndarray:
     return m.extract(path, ["conv1_relu"], input_size=32)["conv1_relu"]
 
 
-def test_8_a_bracket_in_an_existing_name_is_that_file_not_a_glob(tmp_path: Path, capsys) -> None:
+def test_a_bracket_in_an_existing_name_is_that_file_not_a_glob(tmp_path: Path, capsys) -> None:
     wanted = _png(tmp_path / "img[1].png", 1)
     _png(tmp_path / "img1.png", 2)  # what the pattern img[1].png would match
     out = tmp_path / "x.npz"
@@ -51,7 +51,7 @@ def test_8_a_bracket_in_an_existing_name_is_that_file_not_a_glob(tmp_path: Path,
     assert "1 image(s)" in capsys.readouterr().out
 
 
-def test_12_out_suffix_is_case_insensitive(tmp_path: Path) -> None:
+def test_out_suffix_is_case_insensitive(tmp_path: Path) -> None:
     img = _png(tmp_path / "a.png", 1)
     out = tmp_path / "feats.NPZ"
     assert main(["extract", str(img), *ARGS, "--out", str(out)]) == 0
@@ -63,7 +63,7 @@ def test_12_out_suffix_is_case_insensitive(tmp_path: Path) -> None:
     assert h5.is_file()
 
 
-def test_12_an_existing_output_needs_resume_or_overwrite(tmp_path: Path, capsys) -> None:
+def test_an_existing_output_needs_resume_or_overwrite(tmp_path: Path, capsys) -> None:
     img = _png(tmp_path / "data" / "a.png", 1)
     out = tmp_path / "x.npz"
     out.write_bytes(b"precious")
@@ -83,7 +83,7 @@ def test_12_an_existing_output_needs_resume_or_overwrite(tmp_path: Path, capsys)
     assert "not both" in capsys.readouterr().err
 
 
-def test_12_two_folders_or_globs_extract_every_file(tmp_path: Path, capsys) -> None:
+def test_two_folders_or_globs_extract_every_file(tmp_path: Path, capsys) -> None:
     for i in range(2):
         _png(tmp_path / "a" / f"{i}.png", i)
     for i in range(3):
@@ -101,7 +101,7 @@ def test_12_two_folders_or_globs_extract_every_file(tmp_path: Path, capsys) -> N
     assert sum(n for _, n in got["shards"]) == 4
 
 
-def test_12_bad_outputs_and_workers_are_refused(tmp_path: Path, capsys) -> None:
+def test_bad_outputs_and_workers_are_refused(tmp_path: Path, capsys) -> None:
     _png(tmp_path / "data" / "a.png", 1)
     data = str(tmp_path / "data")
     assert main(["extract", data, *ARGS, "--out", str(tmp_path / "f.txt")]) == 2
@@ -114,7 +114,7 @@ def test_12_bad_outputs_and_workers_are_refused(tmp_path: Path, capsys) -> None:
     assert "needs --out" in capsys.readouterr().err
 
 
-def test_12_a_dataset_where_every_file_is_skipped_exits_1(tmp_path: Path, capsys) -> None:
+def test_a_dataset_where_every_file_is_skipped_exits_1(tmp_path: Path, capsys) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.png").write_bytes(b"junk")
     shutil.copy(tmp_path / "data" / "a.png", tmp_path / "data" / "b.png")

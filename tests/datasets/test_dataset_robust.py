@@ -142,7 +142,7 @@ def _assert_same(got: dict[str, Any], want: dict[str, Any], exact: bool = True) 
 
 
 # -- 1: two writers ------------------------------------------------------------------------
-def test_1_a_second_writer_is_refused_and_the_first_completes(tmp_path: Path, net: Any) -> None:
+def test_a_second_writer_is_refused_and_the_first_completes(tmp_path: Path, net: Any) -> None:
     paths = _pngs(tmp_path / "data", 24)
     out = tmp_path / "f.h5"
     first = subprocess.Popen(
@@ -166,7 +166,7 @@ def test_1_a_second_writer_is_refused_and_the_first_completes(tmp_path: Path, ne
     assert got["paths"] == paths and got["features"]["3"].shape == (24, 15, 15, 6)
 
 
-def test_1_a_second_writer_in_the_same_process_is_refused(tmp_path: Path, net: Any) -> None:
+def test_a_second_writer_in_the_same_process_is_refused(tmp_path: Path, net: Any) -> None:
     from layerscope.dataset.lock import OutputLock
 
     _pngs(tmp_path / "data", 2)
@@ -181,7 +181,7 @@ def test_1_a_second_writer_in_the_same_process_is_refused(tmp_path: Path, net: A
 
 # -- 2: a kill in the first batch (of a fresh run or of a resume) --------------------------
 @pytest.mark.parametrize("case", ["resume-first-batch", "fresh-first-batch-unreadable"])
-def test_2_killed_in_its_first_batch_the_output_still_resumes(tmp_path: Path, net: Any, case: str) -> None:
+def test_killed_in_its_first_batch_the_output_still_resumes(tmp_path: Path, net: Any, case: str) -> None:
     data = tmp_path / "data"
     paths = _pngs(data, 12)
     if case == "fresh-first-batch-unreadable":
@@ -203,7 +203,7 @@ def test_2_killed_in_its_first_batch_the_output_still_resumes(tmp_path: Path, ne
     _assert_same(read_output(out), want)
 
 
-def test_2_a_file_left_open_for_plain_writing_is_recovered(tmp_path: Path, net: Any) -> None:
+def test_a_file_left_open_for_plain_writing_is_recovered(tmp_path: Path, net: Any) -> None:
     """What an older layerscope (or any HDF5 writer) killed with the file open leaves."""
     paths = _pngs(tmp_path / "data", 10)
     want = _reference(net, paths, tmp_path / "ref.h5")
@@ -267,7 +267,7 @@ def test_skipped_files_stay_skipped_across_resumes(tmp_path: Path, net: Any, fmt
 
 
 # -- 3: npz shards named by content range --------------------------------------------------
-def test_3_a_deleted_shard_is_recomputed_without_overwriting_another(tmp_path: Path, net: Any) -> None:
+def test_a_deleted_shard_is_recomputed_without_overwriting_another(tmp_path: Path, net: Any) -> None:
     paths = _pngs(tmp_path / "data", 12)
     out = tmp_path / "shards"
     ls.extract_dataset(paths, net, LAYERS, out, **KW)
@@ -302,7 +302,7 @@ def _long_folder(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["f.h5", "shards"])
-def test_4_long_paths_stay_distinct_and_resume(tmp_path: Path, net: Any, fmt: str) -> None:
+def test_long_paths_stay_distinct_and_resume(tmp_path: Path, net: Any, fmt: str) -> None:
     folder = _long_folder(tmp_path / "d")
     a, b = str(folder / "same-prefix-0.png"), str(folder / "same-prefix-1.png")
     for p in (a, b):
@@ -319,7 +319,7 @@ def test_4_long_paths_stay_distinct_and_resume(tmp_path: Path, net: Any, fmt: st
 
 
 @pytest.mark.parametrize("fmt", ["f.h5", "shards"])
-def test_9_a_non_utf8_file_name_round_trips(tmp_path: Path, net: Any, fmt: str) -> None:
+def test_a_non_utf8_file_name_round_trips(tmp_path: Path, net: Any, fmt: str) -> None:
     data = tmp_path / "data"
     _pngs(data, 2)
     raw = os.path.join(os.fsencode(data), b"caf\xe9-latin1.png")
@@ -337,7 +337,7 @@ def test_9_a_non_utf8_file_name_round_trips(tmp_path: Path, net: Any, fmt: str) 
 
 
 # -- 9, 10: skip means skip ------------------------------------------------------------------
-def test_9_a_nan_tiff_is_skipped_and_named(tmp_path: Path, net: Any) -> None:
+def test_a_nan_tiff_is_skipped_and_named(tmp_path: Path, net: Any) -> None:
     data = tmp_path / "data"
     paths = _pngs(data, 5)
     pixels = np.full((32, 32), 0.5, np.float32)
@@ -350,7 +350,7 @@ def test_9_a_nan_tiff_is_skipped_and_named(tmp_path: Path, net: Any) -> None:
     assert read_output(tmp_path / "f.h5")["paths"] == paths
 
 
-def test_9_an_image_too_small_for_the_network_is_skipped(tmp_path: Path) -> None:
+def test_an_image_too_small_for_the_network_is_skipped(tmp_path: Path) -> None:
     torch.manual_seed(0)
     deep = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(8))
     data = tmp_path / "data"
@@ -368,7 +368,7 @@ def test_9_an_image_too_small_for_the_network_is_skipped(tmp_path: Path) -> None
     np.testing.assert_allclose(feats[3:], direct, rtol=1e-6)
 
 
-def test_10_a_fifo_is_skipped_without_opening_it(tmp_path: Path, net: Any) -> None:
+def test_a_fifo_is_skipped_without_opening_it(tmp_path: Path, net: Any) -> None:
     data = tmp_path / "data"
     paths = _pngs(data, 3)
     fifo = data / "img001f.png"
@@ -396,7 +396,7 @@ def test_10_a_fifo_is_skipped_without_opening_it(tmp_path: Path, net: Any) -> No
 
 
 # -- 6: settings pinned; a changed source folder -------------------------------------------
-def test_6_a_resume_with_other_settings_is_refused_naming_each(tmp_path: Path, net: Any) -> None:
+def test_a_resume_with_other_settings_is_refused_naming_each(tmp_path: Path, net: Any) -> None:
     paths = _pngs(tmp_path / "data", 4)
     out = tmp_path / "f.h5"
     ls.extract_dataset(paths[:2], net, LAYERS, out, **KW)
@@ -413,7 +413,7 @@ def test_6_a_resume_with_other_settings_is_refused_naming_each(tmp_path: Path, n
         assert f["paths"].shape == (2,)  # nothing was added
 
 
-def test_6_a_resume_with_another_user_models_weights_is_refused(tmp_path: Path, net: Any) -> None:
+def test_a_resume_with_another_user_models_weights_is_refused(tmp_path: Path, net: Any) -> None:
     paths = _pngs(tmp_path / "data", 2)
     out = tmp_path / "f.h5"
     ls.extract_dataset(paths[:1], net, LAYERS, out, **KW)
@@ -426,7 +426,7 @@ def test_6_a_resume_with_another_user_models_weights_is_refused(tmp_path: Path, 
     assert ls.extract_dataset(paths, _net(), LAYERS, out, **KW).written == 1  # the same weights, rebuilt
 
 
-def test_6_a_weights_file_rewritten_between_runs_is_refused(tmp_path: Path) -> None:
+def test_a_weights_file_rewritten_between_runs_is_refused(tmp_path: Path) -> None:
     """The file's name stays, its values change: the description alone would let a resume mix
     rows of two networks (it did before the weights were hashed)."""
     paths = _pngs(tmp_path / "data", 2)
@@ -460,7 +460,7 @@ def test_a_changed_source_folder_appends_new_files_and_reports_gone_ones(tmp_pat
 
 
 # -- 13: errors with a fix -------------------------------------------------------------------
-def test_13_truncated_corrupt_or_foreign_h5_on_resume(tmp_path: Path, net: Any) -> None:
+def test_truncated_corrupt_or_foreign_h5_on_resume(tmp_path: Path, net: Any) -> None:
     paths = _pngs(tmp_path / "data", 4)
     good = tmp_path / "good.h5"
     ls.extract_dataset(paths, net, LAYERS, good, **KW)
@@ -481,7 +481,7 @@ def test_13_truncated_corrupt_or_foreign_h5_on_resume(tmp_path: Path, net: Any) 
     assert ls.extract_dataset(paths, net, LAYERS, foreign, overwrite=True, **KW).written == 4
 
 
-def test_13_unwritable_outputs(tmp_path: Path, net: Any) -> None:
+def test_unwritable_outputs(tmp_path: Path, net: Any) -> None:
     paths = _pngs(tmp_path / "data", 1)
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ls.OutputError, match=r"'.*afile' is a file, not a folder"):
@@ -498,7 +498,7 @@ def test_13_unwritable_outputs(tmp_path: Path, net: Any) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["f.h5", "shards"])
-def test_13_disk_full_is_an_output_error_and_the_run_resumes(tmp_path: Path, net: Any, fmt: str) -> None:
+def test_disk_full_is_an_output_error_and_the_run_resumes(tmp_path: Path, net: Any, fmt: str) -> None:
     """A file size limit (RLIMIT_FSIZE) makes writes fail like a full disk, in a real process."""
     paths = _pngs(tmp_path / "data", 40)
     out = tmp_path / fmt
