@@ -158,12 +158,13 @@ def add_runtime(p: argparse.ArgumentParser) -> None:
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
-    """``-q/--quiet``: no progress bars, no informational lines (results and errors only)."""
+    """``-q/--quiet``: no progress bars, no informational lines (results, layerscope's
+    warnings, one line each, and errors only)."""
     p.add_argument(
         "-q",
         "--quiet",
         action="store_true",
-        help="no progress bars and no informational lines: only results and errors",
+        help="no progress bars and no informational lines: only results, warnings and errors",
     )
 
 
