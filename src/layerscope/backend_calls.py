@@ -147,10 +147,11 @@ def outputs(backend: Any, raw: Any, natives: list[str], batch: int) -> dict[str,
     for n in natives:
         with guard(backend, "extract()"):
             arr = np.asarray(raw[n])
-        if arr.dtype.kind not in "fiu" or arr.ndim < 2 or arr.shape[0] != batch:
+        if arr.dtype.kind in "OSUcmM" or arr.ndim < 1 or arr.shape[0] != batch:  # not numbers; no batch axis
             shown = _Shown(f"a {type(raw[n]).__name__} of dtype {arr.dtype} and shape {arr.shape} for {n!r}")
             raise wrong(backend, "extract()", shown, f"a float32 array of shape ({batch}, ...) per layer")
-        out[n] = np.ascontiguousarray(arr, dtype=np.float32)
+        with guard(backend, "extract()"):  # float16, bfloat16 (ml_dtypes), ints: converted
+            out[n] = np.ascontiguousarray(arr, dtype=np.float32)
     return out
 
 

@@ -115,8 +115,8 @@ class Registry:
         try:
             plugin: ModuleType = importer()
             self.pm.register(plugin, name=name)
-        except Exception as exc:  # reported by `layerscope backends`, others still load
-            record.fail(f"{type(exc).__name__}: {exc}")
+        except (Exception, SystemExit) as exc:  # reported by `layerscope backends`, others still load
+            record.fail(f"{type(exc).__name__}: {exc}")  # SystemExit: a module that parses sys.argv
 
     def _drop_unknown_hooks(self) -> None:
         """Unregister each plugin with a hook layerscope does not have (a misspelt one)."""
@@ -148,7 +148,7 @@ class Registry:
 
         try:
             result = impl.function(*({"register": register}[a] for a in impl.argnames))
-        except Exception as exc:  # a broken plugin must not break the others
+        except (Exception, SystemExit) as exc:  # a broken plugin must not break the others
             if not (isinstance(exc, PluginError) and record.error and str(exc) in record.error):
                 record.fail(f"{type(exc).__name__}: {exc}")
             return
@@ -219,6 +219,8 @@ class Registry:
                 "or '.' (it is typed as backend='...' and listed comma-separated), e.g. "
                 "name = 'mybackend'."
             )
+        elif name in self.backends and self.owner[name] is record:
+            problem = f"{who}: plugin {record.name!r} already registered a backend named {name!r}. Register it once."
         elif name in self.backends:
             first = self.owner[name]
             problem = (

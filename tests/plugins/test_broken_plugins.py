@@ -362,6 +362,9 @@ REGISTRATIONS = [  # (id, plugin source, the recorded error)
      "Backend name 'torch' is registered twice: by plugin 'torch' (package layerscope) and by plugin 'bad' "
      "(package layerscope-bad); the first is used. Uninstall one of them, or disable one with "
      "LAYERSCOPE_DISABLE_PLUGINS=bad."),
+    ("the same class twice", GOOD + _plugin("register(Fragile)\nregister(Fragile)"),
+     "registered <class 'ls_bad.Fragile'>: plugin 'bad' already registered a backend named 'fragile'. Register "
+     "it once."),
     ("hook raises", _plugin("raise OSError('no licence server')"), "OSError: no licence server"),
     ("hook returns the class", GOOD + _plugin("return Fragile"), "its layerscope_register_backends returned "
      "<class 'ls_bad.Fragile'> and registered nothing. Call register(cls) for each backend"),
@@ -371,6 +374,9 @@ REGISTRATIONS = [  # (id, plugin source, the recorded error)
      "    pass\n", "PluginValidationError: unknown hook 'layerscope_register_backend' in plugin"),
     ("extra hook argument", "import layerscope\n\n@layerscope.hookimpl\n"
      "def layerscope_register_backends(register, config):\n    pass\n", "PluginValidationError"),
+    ("exits on import", "import sys\nsys.exit(3)\n", "SystemExit: 3"),
+    ("exits in its hook", _plugin("import argparse\nargparse.ArgumentParser().parse_args(['--nosuch'])"),
+     "SystemExit: 2"),
     ("asks for backends on import", "import layerscope\nlayerscope.backends()\n",
      "PluginError: A plugin asked for layerscope's backends while plugins were loading"),
     ("asks for backends in its hook", _plugin("layerscope.get_backend('torch')"),

@@ -269,6 +269,16 @@ def test_a_plugin_missing_owns_is_refused_at_registration(install_plugin) -> Non
         r"owns\. Missing: owns\. .*",
         info["noowns"].reason,
     )
+    if any(HAS.values()):  # extract on the built-ins is unharmed (the core session has no framework)
+        feats = ls.extract(
+            np.zeros((32, 32, 3), np.uint8),
+            "resnet50",
+            ["conv1_relu"],
+            weights="random",
+            seed=0,
+            input_size=32,
+        )
+        assert feats["conv1_relu"].shape == (1, 16, 16, 64)
 
 
 def test_the_contract_lists_come_from_the_protocol() -> None:
