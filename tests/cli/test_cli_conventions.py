@@ -281,6 +281,7 @@ def test_switches_are_spelled_without_a_value() -> None:
     assert (
         cli_spelling("Received: seed=0 with weights='random'.") == "Received: --seed 0 with --weights random."
     )
+    assert cli_spelling("Received: device=''.") == "Received: --device ''."  # not "--device ."
 
 
 @pytest.mark.torch

@@ -24,7 +24,7 @@ def cli_spelling(message: str) -> str:
         tail = ""
         if m.group(4) is not None and value.endswith("."):  # the sentence's full stop
             value, tail = value.rstrip("."), "."
-        value = "none" if value == "None" else value
+        value = "none" if value == "None" else value or "''"  # an empty string stays visible
         if m.group(1) in _SWITCHES and value == "True":  # flags that take no value
             return f"--{m.group(1)}{tail}"
         return f"--{m.group(1).replace('_', '-')} {value}{tail}"
