@@ -36,6 +36,8 @@ class Case:
     make: Callable[[Path], dict[str, Any]]
     error: type[Exception] | None = None
     message: str = ""
+    unlike: str = ""
+    """Text the error message must not hold (a right message wrapped in a wrong one)."""
     images: int = 1
     check: Callable[[np.ndarray, Path], None] | None = field(default=None, repr=False)
 
@@ -43,7 +45,8 @@ class Case:
     def outcome(self) -> str:
         if self.error is None:
             return f"result: {self.images} x {OK_SHAPE} float32" + (" (values checked)" if self.check else "")
-        return f"{self.error.__name__}: “{self.message}”"
+        unlike = f" (not “{self.unlike}”)" if self.unlike else ""
+        return f"{self.error.__name__}: “{self.message}”{unlike}"
 
 
 def _photo(size: tuple[int, int] = (60, 40), seed: int = 0) -> Image.Image:
@@ -186,6 +189,29 @@ def _nan_tiff(p: Path) -> None:
     Image.fromarray(values, "F").save(p)
 
 
+def corrupt_png(p: Path) -> None:
+    """A PNG with 40 bytes flipped inside its compressed pixel data (IDAT) and the chunk's
+    checksum fixed: not truncated, every chunk well formed, the zlib stream broken."""
+    _photo((60, 40)).save(p, "PNG")
+    data = bytearray(p.read_bytes())
+    at = data.index(b"IDAT")
+    size = struct.unpack(">I", data[at - 4 : at])[0]
+    start = at + 4
+    for k in range(start + size // 3, start + size // 3 + 40):
+        data[k] ^= 0x5A
+    data[start + size : start + size + 4] = struct.pack(">I", zlib.crc32(bytes(data[at : start + size])))
+    p.write_bytes(bytes(data))
+
+
+def _lazy_corrupt(folder: Path) -> dict[str, Any]:
+    corrupt_png(folder / "bad.png")
+    return {"images": Image.open(folder / "bad.png")}  # opened, not decoded
+
+
+def _int32_tiff(p: Path) -> None:
+    Image.fromarray(np.full((40, 60), 100_000, np.int32)).save(p)  # mode I: beyond 16 bits
+
+
 def _lazy_truncated(folder: Path) -> dict[str, Any]:
     path = folder / "cut.png"
     _truncated("PNG")(path)
@@ -279,6 +305,30 @@ CASES: list[Case] = [
         _file("depth.tif", _nan_tiff),
         ls.ImageError,
         "1 NaN and 0 infinite pixel values",
+        unlike="damaged",
+    ),
+    Case(
+        "32-bit TIFF beyond 16 bits",
+        "file",
+        _file("deep.tif", _int32_tiff),
+        ls.ImageError,
+        "Expected 0-255 or 16-bit 0-65535",
+        unlike="damaged",
+    ),
+    Case(
+        "PNG with corrupt pixel data",
+        "file",
+        _file("bad.png", corrupt_png),
+        ls.ImageError,
+        "damaged or truncated (broken data stream",
+    ),
+    Case(
+        "lazily opened PNG with corrupt pixel data (PIL.Image)",
+        "file",
+        _lazy_corrupt,
+        ls.ImageError,
+        "damaged or truncated (broken data stream",
+        unlike="closed",
     ),
     Case(
         "lazily opened truncated PNG (PIL.Image)",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,11 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from layerscope.backend import Backend
+from layerscope.backend import Backend, ModelHandle
+from layerscope.backend_calls import call, guard, model_names, wrong
 from layerscope.display import BackendList, Features
 from layerscope.errors import (
     BackendUnavailableError,
     InputError,
+    LayerscopeWarning,
+    PluginError,
     UnknownBackendError,
     UnknownModelError,
     suggest,
@@ -75,8 +80,8 @@ def backends() -> BackendList:
         out.append(
             BackendInfo(name, status.ok, status.reason, owner.name, owner.package, owner.version, label)
         )
-    for record in registry.plugins.values():  # a plugin that failed before registering anything
-        if record.error and not record.backends:
+    for record in registry.plugins.values():  # a failed plugin, under its own name when free
+        if record.error and record.name not in registry.backends:
             reason = f"plugin failed to load: {record.error}"
             out.append(BackendInfo(record.name, False, reason, record.name, record.package, record.version))
     return out
@@ -96,43 +101,60 @@ def get_backend(name: str) -> Backend:
     if not status.ok:
         raise BackendUnavailableError(f"The {name} backend is not available: {status.reason}")
     with _lock:
-        if name not in _instances:
-            _instances[name] = cls()
+        if type(_instances.get(name)) is not cls:  # a reinstalled plugin (plugins.reset()) too
+            with guard(cls, f"{cls.__name__}() (creating the backend)"):
+                _instances[name] = cls()
         return _instances[name]
 
 
 def _choose(model: Any, backend: str | None) -> Backend:
+    """The backend for ``model``: ``backend`` if given, else the first available one that
+    owns the model object or has the model name. A backend whose ``owns``/``models`` (or
+    creation) fails is skipped with a warning, and named if no other backend answers."""
     if backend is not None:
         return get_backend(backend)
     registry = get_registry()
     available = [n for n in registry.backends if registry.status(n).ok]
-    if not isinstance(model, str):
-        for name in available:
-            if get_backend(name).owns(model):
-                return get_backend(name)
-        raise UnknownModelError(
-            f"Cannot tell which backend runs a {type(model).__module__}.{type(model).__name__}. "
-            f"Expected a model name, a torch.nn.Module or a keras.Model. Available backends: {available}."
-        )
-    if not available:
+    if isinstance(model, str) and not available:
         reasons = "; ".join(f"{b.name}: {b.reason}" for b in backends()) or "no backend is registered"
         raise BackendUnavailableError(
             f"No backend is available ({reasons}). Install one: pip install 'layerscope[torch]' "
             f"or 'layerscope[keras]'. {registry.hints()}".rstrip()
         )
+    broken: list[str] = []
+    key = model.lower().replace("_", "") if isinstance(model, str) else ""
     for name in available:
-        if _knows(get_backend(name), model):
-            return get_backend(name)
-    names = sorted({m for n in available for m in get_backend(n).models()})
+        try:
+            found = get_backend(name)
+            if isinstance(model, str):
+                takes = any(m.replace("_", "") == key for m in model_names(found))
+            else:
+                takes = bool(call(found, "owns", model, returns=(bool, np.bool_)))
+        except PluginError as exc:  # a broken plugin must not stop the others
+            broken.append(str(exc))
+            continue
+        if takes:
+            for note in broken:
+                warnings.warn(f"Skipped choosing a backend for {_said(model)}: {note}", LayerscopeWarning, 3)
+            return found
+    skipped = f" Skipped: {' '.join(broken)}" if broken else ""
+    if not isinstance(model, str):
+        raise UnknownModelError(
+            f"Cannot tell which backend runs a {_said(model)}. Expected a model name, a "
+            f"torch.nn.Module or a keras.Model. Available backends: {available}.{skipped}"
+        )
+    names: set[str] = set()
+    for name in available:
+        with contextlib.suppress(PluginError):
+            names.update(model_names(get_backend(name)))
     raise UnknownModelError(
         f"Unknown model {model!r}: no available backend ({', '.join(available)}) has it. "
-        f"{suggest(model.lower(), names)}"
+        f"{suggest(model.lower(), sorted(names))}{skipped}"
     )
 
 
-def _knows(backend: Backend, model: str) -> bool:
-    key = model.lower().replace("_", "")
-    return any(m.replace("_", "") == key for m in backend.models())
+def _said(model: Any) -> str:
+    return repr(model) if isinstance(model, str) else f"{type(model).__module__}.{type(model).__name__}"
 
 
 def _weights_key(weights: Any) -> Any:
@@ -192,7 +214,10 @@ def load(
             _cache.move_to_end(key)
             return cached
     with progress_task(f"build {model} ({chosen.name})", progress if isinstance(model, str) else False):
-        handle = chosen.load(model, weights, seed, variant) if variant else chosen.load(model, weights, seed)
+        extra = (variant,) if variant else ()  # a backend's load may not take a variant
+        handle = call(chosen, "load", model, weights, seed, *extra, returns=ModelHandle)
+    if handle.backend != chosen.name:  # core finds the backend of a LoadedModel by this name
+        raise wrong(chosen, "load()", handle, f"a ModelHandle with backend={chosen.name!r}")
     handle = place(chosen, handle, device, precision)
     loaded = LoadedModel(chosen, handle)
     loaded.source_weights = weights  # keeps an object key's id valid while cached

@@ -254,8 +254,12 @@ def required() -> tuple[str, ...]:
 def provides(backend: object, capability: str) -> bool:
     """Whether ``backend`` (instance or class) really implements ``capability``: it has a
     callable of that name that is not :class:`Backend`'s own declaration (a class that
-    subclasses the Protocol inherits the declarations, which do nothing)."""
-    member = getattr(backend, capability, None)
+    subclasses the Protocol inherits the declarations, which do nothing). An attribute
+    that raises when read (a plugin's broken property) is not provided."""
+    try:
+        member = getattr(backend, capability, None)
+    except Exception:
+        return False
     if not callable(member):
         return False
     return not getattr(getattr(member, "__func__", member), "__layerscope_optional__", False)

@@ -40,11 +40,15 @@ class LayerscopeError(Exception):
 
 
 class PluginError(LayerscopeError, RuntimeError):
-    """A plugin could not be loaded or registered a backend badly (e.g. a duplicate name).
+    """A plugin could not be loaded or registered a backend badly (e.g. a duplicate name),
+    or a backend's method raised something that is not a LayerscopeError or returned the
+    wrong type (the message names the backend, the method, what it raised or returned, and
+    the plugin and package; the original exception is chained).
 
     Fix: the message names both plugins of a duplicate; uninstall one, or skip one with
     ``LAYERSCOPE_DISABLE_PLUGINS=name``. A class missing a required member of
-    :class:`layerscope.backend.Backend` is named with the members it lacks.
+    :class:`layerscope.backend.Backend` is named with the members it lacks. A registration
+    refused is that plugin's error in ``ls.backends()``, not raised: the others load.
     """
 
 

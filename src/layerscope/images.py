@@ -167,10 +167,8 @@ def _refuse_ambiguous_torch_layout(shape: tuple[int, ...], label: str) -> None:
 
 
 def _is_pil(obj: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        return False
+    from PIL import Image  # a dependency, imported on first use
+
     return isinstance(obj, Image.Image)
 
 
@@ -201,6 +199,8 @@ def _read_path(path: Path) -> np.ndarray:
             f"PIL.Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS} allows (a decompression bomb "
             "guard). Raise that limit if you trust the file."
         ) from exc
+    except ImageError:  # the decoded pixels' own refusal (NaN in a float TIFF): already worded
+        raise
     except UnidentifiedImageError as exc:
         raise ImageError(
             f"Cannot read image {str(path)!r}: not an image format PIL recognises "
@@ -218,7 +218,7 @@ def _from_pil(img: Any, label: str) -> np.ndarray:
     try:  # decode first: a lazily opened image may be truncated or already closed
         img.load()
     except (OSError, SyntaxError, ValueError, AttributeError) as exc:
-        closed = "closed" in str(exc).lower() or getattr(img, "fp", True) is None
+        closed = "closed" in str(exc).lower()  # not fp None: a failed load leaves that too
         why = "the image was closed" if closed else f"the file is damaged or truncated ({exc})"
         fix = "Pass it before closing it, or pass its path." if closed else "Check the file."
         raise ImageError(f"Cannot read image {label!r}: {why}. {fix}") from exc

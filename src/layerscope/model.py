@@ -17,6 +17,7 @@ import numpy as np
 
 from layerscope import catalog, display, images
 from layerscope.backend import Backend, ModelHandle, provides
+from layerscope.backend_calls import call, failure, guard, layer_rows, outputs, reraise
 from layerscope.bundle_checks import refuse_absent
 from layerscope.catalog import POST_OPS
 from layerscope.catalog.names import NameMap
@@ -45,6 +46,7 @@ __all__ = ["DEFAULT_BATCH_SIZE", "MAX_INPUT_PIXELS", "LoadedModel", "Preprocess"
 
 Preprocess = str | Recipe | Callable[[np.ndarray], np.ndarray] | None
 _NATIVE = "native"
+_TEXT: tuple[type[str], type[None]] = (str, type(None))
 T = TypeVar("T")
 _NAMES: contextvars.ContextVar[Callable[[], list[str]] | None] = contextvars.ContextVar(
     "layerscope_image_names", default=None
@@ -78,8 +80,9 @@ class LoadedModel:
         self._backend = backend
         self.handle = handle
         self.catalog = catalog.get(handle.architecture)
-        known = self.catalog is not None and provides(backend, "native_names")
-        self.names: NameMap | None = backend.native_names(handle.architecture) if known else None
+        self.names: NameMap | None = None
+        if self.catalog is not None and provides(backend, "native_names"):
+            self.names = call(backend, "native_names", handle.architecture, returns=(NameMap, type(None)))
         self._rows: dict[Any, LayerTable] = {}
         self.source_weights: Any = None
         """What ``weights=`` was when loaded (a name, path or Bundle)."""
@@ -145,7 +148,7 @@ class LoadedModel:
                 f"The {self.backend} backend cannot export weight bundles (its Backend has no "
                 "`export_bundle`). Load the model on a backend that can, e.g. torch or keras."
             )
-        bundle: Bundle = self._backend.export_bundle(self.handle, head)
+        bundle: Bundle = call(self._backend, "export_bundle", self.handle, head, returns=Bundle)
         return bundle
 
     def kernel(self, layer: str) -> np.ndarray | None:
@@ -163,18 +166,18 @@ class LoadedModel:
         native = (
             self.names.weights_of(entry.name) if entry and self.names else self.resolve([layer])[0].native
         )
-        with self._lock:
+        with self._lock, guard(self._backend, "kernel()"):
             found = self._backend.kernel(self.handle, native)
-        return None if found is None else np.asarray(found, dtype=np.float32)
+            return None if found is None else np.asarray(found, dtype=np.float32)
 
     def inplace_after(self, native: str) -> str | None:
         """The native layer right after ``native`` if it overwrites ``native``'s output in place
         (torchvision's ``ReLU(inplace=True)``); ``None`` when none does or the backend cannot tell."""
-        return self._backend.inplace_after(self.handle, native) if self.supports("inplace_after") else None
+        return call(self._backend, "inplace_after", self.handle, native, returns=_TEXT, optional=True)
 
     def numerics_note(self) -> str | None:
         """A known source of float32 differences in this backend's arithmetic, in words, if any."""
-        return self._backend.numerics_note(self.handle) if self.supports("numerics_note") else None
+        return call(self._backend, "numerics_note", self.handle, returns=_TEXT, optional=True)
 
     def extract_native(self, batch: np.ndarray, natives: Sequence[str]) -> dict[str, np.ndarray]:
         """The backend's raw outputs of native layers for a prepared NHWC float32 ``batch``:
@@ -182,7 +185,8 @@ class LoadedModel:
         chunk = np.ascontiguousarray(batch, dtype=np.float32)
         refuse_absent(self.handle, list(natives), self.names)
         with self._lock:
-            return self._backend.extract(self.handle, chunk, list(natives))
+            raw = call(self._backend, "extract", self.handle, chunk, list(natives))
+        return outputs(self._backend, raw, list(natives), len(chunk))
 
     # -- layers --------------------------------------------------------------------------
     def list_layers(self, input_size: int | tuple[int, int] | str | None = _NATIVE) -> LayerTable:
@@ -198,10 +202,10 @@ class LoadedModel:
                     rows = self._backend.list_layers(self.handle, size)
                 except Exception as exc:
                     self._listing_too_small(size, exc)
-                    raise
+                    reraise(self._backend, "list_layers()", exc)
                 kinds = {e.name: e.kind for e in self.catalog.entries} if self.catalog and self.names else {}
                 self._rows[size] = LayerTable(
-                    with_strides(annotate(rows, self.catalog, self.names), size),
+                    with_strides(annotate(layer_rows(self._backend, rows), self.catalog, self.names), size),
                     model=self.architecture,
                     backend=self.backend,
                     input_size=size,
@@ -315,7 +319,8 @@ class LoadedModel:
                     raise
                 except Exception as exc:  # the framework's own error; too small is the usual one
                     self._too_small(chunk, targets, natives, exc)
-                    raise
+                    raise failure(self._backend, "extract()", exc) from exc
+                raw = outputs(self._backend, raw, natives, len(chunk))
                 if any(np.asarray(raw[n]).size == 0 for n in natives):  # Keras pools 1x1 to 0x0
                     self._too_small(chunk, targets, natives, None)
             for t in targets:

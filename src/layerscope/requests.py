@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from layerscope.backend import PRECISIONS, Backend, ModelHandle, provides
+from layerscope.backend_calls import call
 from layerscope.errors import (
     BackendUnavailableError,
     InputError,
@@ -198,7 +199,7 @@ def place(backend: Backend, handle: ModelHandle, device: str | None, precision: 
     without it runs on the CPU in float32 only, and anything else is refused naming it."""
     check_placement(device, precision)
     if provides(backend, "place"):
-        placed: ModelHandle = backend.place(handle, device, precision)
+        placed: ModelHandle = call(backend, "place", handle, device, precision, returns=ModelHandle)
         if placed.precision == "bfloat16" and placed.device == "cpu":
             _warn_emulated(placed.backend)
         return placed

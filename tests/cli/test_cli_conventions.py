@@ -219,3 +219,87 @@ def test_quiet_show_writes_silently(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(argv) == 0
     assert capsys.readouterr() == ("", "")
     assert out.stat().st_size > 1000
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("quiet", [[], ["-q"]], ids=["loud", "quiet"])
+def test_a_warning_is_one_line_without_a_source_line(
+    quiet: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    one_placement_at_a_time: None,
+) -> None:  # fmt: skip
+    """layerscope's warnings stay with --quiet (they are about the results), as one line in
+    flag spelling: not Python's "file.py:59: LayerscopeWarning: ..." plus the source line."""
+    from layerscope import requests
+
+    monkeypatch.setattr(requests, "_WARNED", [])  # the emulation warning is given once a process
+    monkeypatch.setattr(requests, "cpu_has_native_bf16", lambda *a: False)
+    argv = ["extract", str(ls.sample("chelsea")), "-m", "vgg16", "-l", "block1_conv1", "-b", "torch",
+            "--weights", "random", "--seed", "0", "--input-size", "32", "--precision", "bfloat16",
+            "-o", str(tmp_path / "bf16.npz"), *quiet]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "layerscope: warning: --precision bfloat16 on a CPU without native bfloat16 (no amx_bf16 or "
+        "avx512_bf16 flag in /proc/cpuinfo): torch emulates it, usually slower than float32. Pass "
+        "--precision float32 here, or run where the CPU or GPU has bfloat16."
+    ]
+
+
+@pytest.mark.torch
+def test_quiet_drops_other_packages_warnings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    model("vgg16", "torch")
+    real = ls.load
+
+    def chatty(*args: object, **kwargs: object) -> ls.LoadedModel:
+        warnings.warn("TypedStorage is deprecated", UserWarning, stacklevel=2)  # as torch says it
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ls, "load", chatty)
+    argv = ["layers", "-m", "vgg16", "-b", "torch", "--weights", "random", "--seed", "0"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == "layerscope: warning: UserWarning: TypedStorage is deprecated\n"
+    assert main([*argv, "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_switches_are_spelled_without_a_value() -> None:
+    """--resume and --overwrite take no value: a library message's resume=True is --resume."""
+    from layerscope.cli import cli_spelling
+
+    assert (
+        cli_spelling(
+            "'out.h5' exists. Pass resume=True to continue it, overwrite=True to replace it, or another path."
+        )
+        == "'out.h5' exists. Pass --resume to continue it, --overwrite to replace it, or another path."
+    )
+    assert cli_spelling("Write to another folder, or pass overwrite=True.") == (
+        "Write to another folder, or pass --overwrite."
+    )
+    assert (
+        cli_spelling("Received: seed=0 with weights='random'.") == "Received: --seed 0 with --weights random."
+    )
+    assert cli_spelling("Received: device=''.") == "Received: --device ''."  # not "--device ."
+
+
+@pytest.mark.torch
+def test_an_existing_dataset_output_names_the_flags_as_typed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("filelock")  # the dataset output's lock
+    model("vgg16", "torch")
+    data, out = tmp_path / "data", tmp_path / "shards"
+    data.mkdir()
+    out.mkdir()
+    (data / "a.png").write_bytes(ls.sample("chelsea").read_bytes())
+    (out / "manifest.json").write_text("{}")
+    argv = ["extract", str(data), "-m", "vgg16", "-l", "block1_conv1", "-b", "torch", "--weights", "random",
+            "--seed", "0", "--input-size", "32", "-o", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        "holds a dataset. Pass --resume to continue it, --overwrite to replace it, or another path.\n"
+    )
+    assert "True" not in err

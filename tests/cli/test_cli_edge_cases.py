@@ -255,7 +255,7 @@ def test_dataset_flags_with_image_files_are_refused(
     code, _, err = run(["extract", str(image), *FAST, "-l", "block1_conv1", "-o", str(out), *flags], capsys)
     assert code == 2
     assert err == (
-        f"layerscope: error: {flags[0]} only apply to dataset mode (a folder or glob of images, or an "
+        f"layerscope: error: {flags[0]} only applies to dataset mode (a folder or glob of images, or an "
         f"--out ending in .h5/.hdf5 or naming a folder). Received 1 image file(s) with --out {out}. "
         f"Pass e.g. --out {tmp_path / 'f.h5'}, or drop {flags[0]}.\n"
     )
@@ -271,6 +271,31 @@ def test_model_given_twice_is_an_error(capsys: pytest.CaptureFixture[str]) -> No
     )
     args = build_parser().parse_args(["extract", "x.png", "-m", "vgg16", "--model", "vgg16", "-l", "a"])
     assert args.model == "vgg16"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["extract", "x.png", "-m", "vgg16", "-l", "a", "-b", "torch", "-b", "keras"],
+         "argument -b/--backend: given twice ('torch', then 'keras')"),
+        (["extract", "x.png", "-m", "vgg16", "-l", "a", "--weights", "imagenet", "--weights", "random"],
+         "argument --weights: given twice ('imagenet', then 'random')"),
+        (["extract", "x.png", "-m", "vgg16", "-l", "a", "-o", "a.npz", "--out", "b.npz"],
+         "argument -o/--out: given twice (PosixPath('a.npz'), then PosixPath('b.npz'))"),
+        (["layers", "vgg16", "--input-size", "32", "--input-size", "64"], "argument --input-size: given twice (32, then 64)"),
+        (["compare", "x.png", "-m", "vgg16", "--rtol", "1e-3", "--rtol", "1e-5"], "argument --rtol: given twice"),
+    ],
+    ids=["backend", "weights", "out", "input-size", "rtol"],
+)  # fmt: skip
+def test_every_one_value_flag_given_twice_is_an_error(argv: list[str], said: str, capsys) -> None:
+    """``-b torch -b keras`` is an error, not a silent run on Keras; the same value twice, or a
+    flag's default then one value, is fine."""
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2 and said in capsys.readouterr().err
+    args = build_parser().parse_args(["extract", "x.png", "-m", "vgg16", "-l", "a", "-b", "torch", "-b", "torch",
+                                      "--weights", "random"])  # fmt: skip
+    assert (args.backend, args.weights) == ("torch", "random")
 
 
 def test_repeated_layers_add_up() -> None:

@@ -4,6 +4,7 @@ and the difference; a float32 one, and the ONNX plugin, pass."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unittest
 from collections.abc import Iterator
@@ -23,14 +24,18 @@ pytestmark = pytest.mark.skipif(not HAS["torch"], reason="the fake backends wrap
 
 
 def wrapped_torch(name: str, dtype: Any) -> type:
-    """torch's backend under another name, its raw outputs rounded through ``dtype``."""
+    """torch's backend under another name (its handles too: core finds a model's backend by
+    the handle's name), its raw outputs rounded through ``dtype``."""
     torch_backend = type(ls.get_backend("torch"))
+
+    def load(self: Any, model: Any, weights: Any, seed: Any, variant: Any = None) -> Any:
+        return dataclasses.replace(torch_backend.load(self, model, weights, seed, variant), backend=name)
 
     def extract(self: Any, handle: Any, batch: np.ndarray, layers: Any) -> dict[str, np.ndarray]:
         out = torch_backend.extract(self, handle, batch, layers)
         return {k: np.asarray(v).astype(dtype).astype(np.float32) for k, v in out.items()}
 
-    return type(f"Wrapped_{name}", (torch_backend,), {"name": name, "extract": extract})
+    return type(f"Wrapped_{name}", (torch_backend,), {"name": name, "load": load, "extract": extract})
 
 
 @pytest.fixture

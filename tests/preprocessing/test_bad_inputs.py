@@ -29,6 +29,7 @@ def test_case(case: Case, backend: str, tmp_path: Path) -> None:
             run(case, tmp_path, backend)
         assert isinstance(err.value, case.error), f"{type(err.value).__name__}: {err.value}"
         assert re.search(re.escape(case.message), str(err.value)), str(err.value)
+        assert not case.unlike or case.unlike not in str(err.value), str(err.value)
         return
     feats = run(case, tmp_path, backend)
     assert feats.shape == (case.images, *OK_SHAPE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 import layerscope as ls
+from corpus import corrupt_png
 from layerscope.images import Geometry, as_batch, read_images
 from layerscope.preprocess import RECIPES, get_recipe, normalize
 
@@ -239,6 +241,39 @@ def test_lazily_opened_truncated_pil_image_raises(tmp_path: Path) -> None:
     closed.close()
     with pytest.raises(ls.ImageError, match="the image was closed"):
         read_images(closed)
+
+
+def test_corrupt_pixel_data_is_damaged_not_closed(tmp_path: Path) -> None:
+    """Bytes flipped inside a PNG's compressed data (not a truncation): the message says the
+    file is damaged, for its path and for a lazily opened PIL.Image alike. A failed decode
+    leaves PIL's file pointer None, which is no sign that the image was closed."""
+    path = tmp_path / "bad.png"
+    corrupt_png(path)
+    said = (
+        rf"^Cannot read image '{re.escape(str(path))}': the file is damaged or truncated \(broken data stream"
+    )
+    with pytest.raises(ls.ImageError, match=said + r" when reading image file\)\.$"):
+        read_images(path)
+    with Image.open(path) as lazy, pytest.raises(ls.ImageError, match=said + r".*\)\. Check the file\.$"):
+        read_images(lazy)
+
+
+def test_a_file_whose_pixels_are_refused_is_not_called_damaged(tmp_path: Path) -> None:
+    """The decoded pixels' own refusal (NaN in a float TIFF, 32-bit values beyond 16 bits)
+    is the message, not wrapped in "the file is damaged or truncated (...)"."""
+    values = np.full((20, 30), 100.0, np.float32)
+    values[3, 4] = np.nan
+    Image.fromarray(values, "F").save(tmp_path / "depth.tif")
+    Image.fromarray(np.full((20, 30), 100_000, np.int32)).save(tmp_path / "deep.tif")
+    with pytest.raises(
+        ls.ImageError, match=r"^Cannot use image '.*depth\.tif': 1 NaN and 0 infinite pixel values\. Expected"
+    ):
+        read_images(tmp_path / "depth.tif")
+    with pytest.raises(
+        ls.ImageError,
+        match=r"^Cannot use image '.*deep\.tif': I pixels from 100000 to 100000\. Expected 0-255",
+    ):
+        read_images(tmp_path / "deep.tif")
 
 
 def test_broken_exif_is_still_tolerated(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Each subcommand is a thin wrapper over the public API, with one grammar for all 
 (:mod:`layerscope.cli.options`): ``-m/--model``, ``-l/--layers``, ``-o/--out``,
 ``-b/--backend``, ``-q/--quiet``. A :class:`LayerscopeError` prints its message in
 command-line spelling (no traceback) and exits with status 2; ``compare`` exits with 1 when
-any layer is out of tolerance.
+any layer is out of tolerance. A warning is one line, ``layerscope: warning: ...``; with
+``--quiet`` only layerscope's own warnings are shown.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from typing import Any
 
 import layerscope as ls
 from layerscope.cli import compare, extract, show, tables
 from layerscope.cli.spelling import cli_spelling
-from layerscope.errors import LayerscopeError
+from layerscope.errors import LayerscopeError, LayerscopeWarning
 from layerscope.progress import silenced
 
 __all__ = ["build_parser", "cli_spelling", "main"]
@@ -54,8 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C is one line and status 130; a closed stdout (``| head``) ends quietly with 141.
     """
     args = build_parser().parse_args(argv)
+    quiet = bool(getattr(args, "quiet", False))
     try:
-        with silenced() if getattr(args, "quiet", False) else nullcontext():
+        with silenced() if quiet else nullcontext(), warnings.catch_warnings():
+            warnings.showwarning = _one_line(quiet)
             code: int = args.func(args)
             sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except LayerscopeError as exc:
@@ -68,6 +73,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         silence_stdout()
         return EXIT_BROKEN_PIPE
     return code
+
+
+def _one_line(quiet: bool) -> Callable[..., None]:
+    """How the command line shows a warning: one line on stderr in flag spelling, without
+    Python's file, line number and source line. ``--quiet`` keeps layerscope's own warnings
+    (they are about the results: an input on the wrong scale, an emulated precision) and
+    drops other packages' ones."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        ours = issubclass(category, LayerscopeWarning)
+        if quiet and not ours:
+            return
+        text = cli_spelling(" ".join(str(message).split()))
+        print(f"layerscope: warning: {'' if ours else category.__name__ + ': '}{text}", file=sys.stderr)
+
+    return show
 
 
 def silence_stdout() -> None:

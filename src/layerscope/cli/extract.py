@@ -156,7 +156,7 @@ def refuse_dataset_flags(args: argparse.Namespace) -> None:
     if given:
         out = args.out.with_suffix(".h5") if args.out is not None else Path("features.h5")
         raise InputError(
-            f"{', '.join(given)} only apply to dataset mode (a folder or glob of images, or an --out "
+            f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} to dataset mode (a folder or glob of images, or an --out "
             f"ending in .h5/.hdf5 or naming a folder). Received {len(args.images)} image file(s) "
             f"with --out {args.out or 'none'}. Pass e.g. --out {out}, or drop {', '.join(given)}."
         )

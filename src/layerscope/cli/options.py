@@ -75,17 +75,20 @@ def layer_list(text: str) -> list[str | int]:
 
 
 class OnlyOnce(argparse.Action):
-    """A flag that may be repeated only with the same value (``-m vgg16 -m resnet50`` is an error,
-    not a silent choice of the last)."""
+    """A flag that may be repeated only with the same value (``-m vgg16 -m resnet50``,
+    ``-b torch -b keras`` are errors, not a silent choice of the last). Every flag that takes
+    one value is one: :func:`subcommand` makes it argparse's default action."""
 
     def __call__(
         self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
     ) -> None:
+        given: set[str] = vars(namespace).setdefault("_given_once", set())
         before = getattr(namespace, self.dest, None)
-        if before is not None and before != values:
+        if self.dest in given and before != values:
             parser.error(
                 f"argument {'/'.join(self.option_strings)}: given twice ({before!r}, then {values!r}); pass it once"
             )
+        given.add(self.dest)
         setattr(namespace, self.dest, values)
 
 
@@ -109,6 +112,7 @@ def subcommand(
     adds a required ``-m/--model`` (``False``: the subcommand declares its own or has none).
     """
     p: argparse.ArgumentParser = sub.add_parser(name, help=about[0], description=about[1])
+    p.register("action", None, OnlyOnce)  # a flag's plain "store": repeated with another value is an error
     if images is not None:
         p.add_argument("images", nargs=images[0], help=images[1])
     if model:
@@ -158,12 +162,13 @@ def add_runtime(p: argparse.ArgumentParser) -> None:
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
-    """``-q/--quiet``: no progress bars, no informational lines (results and errors only)."""
+    """``-q/--quiet``: no progress bars, no informational lines (results, layerscope's
+    warnings, one line each, and errors only)."""
     p.add_argument(
         "-q",
         "--quiet",
         action="store_true",
-        help="no progress bars and no informational lines: only results and errors",
+        help="no progress bars and no informational lines: only results, warnings and errors",
     )
 
 

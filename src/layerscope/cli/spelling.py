@@ -1,4 +1,5 @@
-"""Library messages in command-line spelling: ``weights='random'`` becomes ``--weights random``."""
+"""Library messages in command-line spelling: ``weights='random'`` becomes ``--weights random``,
+``resume=True`` becomes ``--resume``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ _PY_ARGUMENT = re.compile(
     r"pipeline|out|resume|overwrite|precision|device|max_maps)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+/-]+))"
 )
 
+_SWITCHES = ("resume", "overwrite")
+"""Keywords whose flag takes no value: ``resume=True`` is ``--resume``."""
+
 
 def cli_spelling(message: str) -> str:
     """A library message in command-line spelling: ``weights='random'`` -> ``--weights random``."""
@@ -20,7 +24,9 @@ def cli_spelling(message: str) -> str:
         tail = ""
         if m.group(4) is not None and value.endswith("."):  # the sentence's full stop
             value, tail = value.rstrip("."), "."
-        value = "none" if value == "None" else value
+        value = "none" if value == "None" else value or "''"  # an empty string stays visible
+        if m.group(1) in _SWITCHES and value == "True":  # flags that take no value
+            return f"--{m.group(1)}{tail}"
         return f"--{m.group(1).replace('_', '-')} {value}{tail}"
 
     return _PY_ARGUMENT.sub(flag, message)
