@@ -47,6 +47,7 @@ from layerscope.catalog import Entry
 from layerscope.errors import WeightsError
 from layerscope.images import Geometry
 from layerscope.preprocess import Recipe
+from layerscope.weight_files import require_file, suffix
 
 __all__ = [
     "FORMAT",
@@ -154,7 +155,7 @@ def _safetensors() -> Any:
 def save_bundle(bundle: Bundle, path: str | os.PathLike[str]) -> Path:
     """Write ``bundle`` as a ``.safetensors`` file with layerscope metadata."""
     path = Path(path)
-    if path.suffix != ".safetensors":
+    if suffix(path) != ".safetensors":
         raise WeightsError(f"Invalid bundle path {str(path)!r}. Expected a file name ending in .safetensors.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: np.ascontiguousarray(v) for k, v in bundle.tensors.items()}
@@ -185,7 +186,7 @@ def is_bundle(path: Any) -> bool:
     if not isinstance(path, (str, os.PathLike)):
         return False
     p = Path(path)
-    if p.suffix != ".safetensors" or not p.is_file():
+    if suffix(p) != ".safetensors" or not p.is_file():
         return False
     meta = _header(p)
     return meta is not None and meta.get("format") == FORMAT
@@ -196,8 +197,7 @@ def load_bundle(path: str | os.PathLike[str] | Bundle) -> Bundle:
     if isinstance(path, Bundle):
         return path
     p = Path(path)
-    if not p.is_file():
-        raise WeightsError(f"Cannot load weights from {str(p)!r}: no such file.")
+    require_file(p)
     meta = _header(p)
     if meta is None or meta.get("format") != FORMAT:
         raise WeightsError(
