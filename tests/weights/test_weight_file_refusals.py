@@ -4,11 +4,13 @@ A file holding two copies of the network (whatever their sizes), a tensor that i
 float tensor, not a tensor at all, without values or not dense, NaN or infinite weights, a
 negative BatchNorm variance, an empty, garbled, looping or directory path: each is a
 ``WeightsError`` with its own reason, never a raw exception, a wrong reason, or a silent
-load. Suffixes count in any case. Pickled payloads are never executed.
+load. Suffixes count in any case. A file rewritten in place, its size and modification time
+restored, is read again by the model cache. Pickled payloads are never executed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -317,3 +319,60 @@ def test_keras_files_with_nan_negative_variance_or_cast_arrays_are_named(
         r"would cast them and drop the imaginary part",
     ):
         ls.load("mobilenet_v2", backend="keras", weights=edited("complex.weights.h5", complex_kernel))
+
+
+@pytest.mark.torch
+def test_a_file_rewritten_in_place_is_read_again(state: dict[str, Any], tmp_path: Path) -> None:
+    """Same path, same size, modification time restored (``rsync -t``, a checkout): the cache
+    still gives the new weights; a ``touch`` alone keeps the cached model."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    first = _load(path)
+    assert first is _load(path)  # a cache hit
+    changed = {k: v * 2 if k == "features.0.0.weight" else v for k, v in state.items()}
+    save_file({k: v.contiguous() for k, v in changed.items()}, str(tmp_path / "new.safetensors"))
+    before = path.stat()
+    with path.open("r+b") as fh:  # rewritten in place, as rsync --inplace or an editor does
+        fh.write((tmp_path / "new.safetensors").read_bytes())
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+    second = _load(path)
+    assert second is not first
+    conv = second.model.state_dict()["features.0.0.weight"]
+    np.testing.assert_array_equal(conv.numpy(), changed["features.0.0.weight"].numpy())
+    os.utime(path)  # touch: same bytes, same model
+    assert _load(path) is second
+
+
+@pytest.mark.torch
+def test_a_file_that_changes_while_it_loads_is_not_cached(
+    state: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key is taken before the load reads the file: a model read from other bytes
+    must not be kept under it, or the old bytes, back again, would get the other weights."""
+    from layerscope.default_plugins.torch import build
+
+    path = _save(state, tmp_path / "moving.pth")
+    original = path.read_bytes()
+    read = build.load_file
+
+    def rewrite_then_read(net: Any, where: Path) -> Any:
+        _save({k: v + 1 if k == "features.0.0.weight" else v for k, v in state.items()}, where)
+        return read(net, where)
+
+    monkeypatch.setattr(build, "load_file", rewrite_then_read)
+    during = _load(path)
+    monkeypatch.setattr(build, "load_file", read)
+    path.write_bytes(original)  # the bytes the key was taken from
+    again = _load(path)
+    assert again is not during
+    np.testing.assert_array_equal(
+        again.model.state_dict()["features.0.0.weight"].numpy(), state["features.0.0.weight"].numpy()
+    )
