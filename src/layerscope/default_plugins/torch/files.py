@@ -20,6 +20,7 @@ does not fit is refused, naming missing and unexpected keys. Files are read with
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,9 @@ def _read_state(path: Path, expected: set[str]) -> tuple[dict[str, Any], list[st
 
             state: Any = st_load(str(path))
         elif kind in (".pth", ".pt", ".bin"):
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # sparse tensors are refused below, with the key
+                warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
         else:
             raise WeightsError(
                 f"Cannot load weights from {str(path)!r} with the torch backend. Expected a "
