@@ -32,6 +32,7 @@ from layerscope.model import LoadedModel, Preprocess
 from layerscope.plugins import get_registry
 from layerscope.progress import task as progress_task
 from layerscope.requests import check_placement, place
+from layerscope.weight_files import content_key
 from layerscope.weights import Bundle, save_bundle
 
 __all__ = [
@@ -159,10 +160,9 @@ def _said(model: Any) -> str:
 
 def _weights_key(weights: Any) -> Any:
     if isinstance(weights, (str, os.PathLike)):
-        path = Path(weights)
-        if path.is_file():
-            st = path.stat()
-            return (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        key = content_key(Path(weights))  # the bytes, not the mtime: see layerscope.weight_files
+        if key is not None:
+            return key
     # any other object (a Bundle): its identity; the cache entry keeps it alive (below), so
     # the id cannot be reused by a new object while the entry exists
     return weights if isinstance(weights, (str, int, type(None))) else ("object", id(weights))
@@ -194,7 +194,8 @@ def load(
     ``"float32"`` (default), ``"bfloat16"`` or ``"float16"`` (a GPU precision): mixed
     precision (torch autocast, a Keras ``mixed_*`` dtype policy on layerscope's own copy of
     the graph); outputs stay float32 arrays. Loaded models are cached in-process per
-    (device, precision) (the last :data:`MAX_CACHED_MODELS`), so loading again is free.
+    (device, precision) (the last :data:`MAX_CACHED_MODELS`), a weights file by a hash of its
+    bytes (:mod:`layerscope.weight_files`), so loading again is free.
     ``progress``: a bar while a zoo model is built, a first build of VGG16 takes seconds
     (``None``: only in a terminal or notebook; ``False``: never; a cached model draws none).
     """
@@ -221,6 +222,8 @@ def load(
     handle = place(chosen, handle, device, precision)
     loaded = LoadedModel(chosen, handle)
     loaded.source_weights = weights  # keeps an object key's id valid while cached
+    if isinstance(model, str) and _weights_key(weights) != key[2]:
+        return loaded  # the file changed while it was read: not cached under either content
     with _lock:
         _cache[key] = loaded
         while len(_cache) > MAX_CACHED_MODELS:

@@ -42,17 +42,25 @@ from typing import Any
 import numpy as np
 
 from layerscope import catalog
-from layerscope.bundle_checks import bundle_absent, refuse_absent, validate
+from layerscope.bundle_checks import (
+    bundle_absent,
+    bundle_variant,
+    check_metadata,
+    recipe_from_json,
+    refuse_absent,
+    validate,
+)
 from layerscope.catalog import Entry
 from layerscope.errors import WeightsError
-from layerscope.images import Geometry
 from layerscope.preprocess import Recipe
+from layerscope.weight_files import require_file, suffix
 
 __all__ = [
     "FORMAT",
     "SEEDED_INIT_LOCK",
     "Bundle",
     "bundle_absent",
+    "bundle_variant",
     "check_architecture",
     "exported_layers",
     "is_bundle",
@@ -154,7 +162,7 @@ def _safetensors() -> Any:
 def save_bundle(bundle: Bundle, path: str | os.PathLike[str]) -> Path:
     """Write ``bundle`` as a ``.safetensors`` file with layerscope metadata."""
     path = Path(path)
-    if path.suffix != ".safetensors":
+    if suffix(path) != ".safetensors":
         raise WeightsError(f"Invalid bundle path {str(path)!r}. Expected a file name ending in .safetensors.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: np.ascontiguousarray(v) for k, v in bundle.tensors.items()}
@@ -162,20 +170,30 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _header(path: Path) -> dict[str, str] | None:
-    import json
+def _header(path: Path) -> dict[str, Any] | str:
+    """The ``__metadata__`` of a safetensors file's header, or why it cannot be read. The
+    header is 8 bytes of length then that much JSON; a length beyond the file or over 100 MB
+    is refused before anything is read."""
     import struct
 
     try:
         with path.open("rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            if size > 100_000_000:
-                return None
+            prefix = fh.read(8)
+            if len(prefix) < 8:
+                return f"the file is {len(prefix)} bytes, shorter than a safetensors header"
+            (size,) = struct.unpack("<Q", prefix)
+            room = path.stat().st_size - 8
+            if size > min(room, 100_000_000):
+                return f"its header claims {size} bytes, beyond the {room} bytes of the file (or 100 MB)"
             header = json.loads(fh.read(size))
-    except (OSError, ValueError, struct.error):
-        return None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return meta if isinstance(meta, dict) else None
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    except ValueError as exc:
+        return f"its header is not JSON ({exc})"
+    if not isinstance(header, dict):
+        return f"its header is a JSON {type(header).__name__}, not an object"
+    meta = header.get("__metadata__")
+    return meta if isinstance(meta, dict) else {}
 
 
 def is_bundle(path: Any) -> bool:
@@ -185,10 +203,10 @@ def is_bundle(path: Any) -> bool:
     if not isinstance(path, (str, os.PathLike)):
         return False
     p = Path(path)
-    if p.suffix != ".safetensors" or not p.is_file():
+    if suffix(p) != ".safetensors" or not p.is_file():
         return False
     meta = _header(p)
-    return meta is not None and meta.get("format") == FORMAT
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
 def load_bundle(path: str | os.PathLike[str] | Bundle) -> Bundle:
@@ -196,14 +214,21 @@ def load_bundle(path: str | os.PathLike[str] | Bundle) -> Bundle:
     if isinstance(path, Bundle):
         return path
     p = Path(path)
-    if not p.is_file():
-        raise WeightsError(f"Cannot load weights from {str(p)!r}: no such file.")
+    require_file(p)
     meta = _header(p)
-    if meta is None or meta.get("format") != FORMAT:
+    if isinstance(meta, str):
+        raise WeightsError(
+            f"Cannot read the weight bundle {str(p)!r}: {meta}. Expected a .safetensors file as "
+            "layerscope.export_weights writes it; is it truncated or damaged? Export it again."
+        )
+    if meta.get("format") != FORMAT:
         raise WeightsError(
             f"{str(p)!r} is not a layerscope weight bundle (its safetensors header has no "
             f"format={FORMAT!r}). Create one with layerscope.export_weights(model, path)."
         )
+    where = f"The weight bundle {str(p)!r}"
+    check_metadata(meta, where, VERSION)
+    recipe = recipe_from_json(meta["recipe"], where) if "recipe" in meta else None
     try:
         tensors = dict(_safetensors().load_file(str(p)))
     except WeightsError:
@@ -223,7 +248,7 @@ def load_bundle(path: str | os.PathLike[str] | Bundle) -> Bundle:
         weights=meta.get("weights", ""),
         head=meta.get("head", "true") == "true",
         extra={k: v for k, v in meta.items() if k not in known},
-        recipe=recipe_from_json(meta["recipe"], str(p)) if "recipe" in meta else None,
+        recipe=recipe,
     )
     from layerscope import catalog
 
@@ -257,35 +282,6 @@ def recipe_to_json(recipe: Recipe) -> str:
             "std": list(recipe.std),
         }
     )
-
-
-def recipe_from_json(text: str, source: str = "bundle") -> Recipe:
-    """The recipe a bundle header stores, or a :class:`WeightsError` saying what is wrong."""
-    try:
-        d = json.loads(text)
-        geometry = Geometry(d["policy"], d["size"], d["resize_size"], d["interpolation"])
-        recipe = Recipe(
-            str(d["name"]),
-            d["normalisation"],
-            geometry,
-            tuple(map(float, d["mean"])),
-            tuple(map(float, d["std"])),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(
-            f"The recipe in {source}'s header is not valid ({type(exc).__name__}: {exc}). Expected "
-            "JSON with name, normalisation, policy, size, resize_size, interpolation, mean and std. "
-            f"Received: {text[:200]!r}."
-        ) from exc
-    if recipe.normalisation not in ("caffe", "torch", "tf", "raw") or geometry.policy not in (
-        "stretch",
-        "crop",
-        "none",
-    ):
-        raise WeightsError(
-            f"The recipe in {source}'s header names an unknown normalisation or policy. Received: {text[:200]!r}."
-        )
-    return recipe
 
 
 def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) -> Bundle:

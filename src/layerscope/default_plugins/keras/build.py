@@ -35,10 +35,17 @@ import numpy as np
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.keras import port, variants
-from layerscope.default_plugins.keras.files import fit_file
+from layerscope.default_plugins.keras.files import check_file, fit_file
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
-from layerscope.weights import SEEDED_INIT_LOCK, bundle_absent, check_architecture, is_bundle, load_bundle
+from layerscope.weights import (
+    SEEDED_INIT_LOCK,
+    bundle_absent,
+    bundle_variant,
+    check_architecture,
+    is_bundle,
+    load_bundle,
+)
 
 __all__ = ["app", "load", "zoo"]
 
@@ -101,7 +108,10 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     bundle = load_bundle(weights) if is_bundle(weights) else None
     if bundle is not None:  # before its variant: a bundle of another architecture is named as such
         check_architecture(bundle, name)
-    chosen = choose_variant(names, variant or (bundle.variant if bundle else None), name, "keras")
+    if bundle is not None:
+        chosen = bundle_variant(bundle, variant, names, "keras")
+    else:
+        chosen = choose_variant(names, variant, name, "keras")
     build = variants.builder(name, chosen) or fn
     absent: dict[str, Any] = {}
     if bundle is not None:
@@ -178,6 +188,7 @@ def _random(fn: Callable[..., Any], seed: int | None, **kwargs: Any) -> Any:
 def load_path(fn: Callable[..., Any], path: Path) -> tuple[Any, dict[str, Any], list[str]]:
     """The model with a weights file loaded, full or headless, and what was taken from the file
     (:func:`~layerscope.default_plugins.keras.files.fit_file`)."""
+    check_file(path)  # before the build: a damaged file is refused in a moment
     net = _random(fn, 0)
     side = tuple(net.input_shape[1:])
     return fit_file(net, lambda: _random(fn, 0, include_top=False, input_shape=side), path)

@@ -47,6 +47,7 @@ from layerscope.preprocess import RECIPES, Recipe
 from layerscope.weights import (
     SEEDED_INIT_LOCK,
     bundle_absent,
+    bundle_variant,
     check_architecture,
     is_bundle,
     load_bundle,
@@ -77,9 +78,11 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     bundle = load_bundle(weights) if is_bundle(weights) else None
     if bundle is not None:
         check_architecture(bundle, name)
-    chosen = choose_variant(
-        load_names(PACKAGE, name), variant or (bundle.variant if bundle else None), name, "torch"
-    )
+    names = load_names(PACKAGE, name)
+    if bundle is not None:
+        chosen = bundle_variant(bundle, variant, names, "torch")
+    else:
+        chosen = choose_variant(names, variant, name, "torch")
     absent: dict[str, Any] = {}
     if bundle is not None:
         net = _random(name, 0, chosen)
