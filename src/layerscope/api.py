@@ -266,15 +266,18 @@ def extract(
     ``images``: a path, ``PIL.Image``, numpy array or tensor (HW, HWC or NHWC; uint8 0-255
     or float on the 0-255 scale; a float image on the 0-1 scale gets an
     :class:`~layerscope.InputScaleWarning`) or a list of those. ``layers``: canonical names
-    (``block1_conv1``, any case when unambiguous), native names (``features.1``) or
-    Keras-style indices. ``preprocess``: ``"native"`` (the recipe the model's weights were
+    (``block1_conv1``, any case when unambiguous), native names (``features.1``) or integer
+    indices (the ``#`` column of :func:`list_layers`: on an architecture with canonical
+    names the n-th canonical layer, the same point on every backend, ``-1`` the last).
+    ``preprocess``: ``"native"`` (the recipe the model's weights were
     trained with on that backend), a recipe name (``"caffe"``, ``"torch"``, ``"tf"``,
     ``"raw"``), a callable on the NHWC batch, or ``None``: a tensor you prepared yourself
     goes in untouched (no resize, no crop, no colour change, any values), at its own size
     unless ``resize`` is given. ``resize``: ``"stretch"``, ``"crop"`` or ``"none"`` to
-    override the recipe's geometry. ``input_size``: the square side images are brought to
-    (``"native"``: the model's own, 224 for VGG/ResNet; ``None``: each image's own size,
-    for convolutional layers; at most :data:`layerscope.model.MAX_INPUT_PIXELS` pixels).
+    override the recipe's geometry. ``input_size``: the square side images are brought to,
+    or a (height, width) pair (``"native"``: the model's own, 224 for VGG/ResNet; ``None``:
+    each image's own size, for convolutional layers; at most
+    :data:`layerscope.model.MAX_INPUT_PIXELS` pixels).
     ``variant``: an architecture variant (see :func:`load`). ``layers`` may hold glob
     patterns (``"block*_conv*"``: every layer they match, in network order). ``progress``:
     a bar over the batches when there is more than one (``None``: only in a terminal or

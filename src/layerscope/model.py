@@ -159,10 +159,8 @@ class LoadedModel:
                 f"The {self.backend} backend cannot read kernels (its Backend has no `kernel`). "
                 "Load the model with backend='torch' or backend='keras' to see its filters."
             )
-        entry = self.catalog.entry(layer) if self.catalog and self.names else None
-        native = (
-            self.names.weights_of(entry.name) if entry and self.names else self.resolve([layer])[0].native
-        )
+        target = self.resolve([layer])[0]
+        native = self.names.weights_of(target.canonical) if target.canonical and self.names else target.native
         with self._lock:
             found = self._backend.kernel(self.handle, native)
         return None if found is None else np.asarray(found, dtype=np.float32)
@@ -199,14 +197,15 @@ class LoadedModel:
                 except Exception as exc:
                     self._listing_too_small(size, exc)
                     raise
-                kinds = {e.name: e.kind for e in self.catalog.entries} if self.catalog and self.names else {}
+                known = self.catalog if self.catalog and self.names else None
                 self._rows[size] = LayerTable(
                     with_strides(annotate(rows, self.catalog, self.names), size),
                     model=self.architecture,
                     backend=self.backend,
                     input_size=size,
                     total_params=self.handle.total_params,
-                    kinds=kinds,
+                    kinds={e.name: e.kind for e in known.entries} if known else {},
+                    points=known.names() if known else (),
                 )
             return self._rows[size]
 

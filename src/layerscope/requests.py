@@ -142,7 +142,7 @@ def layer_list(layers: Any) -> list[Any]:
     """``layers`` as a list: one name or index, or any iterable of them (numpy ints become int)."""
     if layers is None or isinstance(layers, (bytes, Mapping)):
         raise InputError(
-            "Invalid `layers`. Expected a layer name, a Keras-style index, or a list of them "
+            "Invalid `layers`. Expected a layer name, an index, or a list of them "
             f"(e.g. ['block1_conv1', 'block5_pool']). Received: layers={layers!r}. "
             "list_layers(model) shows every name."
         )

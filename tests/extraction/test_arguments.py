@@ -127,3 +127,17 @@ def test_rtol_must_be_a_number(rtol: object) -> None:
         ls.InputError, match=rf"Expected a finite number >= 0.*Received: rtol={re.escape(repr(rtol))}"
     ):
         ls.compare(np.zeros((8, 8, 3), np.uint8), "vgg16", rtol=rtol)  # type: ignore[arg-type]
+
+
+def test_one_layer_named_twice_in_another_case_or_by_index_is_refused(backend: str) -> None:
+    """Names match ignoring case, so `block1_conv1` and `BLOCK1_CONV1` are one layer asked
+    twice, as are an index and the name it counts to."""
+    m = model("vgg16", backend)
+    x = np.zeros((32, 32, 3), np.uint8)
+    for layers in (["block1_conv1", "BLOCK1_CONV1"], [0, "block1_conv1"], ["block1_pool", -20]):
+        with pytest.raises(ls.InputError, match=r"requested more than once \(names equal ignoring case"):
+            m.extract(x, layers, input_size=32)
+    with pytest.raises(
+        ls.InputError, match=r"\[\['block1_conv1', 'BLOCK1_CONV1'\]\] requested more than once"
+    ):
+        m.extract(x, ["block1_conv1", "BLOCK1_CONV1"], input_size=32)
