@@ -184,12 +184,10 @@ class LoadedModel:
 
     # -- layers --------------------------------------------------------------------------
     def list_layers(self, input_size: int | tuple[int, int] | str | None = _NATIVE) -> LayerTable:
-        """Every layer with canonical name, native name, kind, NHWC shape and parameters."""
-        size = self.input_size if input_size == _NATIVE else input_size
-        if isinstance(size, str):
-            raise InputError(f"Invalid `input_size`. Expected an int, None or 'native'. Received: {size!r}.")
-        size = input_size_of(size, input_size)
-        check_budget(max(size) if isinstance(size, tuple) else size or 0, MAX_INPUT_PIXELS)
+        """Every layer with canonical name, native name, kind, NHWC shape and parameters, for
+        ``input_size`` (a side, a (height, width) pair, ``None`` or ``"native"``)."""
+        size = self.input_size if _is_native(input_size) else input_size_of(input_size, input_size)
+        check_budget(size or 0, MAX_INPUT_PIXELS)
         with self._lock:
             if size not in self._rows:
                 try:
@@ -224,7 +222,7 @@ class LoadedModel:
         *,
         preprocess: Preprocess = _NATIVE,
         resize: str | None = None,
-        input_size: int | str | None = _NATIVE,
+        input_size: int | tuple[int, int] | str | None = _NATIVE,
     ) -> np.ndarray:
         """Images -> the NHWC float32 batch this model's backend receives.
 
@@ -232,15 +230,15 @@ class LoadedModel:
         unless ``resize=`` is given; an explicit ``input_size`` is then checked, not applied.
         """
         recipe, fn = self._recipe(preprocess)
-        size = input_size_of(self.input_size if input_size == _NATIVE else input_size, input_size)
+        size = self.input_size if _is_native(input_size) else input_size_of(input_size, input_size)
         untouched = preprocess is None and resize is None
         geometry = images.Geometry("none", None) if untouched else recipe.at(size).geometry
         if resize is not None:
             geometry = geometry.with_policy(resize)
         _check_budget(geometry)
         read = images.read_images(images_in)
-        if untouched and isinstance(input_size, int):
-            check_given_size(read, input_size)
+        if untouched and size is not None and not _is_native(input_size):
+            check_given_size(read, size)
         if fn is None and preprocess is not None:
             warn_scale(read, recipe)
         batch = images.as_batch(read, geometry)
@@ -251,7 +249,7 @@ class LoadedModel:
         return normalize(batch, recipe)
 
     def _recipe(self, preprocess: Preprocess) -> tuple[Recipe, Callable[[np.ndarray], np.ndarray] | None]:
-        if preprocess == _NATIVE or preprocess is None:
+        if preprocess is None or _is_native(preprocess):
             return self.recipe, None
         if isinstance(preprocess, Recipe):
             return preprocess, None
@@ -271,7 +269,7 @@ class LoadedModel:
         *,
         preprocess: Preprocess = _NATIVE,
         resize: str | None = None,
-        input_size: int | str | None = _NATIVE,
+        input_size: int | tuple[int, int] | str | None = _NATIVE,
         batch_size: int | None = None,
         progress: bool | None = None,
     ) -> display.Features:
@@ -389,4 +387,10 @@ MAX_INPUT_PIXELS = 4096 * 4096
 
 
 def _check_budget(geometry: images.Geometry) -> None:
-    check_budget(geometry.size or 0, MAX_INPUT_PIXELS, geometry.resize_size)
+    side = (geometry.size, geometry.width or geometry.size) if geometry.size else 0
+    check_budget(side, MAX_INPUT_PIXELS, geometry.resize_size)
+
+
+def _is_native(value: object) -> bool:
+    """Whether an argument is the string ``"native"`` (an array compared to it is not)."""
+    return isinstance(value, str) and value == _NATIVE

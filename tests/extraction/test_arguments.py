@@ -141,3 +141,41 @@ def test_one_layer_named_twice_in_another_case_or_by_index_is_refused(backend: s
         ls.InputError, match=r"\[\['block1_conv1', 'BLOCK1_CONV1'\]\] requested more than once"
     ):
         m.extract(x, ["block1_conv1", "BLOCK1_CONV1"], input_size=32)
+
+
+def test_input_size_takes_a_height_width_pair(backend: str, photo: Path) -> None:
+    """(64, 64) is input_size=64; (64, 96) brings images to 64x96 by the model's own recipe
+    (Keras' stretch, torchvision's shorter-side resize and centre crop), as list_layers((64, 96))
+    lists; a list works like a tuple."""
+    from layerscope.preprocess import normalize
+
+    m = model("vgg16", backend)
+    square = m.extract(photo, ["block1_pool"], input_size=64)["block1_pool"]
+    np.testing.assert_array_equal(
+        m.extract(photo, ["block1_pool"], input_size=(64, 64))["block1_pool"], square
+    )
+    wide = m.extract(photo, ["block1_pool"], input_size=(64, 96))["block1_pool"]
+    listed = {r.canonical: r.shape for r in m.list_layers((64, 96))}
+    assert wide.shape == (1, 32, 48, 64) and listed["block1_pool"] == (None, 32, 48, 64)
+    np.testing.assert_array_equal(m.extract(photo, ["block1_pool"], input_size=[64, 96])["block1_pool"], wide)
+    img = Image.open(photo).convert("RGB")  # 451x300
+    if m.recipe.geometry.policy == "stretch":
+        expected = np.asarray(img.resize((96, 64), Image.Resampling.NEAREST), np.float32)
+    else:  # shorter side to round(96 * 256 / 224) = 110, then the centred 64x96 crop
+        resized = np.asarray(img.resize((165, 110), Image.Resampling.BILINEAR), np.float32)
+        expected = resized[23 : 23 + 64, 34 : 34 + 96]
+    np.testing.assert_array_equal(m.prepare(photo, input_size=(64, 96)), normalize(expected[None], m.recipe))
+
+
+@pytest.mark.parametrize("size", [(64, 0), (64, 96, 3), (64, 2.5), [True, 64], "64", 2.5])
+def test_an_input_size_that_is_neither_a_side_nor_a_pair_is_refused_alike(backend: str, size: object) -> None:
+    """extract and list_layers refuse it with one message, not `can't multiply sequence`."""
+    m = model("vgg16", backend)
+    text = (
+        r"Invalid `input_size`\. Expected a positive int \(a square side\), a \(height, width\) pair "
+        rf"of them, None \(keep each image's size\) or 'native'\. Received: input_size={re.escape(repr(size))}\."
+    )
+    with pytest.raises(ls.InputError, match=text):
+        m.extract(np.zeros((8, 8, 3), np.uint8), ["block1_conv1"], input_size=size)  # type: ignore[arg-type]
+    with pytest.raises(ls.InputError, match=text):
+        m.list_layers(size)  # type: ignore[arg-type]
