@@ -26,7 +26,7 @@ from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel, Preprocess
 from layerscope.plugins import get_registry
 from layerscope.progress import task as progress_task
-from layerscope.requests import check_placement, place
+from layerscope.requests import check_backend_name, check_build, check_placement, place
 from layerscope.weights import Bundle, save_bundle
 
 __all__ = [
@@ -85,6 +85,7 @@ def backends() -> BackendList:
 def get_backend(name: str) -> Backend:
     """The backend instance of that name; raises if unknown or its framework is missing."""
     registry = get_registry()
+    check_backend_name(name)
     if name not in registry.backends:
         raise UnknownBackendError(
             f"Unknown backend {name!r}. Expected one of {sorted(registry.backends)}. "
@@ -154,7 +155,7 @@ def load(
     seed: int | None = None,
     variant: str | None = None,
     device: str | None = None,
-    precision: str = "float32",
+    precision: str | None = None,
     progress: bool | None = None,
 ) -> LoadedModel:
     """Build ``model`` (a zoo name such as ``"vgg16"``, or a framework model object).
@@ -169,15 +170,19 @@ def load(
     ``"cuda:1"``, ``"mps"``, or ``None`` for the framework's best available (a model object
     you pass stays where it is); one that does not exist raises
     :class:`~layerscope.BackendUnavailableError` naming those that do. ``precision``:
-    ``"float32"`` (default), ``"bfloat16"`` or ``"float16"`` (a GPU precision): mixed
-    precision (torch autocast, a Keras ``mixed_*`` dtype policy on layerscope's own copy of
-    the graph); outputs stay float32 arrays. Loaded models are cached in-process per
-    (device, precision) (the last :data:`MAX_CACHED_MODELS`), so loading again is free.
+    ``"float32"`` (``None``: float32), ``"bfloat16"`` or ``"float16"`` (a GPU precision): mixed
+    precision (torch autocast, a Keras ``mixed_*`` dtype policy on layerscope's own copy of the
+    graph); outputs stay float32 arrays. A :class:`LoadedModel` is used as loaded (another
+    backend, seed, variant, device or precision is refused, never ignored). Loaded models are
+    cached per (device, precision) (the last :data:`MAX_CACHED_MODELS`): loading again is free.
     ``progress``: a bar while a zoo model is built, a first build of VGG16 takes seconds
     (``None``: only in a terminal or notebook; ``False``: never; a cached model draws none).
     """
+    check_backend_name(backend)
+    check_build(weights, variant, progress)
     if isinstance(model, LoadedModel):
-        return _as_placed(model, device, precision)
+        return _as_placed(_refuse_rebuild(model, backend, seed, variant), device, precision)
+    precision = "float32" if precision is None else precision
     seed = _check_seed(seed, weights)
     check_placement(device, precision)
     chosen = _choose(model, backend)
@@ -203,15 +208,32 @@ def load(
     return loaded
 
 
-def _as_placed(model: LoadedModel, device: str | None, precision: str) -> LoadedModel:
-    """A loaded model as it is; asking it for another precision or device is refused."""
+def _refuse_rebuild(model: LoadedModel, backend: Any, seed: Any, variant: Any) -> LoadedModel:
+    """``model``, built already: a ``backend``, ``seed`` or ``variant`` other than its own
+    would be ignored, so it is refused."""
+    asked = {"backend": (backend, model.backend), "seed": (seed, None), "variant": (variant, model.variant)}
+    ignored = [f"{k}={v!r}" for k, (v, own) in asked.items() if v is not None and (own is None or v != own)]
+    if ignored:
+        raise InputError(
+            f"A LoadedModel is built already ({model.architecture} on {model.backend}, variant "
+            f"{model.variant!r}, weights {model.weights}): {', '.join(ignored)} would be ignored. "
+            "Leave them out to use it as it is, or pass the model's name to build another."
+        )
+    return model
+
+
+def _as_placed(model: LoadedModel, device: str | None, precision: str | None) -> LoadedModel:
+    """A loaded model as it is; asking it for another precision or device is refused (an
+    explicit ``precision="float32"`` for a bfloat16 model too: it would run in bfloat16)."""
+    check_placement(device, "float32" if precision is None else precision)
     here = (model.device, model.device.split(":")[0])
     other_device = device is not None and device.strip().lower() not in here
-    if precision not in ("float32", model.precision) or other_device:
+    if precision not in (None, model.precision) or other_device:
         raise InputError(
             f"A LoadedModel runs where and how it was loaded ({model.precision} on {model.device}). "
-            f"Received: precision={precision!r}, device={device!r}. Load it again with "
-            "ls.load(name, precision=..., device=...), or pass the model's name instead."
+            f"Received: precision={precision!r}, device={device!r}. Leave precision and device "
+            f"out to run it as loaded, or load it again with ls.load(name, precision={precision!r}) "
+            "(or device=...), or pass the model's name instead."
         )
     return model
 
@@ -254,12 +276,12 @@ def extract(
     seed: int | None = None,
     preprocess: Preprocess = "native",
     resize: str | None = None,
-    input_size: int | str | None = "native",
+    input_size: int | tuple[int, int] | str | None = "native",
     batch_size: int | None = None,
     variant: str | None = None,
     progress: bool | None = None,
     device: str | None = None,
-    precision: str = "float32",
+    precision: str | None = None,
 ) -> Features:
     """Intermediate outputs of a CNN: ``{layer: NHWC float32 array}`` in the requested order.
 

@@ -24,6 +24,7 @@ from layerscope.errors import InputError, LayerscopeError, WeightsError
 from layerscope.framework import label_of
 from layerscope.layers import LayerTable, Target, annotate, resolve, with_strides
 from layerscope.preprocess import Recipe, apply_callable, get_recipe, normalize
+from layerscope.progress import enabled as progress_enabled
 from layerscope.progress import steps as progress_steps
 from layerscope.requests import (
     DEFAULT_BATCH_SIZE,
@@ -275,6 +276,7 @@ class LoadedModel:
     ) -> display.Features:
         """Feature maps of ``layers`` for ``images``: NHWC float32 arrays keyed as requested
         (see :func:`layerscope.extract`, which documents ``progress`` and the result)."""
+        progress_enabled(progress)  # checked even when there is one batch, so no bar
         targets = self.resolve(layers)
         batch = self.prepare(images_in, preprocess=preprocess, resize=resize, input_size=input_size)
         token = _NAMES.set(lambda: images.labels(images_in))  # errors name the user's images

@@ -8,6 +8,7 @@ Each check raises :class:`~layerscope.InputError` (or warns
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -21,14 +22,19 @@ from layerscope.errors import (
     InputError,
     InputScaleWarning,
     LayerscopeWarning,
+    WeightsError,
     suggest,
 )
 from layerscope.preprocess import Recipe
+from layerscope.progress import enabled as progress_enabled
+from layerscope.weights import Bundle
 
 __all__ = [
     "all_finite",
     "batch_size_of",
+    "check_backend_name",
     "check_budget",
+    "check_build",
     "check_given_size",
     "check_head",
     "check_placement",
@@ -184,6 +190,33 @@ def all_finite(arr: np.ndarray) -> bool:
     if np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
         return True
     return bool(np.isfinite(arr).all())
+
+
+def check_backend_name(backend: Any) -> None:
+    """Refuse a ``backend`` that is neither ``None`` nor a name (a str)."""
+    if backend is not None and not isinstance(backend, str):
+        raise InputError(
+            "Invalid `backend`. Expected a backend name such as 'torch' or 'keras' (a str; "
+            f"ls.backends() lists them), or None for the first available. Received: backend={backend!r}."
+        )
+
+
+def check_build(weights: Any, variant: Any, progress: Any) -> None:
+    """Refuse ``weights``, ``variant`` or ``progress`` of a type none of them can have, before a
+    backend sees them (a numpy array as weights would fail inside a backend's comparison, and
+    ``variant=False`` would silently mean the default)."""
+    if not isinstance(weights, (str, os.PathLike, Bundle)):
+        raise WeightsError(
+            "Invalid `weights`. Expected 'imagenet', 'random', another weights name of the backend, "
+            "a path to a weights file or bundle, or a layerscope.weights.Bundle. Received: "
+            f"weights={weights!r} ({type(weights).__name__})."
+        )
+    if variant is not None and (not isinstance(variant, str) or not variant.strip()):
+        raise InputError(
+            "Invalid `variant`. Expected a variant name such as 'v1' or 'v1.5' (a non-empty str), "
+            f"or None for the backend's own. Received: variant={variant!r}."
+        )
+    progress_enabled(progress)
 
 
 def check_placement(device: Any, precision: Any) -> None:

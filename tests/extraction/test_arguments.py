@@ -179,3 +179,63 @@ def test_an_input_size_that_is_neither_a_side_nor_a_pair_is_refused_alike(backen
         m.extract(np.zeros((8, 8, 3), np.uint8), ["block1_conv1"], input_size=size)  # type: ignore[arg-type]
     with pytest.raises(ls.InputError, match=text):
         m.list_layers(size)  # type: ignore[arg-type]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("keyword", "value", "error", "said"),
+    [
+        (
+            "backend",
+            True,
+            ls.InputError,
+            r"Invalid `backend`\. Expected a backend name .*Received: backend=True",
+        ),
+        ("backend", ["torch"], ls.InputError, r"Invalid `backend`.*Received: backend=\['torch'\]"),
+        (
+            "weights",
+            np.zeros(2),
+            ls.WeightsError,
+            r"Invalid `weights`\. .*Received: weights=array.*\(ndarray\)",
+        ),
+        (
+            "variant",
+            False,
+            ls.InputError,
+            r"Invalid `variant`\. Expected a variant name .*Received: variant=False",
+        ),
+        ("variant", "", ls.InputError, r"Invalid `variant`.*Received: variant=''"),
+        ("variant", ["v1"], ls.InputError, r"Invalid `variant`.*Received: variant=\['v1'\]"),
+        ("progress", "yes", ls.InputError, r"Invalid `progress`\. Expected True, False or None"),
+        (
+            "resize",
+            np.array(["crop"]),
+            ls.InputError,
+            r"Invalid `resize`\. Expected 'stretch', 'crop' or 'none'",
+        ),
+    ],
+)
+def test_arguments_of_a_type_no_value_can_have_are_named(
+    keyword: str, value: object, error: type, said: str
+) -> None:
+    """Not `TypeError: 'bool' object is not iterable`, `unhashable type: 'list'` or numpy's
+    `truth value of an array is ambiguous`; and variant=False or progress='yes' are not
+    silently taken for the default."""
+    kwargs: dict[str, object] = {"backend": "torch", "weights": "random", "seed": 0, keyword: value}
+    if keyword == "weights":
+        kwargs["seed"] = None
+    with pytest.raises(error, match=said):
+        ls.extract(np.zeros((32, 32, 3), np.uint8), "vgg16", ["block1_conv1"], input_size=32, **kwargs)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("keyword", "value"), [("backend", "keras"), ("seed", 3), ("variant", "v1"), ("progress", "yes")]
+)
+def test_a_loaded_model_refuses_what_it_would_ignore(keyword: str, value: object) -> None:
+    """A LoadedModel is built already: another backend, a seed or a variant would be ignored."""
+    m = model("vgg16", "torch")
+    said = "Invalid `progress`" if keyword == "progress" else rf"{keyword}={value!r} would be ignored"
+    with pytest.raises(ls.InputError, match=said):
+        ls.extract(np.zeros((32, 32, 3), np.uint8), m, ["block1_conv1"], input_size=32, **{keyword: value})
+    assert ls.load(m, backend="torch", variant=m.variant) is m
