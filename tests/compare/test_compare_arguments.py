@@ -13,6 +13,7 @@ import pytest
 
 import layerscope as ls
 from layerscope.compare.arguments import backend_list
+from layerscope.model import LoadedModel
 
 from conftest import model
 
@@ -34,6 +35,16 @@ def test_compare_takes_extracts_layer_grammar() -> None:
         "Pool1_Pool",
     ]  # Keras' conv1_pad matches "conv1*" too, but torch has no such layer
     assert report.layers[3].shape_reference == report.layers[3].shape_other == (1, 56, 56, 64)
+
+
+@pytest.mark.torch
+@pytest.mark.keras
+def test_a_layer_one_side_lacks_is_refused_before_any_side_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's native features.1 resolves on the first side only: refused before torch runs."""
+    sides = (model("vgg16", "torch"), model("vgg16", "keras"))
+    monkeypatch.setattr(LoadedModel, "prepare", lambda *a, **k: pytest.fail("a side ran"))
+    with pytest.raises(ls.UnknownLayerError, match=r"Unknown layer 'features\.1' for vgg16"):
+        ls.compare(X, "vgg16", backends=sides, layers=["features.1"])
 
 
 @pytest.mark.torch

@@ -146,7 +146,7 @@ def expanded_names(
     name it counts to on the first side (a canonical name on an architecture that has them),
     a glob pattern the names it matches on every side (Keras' ``conv1_pad`` matches
     ``"conv1*"`` but torch has no such layer), skipping what the request names already.
-    Checked on the first side for unknown and repeated layers before any side runs."""
+    Checked on every side for unknown and repeated layers before any side runs."""
     first, own = models[0], overrides.get(models[0].backend, {})
     named = [
         [item] if isinstance(item, str) else [t.key for t in first.resolve([item])]
@@ -169,8 +169,10 @@ def expanded_names(
                 "pattern over canonical names, or the names to compare."
             )
         out.extend(k for k in common if k not in out and k.lower() not in literal)
-    if any(n not in own for n in out):
-        first.resolve([n for n in out if n not in own])  # unknown or repeated: refused before any run
+    for m in models:  # unknown on any side, or repeated: refused before any side runs
+        mine = overrides.get(m.backend, {})
+        if any(n not in mine for n in out):
+            m.resolve([n for n in out if n not in mine])
     return out
 
 
