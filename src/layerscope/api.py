@@ -31,7 +31,7 @@ from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel, Preprocess
 from layerscope.plugins import get_registry
 from layerscope.progress import task as progress_task
-from layerscope.requests import check_placement, place
+from layerscope.requests import check_backend_name, check_build, check_placement, place
 from layerscope.weight_files import content_key
 from layerscope.weights import Bundle, save_bundle
 
@@ -91,6 +91,7 @@ def backends() -> BackendList:
 def get_backend(name: str) -> Backend:
     """The backend instance of that name; raises if unknown or its framework is missing."""
     registry = get_registry()
+    check_backend_name(name)
     if name not in registry.backends:
         raise UnknownBackendError(
             f"Unknown backend {name!r}. Expected one of {sorted(registry.backends)}. "
@@ -176,7 +177,7 @@ def load(
     seed: int | None = None,
     variant: str | None = None,
     device: str | None = None,
-    precision: str = "float32",
+    precision: str | None = None,
     progress: bool | None = None,
 ) -> LoadedModel:
     """Build ``model`` (a zoo name such as ``"vgg16"``, or a framework model object).
@@ -191,16 +192,20 @@ def load(
     ``"cuda:1"``, ``"mps"``, or ``None`` for the framework's best available (a model object
     you pass stays where it is); one that does not exist raises
     :class:`~layerscope.BackendUnavailableError` naming those that do. ``precision``:
-    ``"float32"`` (default), ``"bfloat16"`` or ``"float16"`` (a GPU precision): mixed
-    precision (torch autocast, a Keras ``mixed_*`` dtype policy on layerscope's own copy of
-    the graph); outputs stay float32 arrays. Loaded models are cached in-process per
-    (device, precision) (the last :data:`MAX_CACHED_MODELS`), a weights file by a hash of its
-    bytes (:mod:`layerscope.weight_files`), so loading again is free.
+    ``"float32"`` (``None``: float32), ``"bfloat16"`` or ``"float16"`` (a GPU precision): mixed
+    precision (torch autocast, a Keras ``mixed_*`` dtype policy on layerscope's own copy of the
+    graph); outputs stay float32 arrays. A :class:`LoadedModel` is used as loaded (another
+    backend, seed, variant, device or precision is refused, never ignored). Loaded models are
+    cached per (device, precision) (the last :data:`MAX_CACHED_MODELS`), a weights file by a hash
+    of its bytes (:mod:`layerscope.weight_files`), so loading again is free.
     ``progress``: a bar while a zoo model is built, a first build of VGG16 takes seconds
     (``None``: only in a terminal or notebook; ``False``: never; a cached model draws none).
     """
+    check_backend_name(backend)
+    check_build(weights, variant, progress)
     if isinstance(model, LoadedModel):
-        return _as_placed(model, device, precision)
+        return _as_placed(_refuse_rebuild(model, backend, seed, variant), device, precision)
+    precision = "float32" if precision is None else precision
     seed = _check_seed(seed, weights)
     check_placement(device, precision)
     chosen = _choose(model, backend)
@@ -214,13 +219,8 @@ def load(
         if cached is not None and (isinstance(model, str) or cached.model is model):
             _cache.move_to_end(key)
             return cached
-    with progress_task(f"build {model} ({chosen.name})", progress if isinstance(model, str) else False):
-        extra = (variant,) if variant else ()  # a backend's load may not take a variant
-        handle = call(chosen, "load", model, weights, seed, *extra, returns=ModelHandle)
-    if handle.backend != chosen.name:  # core finds the backend of a LoadedModel by this name
-        raise wrong(chosen, "load()", handle, f"a ModelHandle with backend={chosen.name!r}")
-    handle = place(chosen, handle, device, precision)
-    loaded = LoadedModel(chosen, handle)
+    handle = _build(chosen, model, weights, seed, variant, progress)
+    loaded = LoadedModel(chosen, place(chosen, handle, device, precision))
     loaded.source_weights = weights  # keeps an object key's id valid while cached
     if isinstance(model, str) and _weights_key(weights) != key[2]:
         return loaded  # the file changed while it was read: not cached under either content
@@ -231,15 +231,42 @@ def load(
     return loaded
 
 
-def _as_placed(model: LoadedModel, device: str | None, precision: str) -> LoadedModel:
-    """A loaded model as it is; asking it for another precision or device is refused."""
+def _build(chosen: Any, model: Any, weights: Any, seed: Any, variant: Any, progress: Any) -> ModelHandle:
+    """The backend's handle of ``model``, with a bar for a zoo model's build."""
+    with progress_task(f"build {model} ({chosen.name})", progress if isinstance(model, str) else False):
+        extra = (variant,) if variant else ()  # a backend's load may not take a variant
+        handle = call(chosen, "load", model, weights, seed, *extra, returns=ModelHandle)
+    if handle.backend != chosen.name:  # core finds the backend of a LoadedModel by this name
+        raise wrong(chosen, "load()", handle, f"a ModelHandle with backend={chosen.name!r}")
+    return handle
+
+
+def _refuse_rebuild(model: LoadedModel, backend: Any, seed: Any, variant: Any) -> LoadedModel:
+    """``model``, built already: a ``backend``, ``seed`` or ``variant`` other than its own
+    would be ignored, so it is refused."""
+    asked = {"backend": (backend, model.backend), "seed": (seed, None), "variant": (variant, model.variant)}
+    ignored = [f"{k}={v!r}" for k, (v, own) in asked.items() if v is not None and (own is None or v != own)]
+    if ignored:
+        raise InputError(
+            f"A LoadedModel is built already ({model.architecture} on {model.backend}, variant "
+            f"{model.variant!r}, weights {model.weights}): {', '.join(ignored)} would be ignored. "
+            "Leave them out to use it as it is, or pass the model's name to build another."
+        )
+    return model
+
+
+def _as_placed(model: LoadedModel, device: str | None, precision: str | None) -> LoadedModel:
+    """A loaded model as it is; asking it for another precision or device is refused (an
+    explicit ``precision="float32"`` for a bfloat16 model too: it would run in bfloat16)."""
+    check_placement(device, "float32" if precision is None else precision)
     here = (model.device, model.device.split(":")[0])
     other_device = device is not None and device.strip().lower() not in here
-    if precision not in ("float32", model.precision) or other_device:
+    if precision not in (None, model.precision) or other_device:
         raise InputError(
             f"A LoadedModel runs where and how it was loaded ({model.precision} on {model.device}). "
-            f"Received: precision={precision!r}, device={device!r}. Load it again with "
-            "ls.load(name, precision=..., device=...), or pass the model's name instead."
+            f"Received: precision={precision!r}, device={device!r}. Leave precision and device "
+            f"out to run it as loaded, or load it again with ls.load(name, precision={precision!r}) "
+            "(or device=...), or pass the model's name instead."
         )
     return model
 
@@ -282,27 +309,30 @@ def extract(
     seed: int | None = None,
     preprocess: Preprocess = "native",
     resize: str | None = None,
-    input_size: int | str | None = "native",
+    input_size: int | tuple[int, int] | str | None = "native",
     batch_size: int | None = None,
     variant: str | None = None,
     progress: bool | None = None,
     device: str | None = None,
-    precision: str = "float32",
+    precision: str | None = None,
 ) -> Features:
     """Intermediate outputs of a CNN: ``{layer: NHWC float32 array}`` in the requested order.
 
     ``images``: a path, ``PIL.Image``, numpy array or tensor (HW, HWC or NHWC; uint8 0-255
     or float on the 0-255 scale; a float image on the 0-1 scale gets an
     :class:`~layerscope.InputScaleWarning`) or a list of those. ``layers``: canonical names
-    (``block1_conv1``, any case when unambiguous), native names (``features.1``) or
-    Keras-style indices. ``preprocess``: ``"native"`` (the recipe the model's weights were
+    (``block1_conv1``, any case when unambiguous), native names (``features.1``) or integer
+    indices (the ``#`` column of :func:`list_layers`: on an architecture with canonical
+    names the n-th canonical layer, the same point on every backend, ``-1`` the last).
+    ``preprocess``: ``"native"`` (the recipe the model's weights were
     trained with on that backend), a recipe name (``"caffe"``, ``"torch"``, ``"tf"``,
     ``"raw"``), a callable on the NHWC batch, or ``None``: a tensor you prepared yourself
     goes in untouched (no resize, no crop, no colour change, any values), at its own size
     unless ``resize`` is given. ``resize``: ``"stretch"``, ``"crop"`` or ``"none"`` to
-    override the recipe's geometry. ``input_size``: the square side images are brought to
-    (``"native"``: the model's own, 224 for VGG/ResNet; ``None``: each image's own size,
-    for convolutional layers; at most :data:`layerscope.model.MAX_INPUT_PIXELS` pixels).
+    override the recipe's geometry. ``input_size``: the square side images are brought to,
+    or a (height, width) pair (``"native"``: the model's own, 224 for VGG/ResNet; ``None``:
+    each image's own size, for convolutional layers; at most
+    :data:`layerscope.model.MAX_INPUT_PIXELS` pixels).
     ``variant``: an architecture variant (see :func:`load`). ``layers`` may hold glob
     patterns (``"block*_conv*"``: every layer they match, in network order). ``progress``:
     a bar over the batches when there is more than one (``None``: only in a terminal or

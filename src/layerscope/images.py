@@ -49,24 +49,26 @@ class Geometry:
     size: int | None
     resize_size: int | None = None
     interpolation: str = "bilinear"
+    width: int | None = None  # a size x width target (None: square); a crop fits the longer side
 
-    def at(self, size: int | None) -> Geometry:
-        """The same policy for another input side (``None``: keep each image's own size)."""
+    def at(self, size: int | tuple[int, int] | None) -> Geometry:
+        """The same policy for another side or (height, width) (``None``: each image's own size)."""
         if size is None:
-            return replace(self, policy="none", size=None, resize_size=None)
-        if self.size is None or size == self.size:
-            return replace(self, size=size)
-        ratio = (self.resize_size or self.size) / self.size
-        return replace(self, size=size, resize_size=round(size * ratio))
+            return replace(self, policy="none", size=None, resize_size=None, width=None)
+        h, w = (size, size) if isinstance(size, int) else size
+        side = self.resize_size
+        if self.size is not None and (h, w) != (self.size, self.size):
+            side = round(max(h, w) * (self.resize_size or self.size) / self.size)
+        return replace(self, size=h, width=None if w == h else w, resize_size=side)
 
     def with_policy(self, policy: str) -> Geometry:
         """This geometry with another policy (``stretch``, ``crop`` or ``none``)."""
-        if policy not in ("stretch", "crop", "none"):
+        if not isinstance(policy, str) or policy not in ("stretch", "crop", "none"):
             raise InputError(
                 f"Invalid `resize`. Expected 'stretch', 'crop' or 'none'. Received: resize={policy!r}"
             )
         if policy == "crop" and self.resize_size is None and self.size is not None:
-            return replace(self, policy="crop", resize_size=round(self.size * 256 / 224))
+            return replace(self, policy="crop", resize_size=round(max(self.size, self.width or 0) * 8 / 7))
         return replace(self, policy=policy)  # type: ignore[arg-type]
 
 
@@ -326,8 +328,8 @@ def _to_rgb(hwc: np.ndarray) -> np.ndarray:
 def resize(img: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Apply ``geometry`` to one HWC RGB image; returns float32 HWC on the same value scale.
 
-    ``stretch`` resizes to ``size`` x ``size``; ``crop`` resizes the shorter side to
-    ``resize_size`` then centre-crops ``size`` x ``size``; ``none`` returns the image as is.
+    ``stretch`` resizes to ``size`` x ``width`` (a square without one); ``crop`` resizes the
+    shorter side to ``resize_size`` then centre-crops that target; ``none`` keeps the image.
     Raises InputError for an unknown interpolation.
 
     Examples
@@ -343,12 +345,11 @@ def resize(img: np.ndarray, geometry: Geometry) -> np.ndarray:
             f"Received: {geometry.interpolation!r}."
         )
     h, w = img.shape[:2]
-    size = geometry.size
+    size = (geometry.size, geometry.width or geometry.size)
     if geometry.policy == "stretch":
-        out = _pil_resize(img, size, size, geometry.interpolation)
-        return out.astype(np.float32, copy=False)
-    # crop: torchvision's Resize([short]) then CenterCrop([size])
-    short_target = geometry.resize_size or size
+        return _pil_resize(img, size[1], size[0], geometry.interpolation).astype(np.float32, copy=False)
+    # crop: torchvision's Resize([short]) then CenterCrop([height, width])
+    short_target = geometry.resize_size or max(size)
     short, long = (w, h) if w <= h else (h, w)
     new_short, new_long = short_target, int(short_target * long / short)
     new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
@@ -371,15 +372,14 @@ def _pil_resize(img: np.ndarray, width: int, height: int, interpolation: str) ->
     return np.stack(channels, axis=2)
 
 
-def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    if h < size or w < size:  # torchvision pads with zeros, then crops
-        ph, pw = max(size - h, 0), max(size - w, 0)
+def _center_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    (h, w), (ch, cw) = img.shape[:2], size
+    if h < ch or w < cw:  # torchvision pads with zeros, then crops
+        ph, pw = max(ch - h, 0), max(cw - w, 0)
         img = np.pad(img, ((ph // 2, (ph + 1) // 2), (pw // 2, (pw + 1) // 2), (0, 0)))
         h, w = img.shape[:2]
-    top = round((h - size) / 2.0)  # torchvision's center_crop rounding
-    left = round((w - size) / 2.0)
-    return img[top : top + size, left : left + size]
+    top, left = round((h - ch) / 2.0), round((w - cw) / 2.0)  # torchvision's center_crop rounding
+    return img[top : top + ch, left : left + cw]
 
 
 def as_batch(images: Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import overload
+from typing import cast, overload
 
 from layerscope import display
 from layerscope.backend import LayerInfo, Shape
 from layerscope.catalog import Catalog
 from layerscope.catalog.names import NameMap, split_call
 from layerscope.errors import InputError, UnknownLayerError, suggest
-from layerscope.selection import KINDS, expand_patterns, kind_of, matches
+from layerscope.selection import KINDS, case_match, expand_patterns, kind_of, matches
 
 __all__ = ["LayerTable", "Target", "annotate", "first_calls", "resolve", "with_strides"]
 
@@ -34,6 +34,8 @@ class Target:
     """The post-op (``flatten``, ``softmax``) core applies to reach a canonical point."""
     head: bool = False
     """Whether the layer is part of the classifier, which needs the native input size."""
+    canonical: str | None = None
+    """The canonical point it reaches by its canonical name or index (``None``: a native name)."""
 
 
 class LayerTable(Sequence[LayerInfo]):
@@ -48,10 +50,14 @@ class LayerTable(Sequence[LayerInfo]):
         input_size: int | tuple[int, int] | None,
         total_params: int,
         kinds: Mapping[str, str] | None = None,
+        points: Sequence[str] = (),
     ) -> None:
         self.rows = tuple(rows)
         self.kinds: Mapping[str, str] = dict(kinds or {})
         """Canonical name -> the catalogue's kind (Keras class) of that point."""
+        self.points = tuple(points)
+        """The canonical point names in catalogue order: what an integer in ``layers=`` counts
+        (empty: the model has none on this backend, and an integer counts its rows)."""
         self.model = model
         self.backend = backend
         self.input_size = input_size
@@ -70,6 +76,14 @@ class LayerTable(Sequence[LayerInfo]):
 
     def __iter__(self) -> Iterator[LayerInfo]:
         return iter(self.rows)
+
+    def number(self, row: LayerInfo) -> int | None:
+        """The integer that names ``row`` in ``layers=`` (the ``#`` column): its place among the
+        canonical points, the same on every backend, or among the rows when there are none;
+        ``None`` for a row no integer reaches (a weight row or a padding of a catalogued model)."""
+        if not self.points:
+            return row.index
+        return self.points.index(row.canonical) if row.canonical in self.points else None
 
     def names(self) -> list[str]:
         """Canonical names where known, native otherwise, in order."""
@@ -94,8 +108,13 @@ class LayerTable(Sequence[LayerInfo]):
         ``features.0`` inside ``block1_conv1``) is listed as that point, once.
         """
         kinds = [*KINDS, "container", "other"]
-        if kind is not None and kind not in kinds:
+        if kind is not None and (not isinstance(kind, str) or kind not in kinds):
             raise InputError(f"Invalid `kind`. Expected one of {kinds}. Received: kind={kind!r}.")
+        if pattern is not None and not isinstance(pattern, str):
+            raise InputError(
+                "Invalid `pattern`. Expected a glob pattern over layer names (a str, e.g. "
+                f"'block*_conv*' or 'layer4.*'). Received: pattern={pattern!r} ({type(pattern).__name__})."
+            )
         names: list[str] = []
         for r in self.rows:
             if " (in " in r.kind and not r.canonical:
@@ -122,8 +141,9 @@ class LayerTable(Sequence[LayerInfo]):
             values = 1
             for d in r.shape[1:]:
                 values *= d or 0
+            number = self.number(r)
             line = [
-                str(r.index),
+                "" if number is None else str(number),
                 r.canonical or "",
                 r.native,
                 r.kind + (f" +{r.post}" if r.post else ""),
@@ -163,10 +183,11 @@ class LayerTable(Sequence[LayerInfo]):
         """The size table in Jupyter: one row per layer (a weight row a canonical point spans
         greyed), then the total."""
         head = ("#", "layer", "native", "kind", "output (NHWC)", "stride", "params")
+        numbers = ["" if (n := self.number(r)) is None else n for r in self.rows]
         rows = [
-            (r.index, r.canonical or "", r.native, r.kind + (f" +{r.post}" if r.post else ""),
+            (number, r.canonical or "", r.native, r.kind + (f" +{r.post}" if r.post else ""),
              _shape_text(r.shape), "" if r.stride is None else r.stride, f"{r.params:,}")
-            for r in self.rows
+            for number, r in zip(numbers, self.rows, strict=True)
         ]  # fmt: skip
         styles = ["color:#888" if " (in " in r.kind else "" for r in self.rows]
         size = self.input_size if self.input_size is not None else "any"
@@ -264,69 +285,96 @@ def resolve(
     """Turn requested names/indices into :class:`Target`s, or raise naming close matches.
 
     Canonical names resolve through the backend's ``names``; without a map (a backend that
-    names no canonical points) only native names and indices do. A name holding ``*``, ``?``
-    or ``[`` that is no layer's name is a glob pattern over canonical and native names
-    (``"block*_conv*"``): it stands for every layer it matches, in network order.
+    names no canonical points) only native names and indices do. An integer counts the
+    canonical points (``cat.names()``, the ``#`` column of a table) when there are some, so
+    it names the same point on every backend; otherwise the backend's own rows. A name
+    holding ``*``, ``?`` or ``[`` that is no layer's name is a glob pattern over canonical
+    and native names (``"block*_conv*"``): it stands for every layer it matches, in network
+    order. A classifier layer (a canonical head point, or a native row at or after the first
+    one) is marked :attr:`Target.head`, whichever name reached it.
     """
     if isinstance(requested, (str, int)):
         requested = [requested]
     if names is None:
         cat = None
+    points = cat.names() if cat else None
+    asked = list(requested)
+    requested = [_by_index(item, rows, points, model) for item in asked]
     natives = {r.native for r in rows}
     first_call = first_calls(rows)
-    known = {*(cat.names() if cat else []), *natives, *first_call}
+    known = {*(points or []), *natives, *first_call}
+    heads = _head_rows(rows, cat, names, first_call)
     targets: list[Target] = []
-    for item in expand_patterns(requested, rows, known, model):
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise UnknownLayerError(
-                f"Invalid layer {item!r} for {model}. Expected a layer name (str) or a Keras-"
-                f"style index (int). Received: {type(item).__name__}."
-            )
-        if isinstance(item, int):
-            if not -len(rows) <= item < len(rows):
-                raise UnknownLayerError(
-                    f"Layer index {item} is out of range for {model}, which has {len(rows)} "
-                    f"layers (valid: {-len(rows)} to {len(rows) - 1})."
-                )
-            row = rows[item]
-            targets.append(Target(key=row.native, native=row.native, post=None))
-            continue
-        name = _case_match(item, known)  # the key stays as the caller spelt it
+    for item in cast("list[str]", expand_patterns(requested, rows, known, model)):  # ints are names now
+        name = case_match(item, known)  # the key stays as the caller spelt it
         entry = cat.entry(name) if cat else None
         if entry is not None and names is not None:
             native = names.native_of(entry.name)
-            targets.append(
-                Target(item, first_call.get(native, native), names.post_of(entry.name), entry.head)
-            )
-        elif name in natives:
-            targets.append(Target(item, name))
-        elif name in first_call:
-            targets.append(Target(item, first_call[name]))
+            native = first_call.get(native, native)
+            targets.append(Target(item, native, names.post_of(entry.name), entry.head, entry.name))
+        elif name in natives or name in first_call:
+            native = first_call.get(name, name) if name not in natives else name
+            targets.append(Target(item, native, head=native in heads))
         else:
-            choices = (cat.names() if cat else []) + [r.native for r in rows]
+            choices = (points or []) + [r.native for r in rows]
             raise UnknownLayerError(
                 f"Unknown layer {item!r} for {model}. Expected a canonical name, a native name "
                 f"or an index from list_layers(). {suggest(item, choices)}"
             )
-    _refuse_repeats(targets, requested)
+    _refuse_repeats(targets, asked)
     return targets
 
 
+def _by_index(item: object, rows: Sequence[LayerInfo], points: list[str] | None, model: str) -> str:
+    """A requested item as a name: an int becomes the canonical point it counts to (the
+    backend's row when there are no points); anything but a str or an int is refused."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, bool) or not isinstance(item, int):
+        raise UnknownLayerError(
+            f"Invalid layer {item!r} for {model}. Expected a layer name (str) or an index (int) "
+            f"from list_layers(). Received: {type(item).__name__}."
+        )
+    listed = points if points is not None else [r.native for r in rows]
+    if not -len(listed) <= item < len(listed):
+        what = "canonical layers (the same on every backend)" if points is not None else "layers"
+        raise UnknownLayerError(
+            f"Layer index {item} is out of range for {model}, which has {len(listed)} {what}: "
+            f"valid indices are {-len(listed)} to {len(listed) - 1}, the # column of "
+            "list_layers(). Pass an index in that range, or a layer name."
+        )
+    return listed[item]
+
+
+def _head_rows(
+    rows: Sequence[LayerInfo], cat: Catalog | None, names: NameMap | None, first_call: Mapping[str, str]
+) -> set[str]:
+    """Native names of the classifier: every row from the first canonical head point's on
+    (torch's ``classifier.0`` and ``classifier.6``, Keras' ``fc1``), which need the native size."""
+    if cat is None or names is None:
+        return set()
+    order = {r.native: i for i, r in enumerate(rows)}
+    starts = [
+        order[native]
+        for e in cat.entries
+        if e.head and e.point
+        for native in [first_call.get(names.native_of(e.name), names.native_of(e.name))]
+        if native in order
+    ]
+    return {r.native for r in rows[min(starts) :]} if starts else set()
+
+
 def _refuse_repeats(targets: list[Target], requested: Sequence[str | int]) -> None:
-    seen: dict[str, int] = {}
+    """Refuse one layer asked for twice: the same name, or names equal ignoring case
+    (``block1_conv1`` and ``BLOCK1_CONV1``), or an index and the name it counts to."""
+    seen: dict[tuple[str, str], list[str]] = {}
     for t in targets:
-        seen[t.key] = seen.get(t.key, 0) + 1
-    dupes = [k for k, n in seen.items() if n > 1]
+        same = ("canonical", t.canonical) if t.canonical else ("native", t.native)
+        seen.setdefault(same, []).append(t.key)
+    dupes = [keys if len(set(keys)) > 1 else keys[0] for keys in seen.values() if len(keys) > 1]
     if dupes:
         raise InputError(
-            f"Invalid `layers`: {dupes} requested more than once. Expected each layer once "
-            f"(results are a dict keyed by layer). Received: layers={list(requested)!r}."
+            f"Invalid `layers`: {dupes} requested more than once (names equal ignoring case, or an "
+            "index and the name it counts to, are one layer). Expected each layer once (results "
+            f"are a dict keyed by layer). Received: layers={list(requested)!r}."
         )
-
-
-def _case_match(item: str, known: set[str]) -> str:
-    """``item``, or the one known name equal to it ignoring case (``Block1_Conv1``)."""
-    if item in known:
-        return item
-    hits = {n for n in known if n.lower() == item.lower()}
-    return hits.pop() if len(hits) == 1 else item  # ambiguous: unknown, with suggestions

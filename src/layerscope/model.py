@@ -1,9 +1,8 @@
 """``LoadedModel``: a built model on one backend, ready to extract from.
 
-This is where the backend-independent pipeline lives: images -> resize -> normalise ->
-backend -> canonical post-processing -> NHWC float32 arrays keyed as requested. Calls on
-one model are serialised with a lock, because capturing (forward hooks on torch, cached
-sub-models on Keras) is not safe to interleave on one network.
+The backend-independent pipeline: images -> resize -> normalise -> backend -> canonical
+post-processing -> NHWC float32 arrays keyed as requested. Calls on one model hold its lock:
+capturing (forward hooks on torch, cached sub-models on Keras) must not interleave.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from layerscope.errors import InputError, LayerscopeError, WeightsError
 from layerscope.framework import label_of
 from layerscope.layers import LayerTable, Target, annotate, resolve, with_strides
 from layerscope.preprocess import Recipe, apply_callable, get_recipe, normalize
+from layerscope.progress import enabled as progress_enabled
 from layerscope.progress import steps as progress_steps
 from layerscope.requests import (
     DEFAULT_BATCH_SIZE,
@@ -139,10 +139,8 @@ class LoadedModel:
         return provides(self._backend, capability)
 
     def export_bundle(self, head: bool = True) -> Bundle:
-        """This model's weights as a framework-neutral :class:`~layerscope.weights.Bundle`.
-
-        Raises :class:`~layerscope.WeightsError` when the backend cannot export bundles.
-        """
+        """This model's weights as a framework-neutral :class:`~layerscope.weights.Bundle`; a
+        :class:`~layerscope.WeightsError` when the backend cannot export bundles."""
         if not self.supports("export_bundle"):
             raise WeightsError(
                 f"The {self.backend} backend cannot export weight bundles (its Backend has no "
@@ -162,10 +160,8 @@ class LoadedModel:
                 f"The {self.backend} backend cannot read kernels (its Backend has no `kernel`). "
                 "Load the model with backend='torch' or backend='keras' to see its filters."
             )
-        entry = self.catalog.entry(layer) if self.catalog and self.names else None
-        native = (
-            self.names.weights_of(entry.name) if entry and self.names else self.resolve([layer])[0].native
-        )
+        target = self.resolve([layer])[0]
+        native = self.names.weights_of(target.canonical) if target.canonical and self.names else target.native
         with self._lock, guard(self._backend, "kernel()"):
             found = self._backend.kernel(self.handle, native)
             return None if found is None else np.asarray(found, dtype=np.float32)
@@ -190,12 +186,10 @@ class LoadedModel:
 
     # -- layers --------------------------------------------------------------------------
     def list_layers(self, input_size: int | tuple[int, int] | str | None = _NATIVE) -> LayerTable:
-        """Every layer with canonical name, native name, kind, NHWC shape and parameters."""
-        size = self.input_size if input_size == _NATIVE else input_size
-        if isinstance(size, str):
-            raise InputError(f"Invalid `input_size`. Expected an int, None or 'native'. Received: {size!r}.")
-        size = input_size_of(size, input_size)
-        check_budget(max(size) if isinstance(size, tuple) else size or 0, MAX_INPUT_PIXELS)
+        """Every layer with canonical name, native name, kind, NHWC shape and parameters, for
+        ``input_size`` (a side, a (height, width) pair, ``None`` or ``"native"``)."""
+        size = self.input_size if _is_native(input_size) else input_size_of(input_size, input_size)
+        check_budget(size or 0, MAX_INPUT_PIXELS)
         with self._lock:
             if size not in self._rows:
                 try:
@@ -203,14 +197,15 @@ class LoadedModel:
                 except Exception as exc:
                     self._listing_too_small(size, exc)
                     reraise(self._backend, "list_layers()", exc)
-                kinds = {e.name: e.kind for e in self.catalog.entries} if self.catalog and self.names else {}
+                known = self.catalog if self.catalog and self.names else None
                 self._rows[size] = LayerTable(
                     with_strides(annotate(layer_rows(self._backend, rows), self.catalog, self.names), size),
                     model=self.architecture,
                     backend=self.backend,
                     input_size=size,
                     total_params=self.handle.total_params,
-                    kinds=kinds,
+                    kinds={e.name: e.kind for e in known.entries} if known else {},
+                    points=known.names() if known else (),
                 )
             return self._rows[size]
 
@@ -229,7 +224,7 @@ class LoadedModel:
         *,
         preprocess: Preprocess = _NATIVE,
         resize: str | None = None,
-        input_size: int | str | None = _NATIVE,
+        input_size: int | tuple[int, int] | str | None = _NATIVE,
     ) -> np.ndarray:
         """Images -> the NHWC float32 batch this model's backend receives.
 
@@ -237,15 +232,15 @@ class LoadedModel:
         unless ``resize=`` is given; an explicit ``input_size`` is then checked, not applied.
         """
         recipe, fn = self._recipe(preprocess)
-        size = input_size_of(self.input_size if input_size == _NATIVE else input_size, input_size)
+        size = self.input_size if _is_native(input_size) else input_size_of(input_size, input_size)
         untouched = preprocess is None and resize is None
         geometry = images.Geometry("none", None) if untouched else recipe.at(size).geometry
         if resize is not None:
             geometry = geometry.with_policy(resize)
         _check_budget(geometry)
         read = images.read_images(images_in)
-        if untouched and isinstance(input_size, int):
-            check_given_size(read, input_size)
+        if untouched and size is not None and not _is_native(input_size):
+            check_given_size(read, size)
         if fn is None and preprocess is not None:
             warn_scale(read, recipe)
         batch = images.as_batch(read, geometry)
@@ -256,7 +251,7 @@ class LoadedModel:
         return normalize(batch, recipe)
 
     def _recipe(self, preprocess: Preprocess) -> tuple[Recipe, Callable[[np.ndarray], np.ndarray] | None]:
-        if preprocess == _NATIVE or preprocess is None:
+        if preprocess is None or _is_native(preprocess):
             return self.recipe, None
         if isinstance(preprocess, Recipe):
             return preprocess, None
@@ -276,12 +271,13 @@ class LoadedModel:
         *,
         preprocess: Preprocess = _NATIVE,
         resize: str | None = None,
-        input_size: int | str | None = _NATIVE,
+        input_size: int | tuple[int, int] | str | None = _NATIVE,
         batch_size: int | None = None,
         progress: bool | None = None,
     ) -> display.Features:
         """Feature maps of ``layers`` for ``images``: NHWC float32 arrays keyed as requested
         (see :func:`layerscope.extract`, which documents ``progress`` and the result)."""
+        progress_enabled(progress)  # checked even when there is one batch, so no bar
         targets = self.resolve(layers)
         batch = self.prepare(images_in, preprocess=preprocess, resize=resize, input_size=input_size)
         token = _NAMES.set(lambda: images.labels(images_in))  # errors name the user's images
@@ -395,4 +391,10 @@ MAX_INPUT_PIXELS = 4096 * 4096
 
 
 def _check_budget(geometry: images.Geometry) -> None:
-    check_budget(geometry.size or 0, MAX_INPUT_PIXELS, geometry.resize_size)
+    side = (geometry.size, geometry.width or geometry.size) if geometry.size else 0
+    check_budget(side, MAX_INPUT_PIXELS, geometry.resize_size)
+
+
+def _is_native(value: object) -> bool:
+    """Whether an argument is the string ``"native"`` (an array compared to it is not)."""
+    return isinstance(value, str) and value == _NATIVE

@@ -46,17 +46,20 @@ class Recipe:
     mean: tuple[float, ...] = field(default=IMAGENET_MEAN)
     std: tuple[float, ...] = field(default=IMAGENET_STD)
 
-    def at(self, size: int | None) -> Recipe:
-        """The recipe for another input side (``None`` keeps each image's own size)."""
+    def at(self, size: int | tuple[int, int] | None) -> Recipe:
+        """The recipe for another input side or (height, width) (``None`` keeps each image's
+        own size)."""
         return replace(self, geometry=self.geometry.at(size))
 
     def describe(self) -> str:
         """One line for reports: what the recipe does to an image."""
         g = self.geometry
+        target = f"{g.size}x{g.width}" if g.width else f"{g.size}x{g.size}"
         if g.policy == "stretch":
-            geo = f"resize to {g.size}x{g.size} ({g.interpolation}, no crop)"
+            geo = f"resize to {target} ({g.interpolation}, no crop)"
         elif g.policy == "crop":
-            geo = f"shorter side to {g.resize_size} ({g.interpolation}), centre crop {g.size}"
+            crop = target if g.width else str(g.size)
+            geo = f"shorter side to {g.resize_size} ({g.interpolation}), centre crop {crop}"
         else:
             geo = "no resize"
         norm = {

@@ -8,6 +8,7 @@ Each check raises :class:`~layerscope.InputError` (or warns
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -22,14 +23,19 @@ from layerscope.errors import (
     InputError,
     InputScaleWarning,
     LayerscopeWarning,
+    WeightsError,
     suggest,
 )
 from layerscope.preprocess import Recipe
+from layerscope.progress import enabled as progress_enabled
+from layerscope.weights import Bundle
 
 __all__ = [
     "all_finite",
     "batch_size_of",
+    "check_backend_name",
     "check_budget",
+    "check_build",
     "check_given_size",
     "check_head",
     "check_placement",
@@ -48,30 +54,38 @@ DEFAULT_BATCH_SIZE = 16
 
 
 def input_size_of(value: Any, given: Any) -> Any:
-    """A requested input size as plain ints (numpy integers too): a side, an (H, W) pair or
-    ``None``; anything else (0, -1, 2.5, True) an :class:`InputError` quoting ``given``."""
+    """A requested input size as plain ints (numpy integers too): a side, a (height, width)
+    pair (a tuple or list; a square pair is its side) or ``None``; anything else (0, -1, 2.5,
+    True, a pair of three) an :class:`InputError` quoting ``given``."""
     if value is None:
         return None
-    if isinstance(value, tuple) and len(value) == 2:
-        return tuple(input_size_of(v, given) for v in value)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        h, w = (_side_of(v, given) for v in value)
+        return h if h == w else (h, w)
+    return _side_of(value, given)
+
+
+def _side_of(value: Any, given: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(
-            f"Invalid `input_size`. Expected a positive int, None (keep each image's size) "
-            f"or 'native'. Received: input_size={given!r}."
+            "Invalid `input_size`. Expected a positive int (a square side), a (height, width) "
+            "pair of them, None (keep each image's size) or 'native'. Received: "
+            f"input_size={given!r}."
         )
     return int(value)
 
 
-def check_budget(side: int, budget: int, resized: int | None = None) -> None:
-    """Refuse a ``side`` x ``side`` input beyond ``budget`` pixels (``MAX_INPUT_PIXELS``), or
-    one whose recipe first resizes the image to ``resized`` px (a crop recipe's shorter side)
-    beyond it. The message quotes the ``input_size`` the user gave."""
-    largest = max(side, resized or 0)
-    if largest * largest > budget:
-        via = f"; the recipe resizes to {resized}x{resized} before its crop" if largest > side else ""
+def check_budget(side: int | tuple[int, int], budget: int, resized: int | None = None) -> None:
+    """Refuse a ``side`` x ``side`` (or height x width) input beyond ``budget`` pixels
+    (``MAX_INPUT_PIXELS``), or one whose recipe first resizes the image to ``resized`` px (a
+    crop recipe's shorter side) beyond it. The message quotes the ``input_size`` the user gave."""
+    h, w = (side, side) if isinstance(side, int) else side
+    largest = max(h * w, (resized or 0) ** 2)
+    if largest > budget:
+        via = f"; the recipe resizes to {resized}x{resized} before its crop" if largest > h * w else ""
         raise InputError(
-            f"Invalid `input_size`: {side}x{side} px per image exceeds the pixel budget "
-            f"layerscope.model.MAX_INPUT_PIXELS={budget:,} ({largest * largest:,} pixels{via}; "
+            f"Invalid `input_size`: {h}x{w} px per image exceeds the pixel budget "
+            f"layerscope.model.MAX_INPUT_PIXELS={budget:,} ({largest:,} pixels{via}; "
             "the network's feature maps would need far more memory). Pass a smaller input_size, "
             "or raise layerscope.model.MAX_INPUT_PIXELS if you mean it."
         )
@@ -112,12 +126,14 @@ def check_head(heads: list[str], batch: np.ndarray, native: int | None, architec
         )
 
 
-def check_given_size(read: list[np.ndarray], size: int) -> None:
-    wrong = sorted({img.shape[:2] for img in read if img.shape[:2] != (size, size)})
+def check_given_size(read: list[np.ndarray], size: int | tuple[int, int]) -> None:
+    """Refuse untouched images (``preprocess=None``) that are not the ``input_size`` given."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    wrong = sorted({img.shape[:2] for img in read if img.shape[:2] != hw})
     if wrong:
         raise InputError(
             f"preprocess=None leaves images untouched, so with input_size={size} they must already "
-            f"be {size}x{size}. Received: {', '.join(f'{h}x{w}' for h, w in wrong)}. Pass "
+            f"be {hw[0]}x{hw[1]}. Received: {', '.join(f'{h}x{w}' for h, w in wrong)}. Pass "
             "resize='stretch' or resize='crop' to resize them, or leave input_size out."
         )
 
@@ -143,7 +159,7 @@ def layer_list(layers: Any) -> list[Any]:
     """``layers`` as a list: one name or index, or any iterable of them (numpy ints become int)."""
     if layers is None or isinstance(layers, (bytes, Mapping)):
         raise InputError(
-            "Invalid `layers`. Expected a layer name, a Keras-style index, or a list of them "
+            "Invalid `layers`. Expected a layer name, an index, or a list of them "
             f"(e.g. ['block1_conv1', 'block5_pool']). Received: layers={layers!r}. "
             "list_layers(model) shows every name."
         )
@@ -175,6 +191,33 @@ def all_finite(arr: np.ndarray) -> bool:
     if np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
         return True
     return bool(np.isfinite(arr).all())
+
+
+def check_backend_name(backend: Any) -> None:
+    """Refuse a ``backend`` that is neither ``None`` nor a name (a str)."""
+    if backend is not None and not isinstance(backend, str):
+        raise InputError(
+            "Invalid `backend`. Expected a backend name such as 'torch' or 'keras' (a str; "
+            f"ls.backends() lists them), or None for the first available. Received: backend={backend!r}."
+        )
+
+
+def check_build(weights: Any, variant: Any, progress: Any) -> None:
+    """Refuse ``weights``, ``variant`` or ``progress`` of a type none of them can have, before a
+    backend sees them (a numpy array as weights would fail inside a backend's comparison, and
+    ``variant=False`` would silently mean the default)."""
+    if not isinstance(weights, (str, os.PathLike, Bundle)):
+        raise WeightsError(
+            "Invalid `weights`. Expected 'imagenet', 'random', another weights name of the backend, "
+            "a path to a weights file or bundle, or a layerscope.weights.Bundle. Received: "
+            f"weights={weights!r} ({type(weights).__name__})."
+        )
+    if variant is not None and (not isinstance(variant, str) or not variant.strip()):
+        raise InputError(
+            "Invalid `variant`. Expected a variant name such as 'v1' or 'v1.5' (a non-empty str), "
+            f"or None for the backend's own. Received: variant={variant!r}."
+        )
+    progress_enabled(progress)
 
 
 def check_placement(device: Any, precision: Any) -> None:

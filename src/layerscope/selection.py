@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from layerscope.backend import LayerInfo
 from layerscope.errors import UnknownLayerError, suggest
 
-__all__ = ["KINDS", "expand_patterns", "is_pattern", "kind_of", "matches"]
+__all__ = ["KINDS", "case_match", "expand_patterns", "is_pattern", "kind_of", "matches"]
 
 KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("conv",),
@@ -85,10 +85,11 @@ def expand_patterns(
     """``requested`` with every glob pattern replaced by the names it matches, in network order.
 
     A name that is literally ``known`` (or known ignoring case) is never a pattern. A name a
-    pattern brings that is already in the request is not repeated. A pattern matching no
+    pattern brings that the request already names (in any case) is not repeated. A pattern matching no
     layer raises :class:`~layerscope.UnknownLayerError` with the closest names.
     """
     lowered = {k.lower() for k in known}
+    literal = {case_match(x, known) for x in requested if isinstance(x, str)}
     out: list[str | int] = []
     for item in requested:
         if not isinstance(item, str) or item.lower() in lowered or not is_pattern(item):
@@ -101,5 +102,13 @@ def expand_patterns(
                 "(fnmatch: *, ?, [..], case-sensitive) over the canonical or native names of "
                 f"list_layers(). {suggest(item.replace('*', '').replace('?', ''), known)}"
             )
-        out.extend(name for name in found if name not in out and name not in requested)
+        out.extend(name for name in found if name not in out and name not in literal)
     return out
+
+
+def case_match(item: str, known: Collection[str]) -> str:
+    """``item``, or the one known name equal to it ignoring case (``Block1_Conv1``)."""
+    if item in known:
+        return item
+    hits = {n for n in known if n.lower() == item.lower()}
+    return hits.pop() if len(hits) == 1 else item  # ambiguous: unknown, with suggestions

@@ -127,3 +127,115 @@ def test_rtol_must_be_a_number(rtol: object) -> None:
         ls.InputError, match=rf"Expected a finite number >= 0.*Received: rtol={re.escape(repr(rtol))}"
     ):
         ls.compare(np.zeros((8, 8, 3), np.uint8), "vgg16", rtol=rtol)  # type: ignore[arg-type]
+
+
+def test_one_layer_named_twice_in_another_case_or_by_index_is_refused(backend: str) -> None:
+    """Names match ignoring case, so `block1_conv1` and `BLOCK1_CONV1` are one layer asked
+    twice, as are an index and the name it counts to."""
+    m = model("vgg16", backend)
+    x = np.zeros((32, 32, 3), np.uint8)
+    for layers in (["block1_conv1", "BLOCK1_CONV1"], [0, "block1_conv1"], ["block1_pool", -20]):
+        with pytest.raises(ls.InputError, match=r"requested more than once \(names equal ignoring case"):
+            m.extract(x, layers, input_size=32)
+    with pytest.raises(
+        ls.InputError, match=r"\[\['block1_conv1', 'BLOCK1_CONV1'\]\] requested more than once"
+    ):
+        m.extract(x, ["block1_conv1", "BLOCK1_CONV1"], input_size=32)
+
+
+def test_input_size_takes_a_height_width_pair(backend: str, photo: Path) -> None:
+    """(64, 64) is input_size=64; (64, 96) brings images to 64x96 by the model's own recipe
+    (Keras' stretch, torchvision's shorter-side resize and centre crop), as list_layers((64, 96))
+    lists; a list works like a tuple."""
+    from layerscope.preprocess import normalize
+
+    m = model("vgg16", backend)
+    square = m.extract(photo, ["block1_pool"], input_size=64)["block1_pool"]
+    np.testing.assert_array_equal(
+        m.extract(photo, ["block1_pool"], input_size=(64, 64))["block1_pool"], square
+    )
+    wide = m.extract(photo, ["block1_pool"], input_size=(64, 96))["block1_pool"]
+    listed = {r.canonical: r.shape for r in m.list_layers((64, 96))}
+    assert wide.shape == (1, 32, 48, 64) and listed["block1_pool"] == (None, 32, 48, 64)
+    np.testing.assert_array_equal(m.extract(photo, ["block1_pool"], input_size=[64, 96])["block1_pool"], wide)
+    img = Image.open(photo).convert("RGB")  # 451x300
+    if m.recipe.geometry.policy == "stretch":
+        expected = np.asarray(img.resize((96, 64), Image.Resampling.NEAREST), np.float32)
+    else:  # shorter side to round(96 * 256 / 224) = 110, then the centred 64x96 crop
+        resized = np.asarray(img.resize((165, 110), Image.Resampling.BILINEAR), np.float32)
+        expected = resized[23 : 23 + 64, 34 : 34 + 96]
+    np.testing.assert_array_equal(m.prepare(photo, input_size=(64, 96)), normalize(expected[None], m.recipe))
+
+
+@pytest.mark.parametrize("size", [(64, 0), (64, 96, 3), (64, 2.5), [True, 64], "64", 2.5])
+def test_an_input_size_that_is_neither_a_side_nor_a_pair_is_refused_alike(backend: str, size: object) -> None:
+    """extract and list_layers refuse it with one message, not `can't multiply sequence`."""
+    m = model("vgg16", backend)
+    text = (
+        r"Invalid `input_size`\. Expected a positive int \(a square side\), a \(height, width\) pair "
+        rf"of them, None \(keep each image's size\) or 'native'\. Received: input_size={re.escape(repr(size))}\."
+    )
+    with pytest.raises(ls.InputError, match=text):
+        m.extract(np.zeros((8, 8, 3), np.uint8), ["block1_conv1"], input_size=size)  # type: ignore[arg-type]
+    with pytest.raises(ls.InputError, match=text):
+        m.list_layers(size)  # type: ignore[arg-type]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("keyword", "value", "error", "said"),
+    [
+        (
+            "backend",
+            True,
+            ls.InputError,
+            r"Invalid `backend`\. Expected a backend name .*Received: backend=True",
+        ),
+        ("backend", ["torch"], ls.InputError, r"Invalid `backend`.*Received: backend=\['torch'\]"),
+        (
+            "weights",
+            np.zeros(2),
+            ls.WeightsError,
+            r"Invalid `weights`\. .*Received: weights=array.*\(ndarray\)",
+        ),
+        (
+            "variant",
+            False,
+            ls.InputError,
+            r"Invalid `variant`\. Expected a variant name .*Received: variant=False",
+        ),
+        ("variant", "", ls.InputError, r"Invalid `variant`.*Received: variant=''"),
+        ("variant", ["v1"], ls.InputError, r"Invalid `variant`.*Received: variant=\['v1'\]"),
+        ("progress", "yes", ls.InputError, r"Invalid `progress`\. Expected True, False or None"),
+        (
+            "resize",
+            np.array(["crop"]),
+            ls.InputError,
+            r"Invalid `resize`\. Expected 'stretch', 'crop' or 'none'",
+        ),
+    ],
+)
+def test_arguments_of_a_type_no_value_can_have_are_named(
+    keyword: str, value: object, error: type, said: str
+) -> None:
+    """Not `TypeError: 'bool' object is not iterable`, `unhashable type: 'list'` or numpy's
+    `truth value of an array is ambiguous`; and variant=False or progress='yes' are not
+    silently taken for the default."""
+    kwargs: dict[str, object] = {"backend": "torch", "weights": "random", "seed": 0, keyword: value}
+    if keyword == "weights":
+        kwargs["seed"] = None
+    with pytest.raises(error, match=said):
+        ls.extract(np.zeros((32, 32, 3), np.uint8), "vgg16", ["block1_conv1"], input_size=32, **kwargs)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("keyword", "value"), [("backend", "keras"), ("seed", 3), ("variant", "v1"), ("progress", "yes")]
+)
+def test_a_loaded_model_refuses_what_it_would_ignore(keyword: str, value: object) -> None:
+    """A LoadedModel is built already: another backend, a seed or a variant would be ignored."""
+    m = model("vgg16", "torch")
+    said = "Invalid `progress`" if keyword == "progress" else rf"{keyword}={value!r} would be ignored"
+    with pytest.raises(ls.InputError, match=said):
+        ls.extract(np.zeros((32, 32, 3), np.uint8), m, ["block1_conv1"], input_size=32, **{keyword: value})
+    assert ls.load(m, backend="torch", variant=m.variant) is m

@@ -367,5 +367,23 @@ def test_a_loaded_model_is_not_silently_run_in_another_precision() -> None:
         InputError, match=r"A LoadedModel runs where and how it was loaded \(float32 on cpu\)"
     ):
         ls.extract(np.zeros((1, 8, 8, 3), np.uint8), m, ["0"], preprocess=None, precision="bfloat16")
-    with pytest.raises(InputError, match=r"Received: precision='float32', device='cuda'"):
+    with pytest.raises(InputError, match=r"Received: precision=None, device='cuda'"):
         ls.load(m, device="cuda")
+
+
+@pytest.mark.torch
+def test_a_bfloat16_model_refuses_an_explicit_float32() -> None:
+    """precision='float32' with a model loaded in bfloat16 would compute in bfloat16: refused
+    naming both precisions and the fix; leaving precision out runs it as loaded."""
+    m = ls.load(_small_torch_net(), precision="bfloat16")
+    x = np.zeros((1, 8, 8, 3), np.uint8)
+    with pytest.raises(
+        InputError,
+        match=r"runs where and how it was loaded \(bfloat16 on cpu\)\. Received: precision='float32', "
+        r"device=None\. Leave precision and device out to run it as loaded, or load it again with "
+        r"ls\.load\(name, precision='float32'\)",
+    ):
+        ls.extract(x, m, ["0"], preprocess=None, precision="float32")
+    assert ls.load(m) is m and ls.load(m, precision="bfloat16") is m
+    as_loaded = ls.extract(x, m, ["0"], preprocess=None)["0"]
+    np.testing.assert_array_equal(as_loaded, m.extract(x, ["0"], preprocess=None)["0"])

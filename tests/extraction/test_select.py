@@ -129,3 +129,23 @@ def test_stride_at_another_size_and_free_size() -> None:
     at64 = {r.name: r.stride for r in m.list_layers(64)}
     assert at64["block5_pool"] == 32 and at64["block3_pool"] == 8
     assert all(r.stride is None for r in m.list_layers(None))
+
+
+@pytest.mark.torch
+def test_a_pattern_skips_layers_named_in_another_case_or_by_index(small: np.ndarray) -> None:
+    """A layer the request already names (in any case, or by its index) is not added again by
+    a pattern, nor refused as a repeat."""
+    out = model("vgg16", "torch").extract(small, ["BLOCK1_CONV1", 2, "block1_*"], input_size=None)
+    assert list(out) == ["BLOCK1_CONV1", "block1_pool", "block1_conv2"]
+
+
+@pytest.mark.parametrize("backend_name", ["torch", "keras"])
+def test_select_refuses_a_pattern_or_kind_that_is_not_text(backend_name: str) -> None:
+    table = model("vgg16", backend_name).list_layers()
+    with pytest.raises(
+        ls.InputError, match=r"Invalid `pattern`\. Expected a glob pattern .*Received: pattern=5 \(int\)\."
+    ):
+        table.select(pattern=5)  # type: ignore[arg-type]
+    with pytest.raises(ls.InputError, match=r"Invalid `kind`\. Expected one of \['conv', .*kind=\['conv'\]"):
+        table.select(kind=["conv"])  # type: ignore[arg-type]
+    assert table.select(kind="pool", pattern="block1_*") == ["block1_pool"]

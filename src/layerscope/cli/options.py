@@ -69,7 +69,7 @@ _INDEX = re.compile(r"-?[0-9]+")
 
 
 def layer_list(text: str) -> list[str | int]:
-    """``--layers``: comma-separated names, glob patterns or Keras-style indices (``-1``)."""
+    """``--layers``: comma-separated names, glob patterns or indices (``-1``, the ``#`` column of ``layers``)."""
     parts = (p.strip() for p in text.split(","))
     return [int(p) if _INDEX.fullmatch(p) else p for p in parts if p]
 

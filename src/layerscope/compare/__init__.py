@@ -25,7 +25,6 @@ the same image file) or a per-backend ``preprocess`` is given. When layers disag
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
@@ -34,10 +33,20 @@ import numpy as np
 
 from layerscope import catalog
 from layerscope.api import get_backend, load
+from layerscope.compare.arguments import (
+    backend_list,
+    check_options,
+    check_rtol,
+    expanded_names,
+    layer_names,
+    native_names_of,
+    placements,
+    seed_for,
+    variants_of,
+)
 from layerscope.compare.diagnose import Evidence, explain
 from layerscope.compare.metrics import HEADERS, LayerDiff, diff
 from layerscope.compare.report import Diagnosis, Report, Side
-from layerscope.errors import InputError
 from layerscope.framework import label_of
 from layerscope.layers import Target
 from layerscope.model import LoadedModel, Preprocess
@@ -52,10 +61,10 @@ def compare(
     images: Any,
     model: str,
     *,
-    backends: Sequence[str | LoadedModel] = ("keras", "torch"),
+    backends: Sequence[str | LoadedModel] | str = ("keras", "torch"),
     weights: Any = "random",
     seed: int | None = 0,
-    layers: Sequence[str] | None = None,
+    layers: Sequence[str | int] | str | int | None = None,
     rtol: float = 1e-5,
     pipeline: str = "shared",
     preprocess: Preprocess | Mapping[str, Preprocess] = "native",
@@ -71,14 +80,16 @@ def compare(
     """Run ``images`` through ``model`` on every backend and report where outputs differ.
 
     ``backends``: names, or :class:`LoadedModel` objects used as they are (their weights are
-    not replaced). ``weights``/``seed``: what the source backend builds (a bundle path or
-    :class:`Bundle` is loaded by every backend instead). ``layers``: canonical names
-    (default: every canonical layer of the architecture). ``pipeline``: ``"shared"`` (one
+    not replaced), or one comma-separated string (``"keras,torch"``). ``weights``/``seed``:
+    what the source backend builds (a bundle path or :class:`Bundle` is loaded by every
+    backend instead). ``layers``: what :func:`layerscope.extract` takes (canonical names in
+    any case, indices, glob patterns such as ``"conv1*"``), expanded on the first backend;
+    default: every canonical layer of the architecture. ``pipeline``: ``"shared"`` (one
     preprocessed tensor for all, made with the first backend's native recipe or
     ``preprocess``) or ``"native"`` (each backend's own recipe from the same images).
     ``preprocess`` may also map backend name -> recipe, to compare pipelines on purpose.
-    ``variants``: backend name -> architecture variant (``{"torch": "v1.5"}``).
-    ``native_names``: backend name -> {canonical: native} overrides of the backend's names.
+    ``variants``: backend name -> architecture variant (``{"torch": "v1.5"}``). ``native_names``:
+    backend name -> {canonical: native} overrides (a key naming no side is refused).
     ``against``: other images; then this is :func:`sensitivity` on the first backend.
     ``diagnose``: name the cause of the first divergence (:mod:`layerscope.compare.diagnose`).
     ``progress``: bars for the builds and the backends run (``None``: in a terminal or notebook).
@@ -88,25 +99,23 @@ def compare(
     ("float32", "bfloat16")``): the sides are labelled ``torch`` and ``torch (bfloat16)``
     and the diagnosis names ``reduced precision`` when that explains the difference.
     """
-    _check_options(pipeline, rtol, backends)
-    places = _placements(backends, precisions, devices)
-    seed = _seed_for(weights, seed)
-    variants = dict(variants or {})
-    names = _layer_names(model, layers)
+    sides = backend_list(backends)
+    check_options(pipeline, rtol, sides, diagnose, alone=against is not None)
+    places = placements(sides, precisions, devices)
+    seed = seed_for(weights, seed)
+    chosen = variants_of(variants, sides)
+    overrides = native_names_of(native_names, sides)
+    names = layer_names(model, layers)
     if against is not None:
-        one = backends[0]
+        one = sides[0]
         return sensitivity(
             images, against, model, backend=one, weights=weights, seed=seed, layers=names, rtol=rtol,
-            variant=None if isinstance(one, LoadedModel) else variants.get(one), batch_size=batch_size,
+            variant=None if isinstance(one, LoadedModel) else chosen.get(one), batch_size=batch_size,
             progress=progress,
         )  # fmt: skip
-    if len(backends) < 2:
-        raise InputError(
-            "Invalid `backends`. Expected at least two to compare (or one plus `against=` "
-            f"images). Received: {list(backends)!r}."
-        )
-    run = _Run(_load_all(model, backends, weights, seed, variants, places, progress), names)
-    run.feed(images, pipeline, preprocess, native_names or {}, batch_size, progress)
+    models = _load_all(model, sides, weights, seed, chosen, places, progress)
+    run = _Run(models, expanded_names(models, names, overrides))
+    run.feed(images, pipeline, preprocess, overrides, batch_size, progress)
     return run.report(str(model), rtol, pipeline, diagnose)
 
 
@@ -192,7 +201,7 @@ def sensitivity(
     backend: str | LoadedModel | None = None,
     weights: Any = "random",
     seed: int | None = 0,
-    layers: Sequence[str] | None = None,
+    layers: Sequence[str | int] | str | int | None = None,
     rtol: float = 1e-5,
     variant: str | None = None,
     batch_size: int | None = None,
@@ -201,20 +210,21 @@ def sensitivity(
     """How far each layer moves when ``images`` become ``against``, on one backend.
 
     ``backend``: a name (``None``: the first available, as in :func:`layerscope.load`) or a
-    :class:`LoadedModel` used as it is. ``layers``: canonical names (default: every canonical
-    layer). The report's sides are ``"input"`` and ``"against"`` (``mode="inputs"``) and a
+    :class:`LoadedModel` used as it is. ``layers``: as :func:`layerscope.extract` takes them
+    (default: every canonical layer). The report's sides are ``"input"`` and ``"against"`` (``mode="inputs"``) and a
     layer counts as moved when it differs by more than ``rtol`` of its range. ``progress``:
     a bar while the model is built (``None``: only in a terminal or notebook).
     """
-    _check_rtol(rtol)
-    seed = _seed_for(weights, seed)
-    names = _layer_names(model, layers)
+    check_rtol(rtol)
+    seed = seed_for(weights, seed)
+    asked = layer_names(model, layers)
     m = (
         backend
         if isinstance(backend, LoadedModel)
         else load(model, backend=backend, weights=weights, seed=seed, variant=variant, progress=progress)
     )
-    targets = m.resolve(names)
+    targets = m.resolve(asked)
+    names = [t.key for t in targets]
     out_a = m.extract_batch(m.prepare(images), targets, batch_size=batch_size)
     out_b = m.extract_batch(m.prepare(against), targets, batch_size=batch_size)
     diffs = [diff(n, out_a[n], out_b[n], rtol, ("input", "against")) for n in names]
@@ -223,63 +233,6 @@ def sensitivity(
     return Report(
         str(model), sides, rtol, "shared", diffs, mode="inputs", arrays={"input": out_a, "against": out_b}
     )
-
-
-def _check_options(pipeline: str, rtol: float, backends: Sequence[str | LoadedModel]) -> None:
-    if pipeline not in ("shared", "native"):
-        raise InputError(f"Invalid `pipeline`. Expected 'shared' or 'native'. Received: {pipeline!r}.")
-    _check_rtol(rtol)
-    if not backends:
-        raise InputError("Invalid `backends`. Expected at least one backend name. Received: [].")
-
-
-def _placements(
-    backends: Sequence[str | LoadedModel],
-    precisions: Sequence[str] | None,
-    devices: Sequence[str | None] | None,
-) -> list[tuple[str | None, str]]:
-    """(device, precision) per side; a loaded model's own are kept (and must match if given)."""
-    for name, given in (("precisions", precisions), ("devices", devices)):
-        if given is not None and (isinstance(given, str) or len(given) != len(backends)):
-            raise InputError(
-                f"Invalid `{name}`. Expected one per backend ({len(backends)}, in the order of "
-                f"`backends`), e.g. {name}=('float32', 'bfloat16'). Received: {name}={given!r}."
-            )
-    places = list(
-        zip(devices or [None] * len(backends), precisions or ["float32"] * len(backends), strict=True)
-    )
-    for b, (_, precision) in zip(backends, places, strict=True):
-        if isinstance(b, LoadedModel) and precisions is not None and precision != b.precision:
-            raise InputError(
-                f"Invalid `precisions`: a LoadedModel side computes in its own precision "
-                f"({b.precision!r}). Received: {precision!r} for it. Load it with "
-                f"precision={precision!r}, or pass its backend's name instead."
-            )
-    return places
-
-
-def _check_rtol(rtol: float) -> None:
-    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 <= rtol < float("inf"):
-        raise InputError(
-            f"Invalid `rtol`. Expected a finite number >= 0 (e.g. 1e-5, relative to the largest "
-            f"value of a layer). Received: rtol={rtol!r}."
-        )
-
-
-def _seed_for(weights: Any, seed: int | None) -> int | None:
-    """The default seed=0 means nothing for imagenet, files or bundles: drop it there."""
-    return seed if isinstance(weights, str) and weights == "random" else None
-
-
-def _layer_names(model: str, layers: Sequence[str] | None) -> list[str]:
-    cat = catalog.get(str(model).lower())
-    names = list(layers) if layers is not None else (cat.names() if cat else [])
-    if not names:
-        raise InputError(
-            f"{model!r} has no catalogue of canonical layers, so pass `layers` explicitly "
-            f"(architectures with one: {', '.join(catalog.architectures())})."
-        )
-    return names
 
 
 def _feeds(

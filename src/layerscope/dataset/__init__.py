@@ -243,7 +243,7 @@ def extract_dataset(
     overwrite: bool = False,
     progress: bool | None = None,
     device: str | None = None,
-    precision: str = "float32",
+    precision: str | None = None,
 ) -> DatasetResult:
     """Extract ``layers`` for every image of ``source`` into ``out``; see the module docs.
 

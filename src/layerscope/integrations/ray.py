@@ -90,7 +90,7 @@ class FeatureExtractor:
         input_size: Any = "native",
         prefix: str = "",
         device: str | None = None,
-        precision: str = "float32",
+        precision: str | None = None,
     ) -> None:
         check_pool(pool)
         self.loaded = load(
