@@ -148,10 +148,7 @@ def expanded_names(
     ``"conv1*"`` but torch has no such layer), skipping what the request names already.
     Checked on every side for unknown and repeated layers before any side runs."""
     first, own = models[0], overrides.get(models[0].backend, {})
-    named = [
-        [item] if isinstance(item, str) else [t.key for t in first.resolve([item])]
-        for item in names
-    ]  # fmt: skip
+    named = [[item] if isinstance(item, str) else [t.key for t in first.resolve([item])] for item in names]
     literal = {
         k.lower() for item, keys in zip(names, named, strict=True) if not _globbed(item, own) for k in keys
     }
