@@ -373,8 +373,13 @@ def list_layers(
     table; ``table.total_params`` is the model's parameter count as its framework reports it.
     ``device``: where the model is traced (see :func:`load`).
     """
-    if seed is None and isinstance(weights, str) and weights == "random":
-        seed = 0
+    if (
+        seed is None
+        and isinstance(weights, str)
+        and weights == "random"
+        and not isinstance(model, LoadedModel)
+    ):
+        seed = 0  # a LoadedModel is listed as loaded: a seed for it would be refused
     return load(model, backend=backend, weights=weights, seed=seed, device=device).list_layers(input_size)
 
 
