@@ -86,7 +86,8 @@ def test_keras_resnet50_notop_submodel_snippet(keras_resnet_notop: Any, fmt: str
 
 @pytest.mark.keras
 def test_keras_vgg16_notop_layer_indices_snippet(keras_vgg_notop: Any, tmp_path: Path) -> None:
-    """Outputs of ``layers[i]`` of VGG16(include_top=False), by index."""
+    """Outputs of ``layers[i]`` of VGG16(include_top=False), by index: layerscope's indices
+    count VGG16's canonical layers, which are Keras' layers after the InputLayer (i - 1)."""
     import keras
 
     net = keras_vgg_notop
@@ -94,7 +95,7 @@ def test_keras_vgg16_notop_layer_indices_snippet(keras_vgg_notop: Any, tmp_path:
     path = _legacy_h5(net, tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
     x = _x(2)
     expected = keras.Model(net.input, [net.layers[i].output for i in indices]).predict(x, verbose=0)
-    got = ls.extract(x, "vgg16", indices, backend="keras", weights=path, preprocess=None)
+    got = ls.extract(x, "vgg16", [i - 1 for i in indices], backend="keras", weights=path, preprocess=None)
     assert list(got) == [net.layers[i].name for i in indices]
     for ref, (name, arr) in zip(expected, got.items(), strict=True):
         np.testing.assert_allclose(arr, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max(), err_msg=name)
