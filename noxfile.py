@@ -211,7 +211,9 @@ def rest(session: nox.Session) -> None:
     extras the framework sessions do not install (viz, dataset, ray, notebooks, the docs'
     examples), the plugins' three-way comparisons, and any test that passed in no session
     before (tests/passed_elsewhere.py: a test is left out only after it passed)."""
-    session.install(*FRAMEWORKS["torch"], *FRAMEWORKS["keras"])
+    # pip too: the docs' examples run `pip install 'layerscope[torch]'`, which must find this
+    # virtualenv's layerscope (uv makes virtualenvs without pip; another pip on PATH would not)
+    session.install("pip", *FRAMEWORKS["torch"], *FRAMEWORKS["keras"])
     session.install("-e", ".[all,test,ray,docs]", *[f"-e./plugins/{p}[test]" for p in PLUGINS])
     session.run("layerscope", "backends")
     args = session.posargs or ["tests", "plugins"]

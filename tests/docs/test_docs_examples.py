@@ -164,6 +164,11 @@ def test_at_most_five_blocks_are_skipped() -> None:
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, str]:
     """TORCH_HOME / KERAS_HOME with random weights under the real names; PATH and PYTHONPATH."""
+    pip = Path(sys.executable).parent / "pip"
+    assert pip.is_file(), (
+        f"the examples run `pip install 'layerscope[...]'`, which needs this environment's pip; "
+        f"{pip} is missing (a uv virtualenv has none): install pip into it"
+    )
     root = tmp_path_factory.mktemp("docs-env")
     torch_dir, keras_dir = root / "torch" / "hub" / "checkpoints", root / "keras" / "models"
     torch_dir.mkdir(parents=True)
