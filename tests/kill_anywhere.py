@@ -5,7 +5,7 @@ Run by hand with more instants than the suite uses::
     .venv/bin/python tests/kill_anywhere.py --kills 100 --seed 1 --format h5
     .venv/bin/python tests/kill_anywhere.py --kills 40 --format npz --images 60
 
-Each round forks a child (torch and layerscope are imported once, in this process) that runs
+Each round forks a child (torch, torchvision and layerscope are imported once, in this process) that runs
 the extraction, and SIGKILLs it, alternately:
 
 - at a random instant (a real ``os.kill(pid, SIGKILL)`` after a random delay, drawn over the
@@ -195,7 +195,10 @@ def kill_anywhere(root: Path, fmt: str, kills: int, seed: int, n_images: int = 4
 
     torch.set_num_threads(1)  # the forked writers inherit it: one thread each
     net = tiny_model()
+    import layerscope as ls
     import layerscope.dataset.h5  # noqa: F401  (imported once here, not in every child)
+
+    ls.load(net)  # the backend and torchvision, imported here once: a child importing them took 12 s
 
     src = root / "data"
     if not src.exists():
@@ -221,7 +224,9 @@ def kill_anywhere(root: Path, fmt: str, kills: int, seed: int, n_images: int = 4
     fresh = True
     while stats["kills"] < kills:
         by_step = stats["kills"] % 2 == 1
-        step = (rng.randint(1, 6) if rng.random() < 0.4 else rng.randint(7, 120)) if by_step else None
+        # an early step lands in the recovery a resume starts with: the first resumed run surely
+        early = rng.random() < 0.4 or (not fresh and stats["recovery_kills"] == 0)
+        step = (rng.randint(1, 6) if early else rng.randint(7, 120)) if by_step else None
         pid = _fork(net, src, out, step)
         stats["resumes"] += 0 if fresh else 1
         if not by_step:
