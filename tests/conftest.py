@@ -24,6 +24,7 @@ if importlib.util.find_spec("torchvision") is not None:  # import order matters,
 import layerscope as ls
 import model_builds
 import passed_elsewhere
+import scheduling
 from layerscope import api
 from layerscope.default_plugins.keras.backend import KerasBackend
 
@@ -41,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """`make test` runs each test once: see passed_elsewhere.py."""
     config.pluginmanager.register(passed_elsewhere, "layerscope-passed-elsewhere")
     config.pluginmanager.register(model_builds, "layerscope-model-builds")
+    config.pluginmanager.register(scheduling, "layerscope-scheduling")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -55,12 +57,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 needs = True
             if needs and not HAS[name]:
                 item.add_marker(pytest.mark.skip(reason=f"{name} backend not installed"))
-    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)  # stable: file order kept
-
-
-LONGEST_FILES = ("test_docs_examples.py", "test_dataset_kill.py", "test_dataset.py", "test_notebook.py")
-"""Files that take minutes, run first: pytest-xdist hands whole files to its workers in
-collection order, and one of these drawn last kept a worker busy while the other sat idle."""
 
 
 @pytest.fixture(params=BACKENDS)
