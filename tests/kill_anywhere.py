@@ -196,7 +196,7 @@ def kill_anywhere(root: Path, fmt: str, kills: int, seed: int, n_images: int = 4
     torch.set_num_threads(1)  # the forked writers inherit it: one thread each
     net = tiny_model()
     import layerscope as ls
-    import layerscope.dataset.h5  # noqa: F401  (imported once here, not in every child)
+    import layerscope.dataset.h5  # imported once here, not in every child
 
     ls.load(net)  # the backend and torchvision, imported here once: a child importing them took 12 s
 

@@ -169,20 +169,15 @@ def environment(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
         f"the examples run `pip install 'layerscope[...]'`, which needs this environment's pip; "
         f"{pip} is missing (a uv virtualenv has none): install pip into it"
     )
-    root = tmp_path_factory.mktemp("docs-env")
-    torch_dir, keras_dir = root / "torch" / "hub" / "checkpoints", root / "keras" / "models"
-    torch_dir.mkdir(parents=True)
-    keras_dir.mkdir(parents=True)
-    (root / "site").mkdir()
-    (root / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
-    script = MAKE_CACHES.format(torch_files=TORCH_FILES, keras_files=KERAS_FILES)
-    made = subprocess.run(
-        [sys.executable, "-c", script, str(torch_dir), str(keras_dir)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert made.returncode == 0, made.stderr[-3000:]
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        root = make_caches(tmp_path_factory.mktemp("docs-env"))
+    else:  # the pages run on every worker: the first to come makes the caches, the others wait
+        from filelock import FileLock
+
+        shared = tmp_path_factory.getbasetemp().parent / "docs-env"  # this run's, every worker's
+        with FileLock(f"{shared}.lock"):
+            root = shared if (shared / "made").exists() else make_caches(shared)
     env = {
         **os.environ,
         "TORCH_HOME": str(root / "torch"),
@@ -196,6 +191,27 @@ def environment(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
     }
     request.addfinalizer(report_counts(request))
     return env
+
+
+def make_caches(root: Path) -> Path:
+    """``root`` with the frameworks' caches (random weights under the real file names) and the
+    ``sitecustomize`` that lets Keras accept them; ``root/made`` marks it complete."""
+    torch_dir, keras_dir = root / "torch" / "hub" / "checkpoints", root / "keras" / "models"
+    shutil.rmtree(root, ignore_errors=True)  # a worker that died while making it left a part
+    torch_dir.mkdir(parents=True)
+    keras_dir.mkdir(parents=True)
+    (root / "site").mkdir()
+    (root / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    script = MAKE_CACHES.format(torch_files=TORCH_FILES, keras_files=KERAS_FILES)
+    made = subprocess.run(
+        [sys.executable, "-c", script, str(torch_dir), str(keras_dir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    (root / "made").touch()
+    return root
 
 
 def report_counts(request: pytest.FixtureRequest) -> Any:
