@@ -387,3 +387,18 @@ def test_verify_gives_the_softmax_output_5e_5(tmp_path: Path, capsys: pytest.Cap
         "resnet50  keras-jax/torch: 1 layers, worst fc1 max rel 3.00e-05: FAIL (1 layers, first fc1)",
     ]
     assert verify(tmp_path, architectures=("vgg16",), softmax_rtol=2e-5) is False
+
+
+@pytest.mark.torch
+def test_a_users_torch_module_runs_without_importing_torchvision() -> None:
+    """torchvision (and the torch._dynamo it imports: 5 to 15 s of a process) is imported with
+    the first zoo model, never for a user's own module."""
+    code = (
+        "import sys, numpy as np, torch\nimport layerscope as ls\n"
+        "net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())\n"
+        "print(ls.extract(np.zeros((1, 32, 32, 3), np.uint8), net, ['0'], input_size=32)['0'].shape)\n"
+        "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["(1, 30, 30, 4)", "[]"]

@@ -35,11 +35,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 
+from layerscope import coexist
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
-from layerscope.default_plugins.torch import port, variants
+from layerscope.default_plugins.torch import port
 from layerscope.default_plugins.torch.files import load_file
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
@@ -61,7 +61,18 @@ PACKAGE = "layerscope.default_plugins.torch"
 
 def zoo() -> list[str]:
     """Classification models of ``torchvision.models`` (the ones with ImageNet heads)."""
+    torchvision = _torchvision()
     return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _torchvision() -> Any:
+    """torchvision, imported when a zoo model is named: a user's own module needs none of it,
+    and importing it (torch._dynamo with it) took 5 to 15 s of every such process. TensorFlow
+    may have come since torch did: the guard blocks triton then (:mod:`layerscope.coexist`)."""
+    coexist.before_torch()
+    import torchvision
+
+    return torchvision
 
 
 def load(model: Any, weights: Any, seed: int | None, variant: str | None = None) -> ModelHandle:
@@ -135,7 +146,7 @@ def recipe_for(name: str, member: Any = None) -> Recipe:
     names = load_names(PACKAGE, name)
     if member is None:
         try:
-            enum = torchvision.models.get_model_weights(name)
+            enum = _torchvision().models.get_model_weights(name)
         except (ValueError, KeyError, AttributeError):
             return RECIPES[names.recipe if names is not None else "torch"]
         if names is None:
@@ -184,7 +195,7 @@ def _build(
 
 def _member(name: str, weights: str) -> Any:
     """The weights-enum member ``weights`` names (``"imagenet"``: IMAGENET1K_V1, else DEFAULT)."""
-    enum = torchvision.models.get_model_weights(name)
+    enum = _torchvision().models.get_model_weights(name)
     if weights == "imagenet":
         weights = "IMAGENET1K_V1" if "IMAGENET1K_V1" in enum.__members__ else "DEFAULT"
     if weights not in enum.__members__:
@@ -210,7 +221,13 @@ def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
         if seed is not None:
             torch.manual_seed(seed)
         kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
-        net = torchvision.models.get_model(name, weights=None, **kwargs)
+        net = _torchvision().models.get_model(name, weights=None, **kwargs)
+    return _adapt(name, net, variant)
+
+
+def _adapt(name: str, net: Any, variant: str | None) -> Any:
+    from layerscope.default_plugins.torch import variants  # torchvision's too: a zoo model's only
+
     return variants.adapt(name, net, variant)
 
 
@@ -221,7 +238,7 @@ def _pretrained(name: str, member: Any, variant: str | None = None) -> Any:
         with SEEDED_INIT_LOCK:  # its initialisation draws from the global generator too
             # torchvision's own graph with layerscope's modules (DenseNet's tail, InceptionV3's
             # ReLU/pool modules); _build refuses every other variant for pretrained weights
-            return variants.adapt(name, torchvision.models.get_model(name, weights=member), variant)
+            return _adapt(name, _torchvision().models.get_model(name, weights=member), variant)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         raise WeightsUnavailableError(
             f"Cannot get the {name} {member.name} weights: the file {filename!r} is not in "
