@@ -5,6 +5,8 @@ are compared.
     KERAS_BACKEND=jax python -m layerscope.crosscheck extract --backend keras --dir build/crosscheck
     python -m layerscope.crosscheck verify --dir build/crosscheck
 
+``extract --jobs 2`` shares the architectures between two processes (:func:`extract_in_processes`).
+
 A side is a backend, and for Keras the engine it ran on: ``keras`` writes ``keras-<engine>``
 (Keras' engine in that process, :func:`side`), ``keras-jax`` asks for JAX and refuses to run on
 another. ``extract`` feeds every canonical layer of each architecture the same input (a shipped
@@ -23,13 +25,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ARCHITECTURES", "extract", "main", "side", "verify"]
+__all__ = ["ARCHITECTURES", "extract", "extract_in_processes", "main", "side", "verify"]
 
 ARCHITECTURES = (
     "vgg16", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "densenet201", "mobilenet_v2",
@@ -81,6 +84,28 @@ def side(backend: str) -> tuple[str, str]:
             f"set it to {wanted!r}."
         )
     return name, f"keras-{running}"
+
+
+def extract_in_processes(
+    backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITECTURES, jobs: int = 2
+) -> None:
+    """:func:`extract` split over ``jobs`` processes, the architectures dealt out in turn (each
+    process fixes its framework's engine; the weights are the same seeded bundles). Keras on
+    JAX runs an extraction on about one core: two processes use both. Raises SystemExit naming
+    the architectures of a process that failed."""
+    chunks = [architectures[i::jobs] for i in range(max(jobs, 1)) if architectures[i::jobs]]
+    command = [sys.executable, "-m", "layerscope.crosscheck", "extract", "--backend", backend]
+    running = [
+        (chunk, subprocess.Popen([*command, "--dir", str(folder), "--models", ",".join(chunk)]))
+        for chunk in chunks
+    ]
+    codes = [(chunk, proc.wait()) for chunk, proc in running]
+    failed = [(chunk, code) for chunk, code in codes if code != 0]
+    if failed:
+        raise SystemExit(
+            "crosscheck: extracting "
+            + "; ".join(f"{', '.join(chunk)} failed (exit status {code})" for chunk, code in failed)
+        )
 
 
 def extract(backend: str, folder: Path, architectures: tuple[str, ...] = ARCHITECTURES) -> list[Path]:
@@ -170,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", required=True, help="a backend, or keras-<engine> (keras-jax)")
     p.add_argument("--dir", type=Path, default=Path("build/crosscheck"))
     p.add_argument("--models", default=",".join(ARCHITECTURES), help="comma-separated architectures")
+    p.add_argument("--jobs", type=int, default=1, help="processes to share the architectures (default 1)")
     p = sub.add_parser("verify")
     p.add_argument("--dir", type=Path, default=Path("build/crosscheck"))
     p.add_argument("--rtol", type=float, default=1e-5)
@@ -178,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if args.command == "extract":
-        extract(args.backend, args.dir, models)
+        if args.jobs < 1:
+            parser.error(f"--jobs: expected a positive number of processes, received {args.jobs}")
+        if args.jobs > 1:
+            extract_in_processes(args.backend, args.dir, models, args.jobs)
+        else:
+            extract(args.backend, args.dir, models)
         return 0
     return 0 if verify(args.dir, args.rtol, models, args.softmax_rtol) else 1
 

@@ -389,6 +389,55 @@ def test_verify_gives_the_softmax_output_5e_5(tmp_path: Path, capsys: pytest.Cap
     assert verify(tmp_path, architectures=("vgg16",), softmax_rtol=2e-5) is False
 
 
+def test_extract_in_processes_deals_the_architectures_out_and_names_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``extract --jobs 2``: each process gets every other architecture, in the side's own
+    command; a process that fails is named with its architectures."""
+    from layerscope import crosscheck
+
+    started: list[list[str]] = []
+
+    class Process:
+        def __init__(self, command: list[str]) -> None:
+            started.append(command)
+            self.code = 3 if "resnet50" in command[-1] else 0
+
+        def wait(self) -> int:
+            return self.code
+
+    monkeypatch.setattr(crosscheck.subprocess, "Popen", Process)
+    archs = ("vgg16", "resnet50", "densenet121", "mobilenet_v2", "inception_v3")
+    with pytest.raises(
+        SystemExit, match=r"^crosscheck: extracting resnet50, mobilenet_v2 failed \(exit status 3\)$"
+    ):
+        crosscheck.extract_in_processes("keras-jax", tmp_path, archs, jobs=2)
+    head = [
+        sys.executable,
+        "-m",
+        "layerscope.crosscheck",
+        "extract",
+        "--backend",
+        "keras-jax",
+        "--dir",
+        str(tmp_path),
+    ]
+    assert started == [
+        [*head, "--models", "vgg16,densenet121,inception_v3"],
+        [*head, "--models", "resnet50,mobilenet_v2"],
+    ]
+    started.clear()
+    crosscheck.extract_in_processes("torch", tmp_path, ("vgg16",), jobs=2)  # one architecture, one process
+    assert [c[-1] for c in started] == ["vgg16"]
+    assert (
+        crosscheck.main(["extract", "--backend", "torch", "--jobs", "2", "--models", "vgg16,inception_v3"])
+        == 0
+    )
+    assert [c[-1] for c in started[1:]] == ["vgg16", "inception_v3"]
+    with pytest.raises(SystemExit):
+        crosscheck.main(["extract", "--backend", "torch", "--jobs", "0"])
+
+
 @pytest.mark.torch
 def test_a_users_torch_module_runs_without_importing_torchvision() -> None:
     """torchvision (and the torch._dynamo it imports: 5 to 15 s of a process) is imported with
