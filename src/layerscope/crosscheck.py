@@ -93,7 +93,9 @@ def extract_in_processes(
     process fixes its framework's engine; the weights are the same seeded bundles). Keras on
     JAX runs an extraction on about one core: two processes use both. Raises SystemExit naming
     the architectures of a process that failed."""
-    chunks = [architectures[i::jobs] for i in range(max(jobs, 1)) if architectures[i::jobs]]
+    if jobs < 1:
+        raise ValueError(f"Invalid `jobs`. Expected a positive number of processes. Received: jobs={jobs!r}.")
+    chunks = [architectures[i::jobs] for i in range(jobs) if architectures[i::jobs]]
     command = [sys.executable, "-m", "layerscope.crosscheck", "extract", "--backend", backend]
     running = [
         (chunk, subprocess.Popen([*command, "--dir", str(folder), "--models", ",".join(chunk)]))
