@@ -12,7 +12,11 @@ and what recipes report and what a user's ``preprocess`` callable may return.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -431,6 +435,55 @@ def test_the_clean_model_check_catches_each_leftover(dirt: str) -> None:
     finally:
         if handle is not None:
             handle.remove()
+
+
+WIDER_FIXTURE_DIRTIES = """
+import pytest, torch
+import layerscope as ls
+
+NET = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1)).eval()
+
+@pytest.fixture(scope="module")
+def leaves_a_hook():
+    handle = NET[0].register_forward_hook(lambda *_: None)
+    yield
+    handle.remove()
+
+def test_caches_the_model(): ls.load(NET, backend="torch")
+def test_plain(): pass
+def test_after_a_module_fixture(leaves_a_hook): pass
+def test_next(): pass
+"""
+
+
+@pytest.mark.torch
+def test_the_clean_model_check_sees_what_a_wider_fixture_left(tmp_path: Path) -> None:
+    """The check runs at a test's setup only after a module-, class- or session-scoped fixture
+    was set up or finalized (nothing else runs between one teardown check and the next
+    setup): a model such a fixture dirties fails the test that requested it, at its setup."""
+    tests = Path(__file__).parents[1]
+    (tmp_path / "conftest.py").write_text((tests / "conftest.py").read_text(encoding="utf-8"))
+    (tmp_path / "test_wider.py").write_text(WIDER_FIXTURE_DIRTIES)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:randomly", "-p", "no:cacheprovider",
+         "-p", "no:xdist", "test_wider.py"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tests)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    outcomes = {
+        ln.split(" ")[1]: ln.split(" ")[0]
+        for ln in proc.stdout.splitlines()
+        if ln.startswith(("PASSED", "ERROR", "FAILED"))
+    }
+    assert outcomes == {
+        "test_wider.py::test_caches_the_model": "PASSED",
+        "test_wider.py::test_plain": "PASSED",
+        "test_wider.py::test_after_a_module_fixture": "ERROR",  # at its setup
+        "test_wider.py::test_next": "PASSED",  # the dirty model was dropped from the cache
+    }, proc.stdout[-3000:]
+    assert (
+        "Failed: cached models were dirty before this test: ['<LoadedModel model sequential;" in proc.stdout
+    )
+    assert "params 8>: hooks changed']" in proc.stdout
 
 
 @pytest.mark.keras
