@@ -6,11 +6,11 @@ frees its models).
 
 ``blocks.json`` is a list of ``{"where", "lang", "code"}``. Python blocks share one namespace;
 shell blocks run line by line (``\\`` continuations joined, comment lines dropped): a plain
-``layerscope ...`` command in this interpreter, through the entry point's ``main`` (the
-installed ``layerscope`` script itself is tested in tests/cli/), anything else through
-``bash -c`` with the environment given. A page
+``layerscope ...`` or ``python -m layerscope.<module> ...`` command in this interpreter,
+through the entry point's or the module's ``main`` (the installed ``layerscope`` script
+itself is tested in tests/cli/), anything else through ``bash -c`` with the environment given. A page
 stops at its first failing block (later blocks may depend on it); ``results.json`` gets one
-``{"where", "ok", "error"}`` per block that ran.
+``{"where", "ok", "error", "seconds"}`` per block that ran.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -50,20 +51,25 @@ SHELL_SYNTAX = set("|&;<>()$`*?[]{}~'\"\\")
 """Characters that make a line more than one plain command: such a line runs through bash."""
 
 
-def in_process(line: str) -> list[str] | None:
-    """The arguments of a plain ``layerscope ...`` line, which runs in this interpreter (the
-    entry point's ``layerscope.cli.main`` with the same argv, sharing this page's loaded
+def in_process(line: str) -> tuple[str, list[str]] | None:
+    """``(module, arguments)`` of a plain ``layerscope ...`` line (module ``layerscope.cli``,
+    the entry point's) or ``python -m layerscope.<module> ...`` line, which runs in this
+    interpreter through the module's ``main`` with the same argv, sharing this page's loaded
     models: a fresh process per command imported both frameworks and built its model again,
-    about 10 s each); ``None`` for any other line."""
+    about 10 s each; ``None`` for any other line."""
     if SHELL_SYNTAX & set(line):
         return None
     words = shlex.split(line, comments=True)
-    return words[1:] if words and words[0] == "layerscope" else None
+    if words[:1] == ["layerscope"]:
+        return "layerscope.cli", words[1:]
+    if words[:2] == ["python", "-m"] and len(words) > 2 and words[2].startswith("layerscope."):
+        return words[2], words[3:]
+    return None
 
 
-def run_command(argv: list[str]) -> tuple[int, str, str]:
-    """``layerscope.cli.main(argv)``: exit status, stdout and stderr."""
-    from layerscope.cli import main
+def run_command(module: str, argv: list[str]) -> tuple[int, str, str]:
+    """``module.main(argv)``: exit status, stdout and stderr."""
+    main = importlib.import_module(module).main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -76,9 +82,9 @@ def run_command(argv: list[str]) -> tuple[int, str, str]:
 
 def run_shell(code: str, lang: str) -> str | None:
     for line in shell_lines(code, lang):
-        argv = in_process(line)
-        if argv is not None:
-            status, stdout, stderr = run_command(argv)
+        command = in_process(line)
+        if command is not None:
+            status, stdout, stderr = run_command(*command)
         else:
             proc = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=900)
             status, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
@@ -100,11 +106,13 @@ def main(blocks_file: str, results_file: str) -> int:
     namespace: dict[str, object] = {"__name__": "__main__"}
     results = []
     for block in blocks:
+        started = time.perf_counter()
         if block["lang"] == "python":
             error = run_python(block["code"], block["where"], namespace)
         else:
             error = run_shell(block["code"], block["lang"])
-        results.append({"where": block["where"], "ok": error is None, "error": error})
+        seconds = round(time.perf_counter() - started, 1)
+        results.append({"where": block["where"], "ok": error is None, "error": error, "seconds": seconds})
         Path(results_file).write_text(json.dumps(results), encoding="utf-8")
         if error is not None:
             break

@@ -138,7 +138,7 @@ PENDING: dict[str, str] = {
     # pages whose examples fail until their owner fixes them, page -> reason (xfail, strict: once
     # a page passes, its XPASS fails the suite until the entry is removed here)
 }
-COUNTS: dict[str, Any] = {"run": 0, "failed": [], "skipped": []}
+COUNTS: dict[str, Any] = {"run": 0, "failed": [], "skipped": [], "seconds": []}
 
 
 def test_collect_reads_fences_and_skip_markers(tmp_path: Path) -> None:
@@ -153,6 +153,29 @@ def test_collect_reads_fences_and_skip_markers(tmp_path: Path) -> None:
         (3, "python", "x = 1\n", None),
         (8, "bash", "make gpu\n", "needs a GPU"),
     ]
+
+
+def test_plain_layerscope_commands_run_in_the_page_interpreter() -> None:
+    """A plain ``layerscope ...`` or ``python -m layerscope.<module> ...`` line runs through the
+    module's ``main``; a line with shell syntax, or another program, goes to bash."""
+    from docs_runner import in_process
+
+    assert in_process("layerscope extract a.jpg -m vgg16 -l block1_conv1") == (
+        "layerscope.cli",
+        ["extract", "a.jpg", "-m", "vgg16", "-l", "block1_conv1"],
+    )
+    assert in_process("python -m layerscope.crosscheck extract --backend torch  # a comment") == (
+        "layerscope.crosscheck",
+        ["extract", "--backend", "torch"],
+    )
+    for line in (
+        "layerscope compare a.jpg || echo $?",
+        "layerscope extract a.jpg -l 'block*_pool'",  # quotes and globs: bash's to expand
+        "KERAS_BACKEND=jax python -m layerscope.crosscheck extract",  # an assignment: bash
+        "python -m pip install layerscope",
+        "pip install 'layerscope[torch]'",
+    ):
+        assert in_process(line) is None, line
 
 
 def test_at_most_five_blocks_are_skipped() -> None:
@@ -223,6 +246,7 @@ def report_counts(request: pytest.FixtureRequest) -> Any:
             f"{len(COUNTS['failed'])} failed",
             *(f"  skipped {s}" for s in COUNTS["skipped"]),
             *(f"  FAILED {f}" for f in COUNTS["failed"]),
+            *(f"  {t:6.1f}s {where}" for t, where in sorted(COUNTS["seconds"], reverse=True)[:5]),
         ]
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             for line in ["", *lines]:
@@ -273,6 +297,7 @@ def test_page_examples_run(page: str, environment: dict[str, str], tmp_path: Pat
         json.loads((tmp_path / "results.json").read_text()) if (tmp_path / "results.json").exists() else []
     )
     COUNTS["run"] += len(results)
+    COUNTS["seconds"] += [(r["seconds"], r["where"]) for r in results]  # the slowest are reported
     failed = [r for r in results if not r["ok"]]
     pending = " (expected: the page's owner has the fix, see PENDING)" if page in PENDING else ""
     COUNTS["failed"] += [r["where"] + pending for r in failed]
