@@ -217,8 +217,9 @@ def plugins(session: nox.Session, plugin: str) -> None:
     session.run(*PYTEST, "-p", "passed_elsewhere", f"plugins/{plugin}/tests", *session.posargs, env=record)
     backend = plugin.removeprefix("layerscope-")
     session.run(
-        "python", "-m", "layerscope.crosscheck", "extract", "--backend", backend, "--dir", CROSSCHECK_DIR
-    )
+        "python", "-m", "layerscope.crosscheck", "extract", "--backend", backend, "--dir", CROSSCHECK_DIR,
+        "--jobs", "2",  # exporting to ONNX is Python, on one core
+    )  # fmt: skip
     prune(session)
 
 
