@@ -52,6 +52,13 @@ sys.path.insert(0, str(Path(__file__).parent / "tools"))
 from uv_like_pip import environment
 
 os.environ.update(environment())
+# Python keeps the bytecode it compiles, for every session and process they start: with
+# PYTHONDONTWRITEBYTECODE set (this machine's shells set it) and virtualenvs made by uv (which,
+# unlike pip, compiles nothing at install), every process compiled torch, torchvision and
+# TensorFlow from source again (`import torch, tensorflow` 26.6 s instead of 11.1 s, `import
+# torchvision` 16.8 s instead of 6.7 s) in each pytest worker and each subprocess a test starts.
+# The .pyc files land in each virtualenv (deleted with it) and __pycache__ (git-ignored).
+os.environ["PYTHONDONTWRITEBYTECODE"] = ""
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "docs", "tests", "plugins", "crosscheck", "rest"]
 CROSSCHECK_DIR = "build/crosscheck"
@@ -121,19 +128,6 @@ def compile_cache(session: nox.Session) -> dict[str, str]:
     }
 
 
-def bytecode(location: str | Path) -> dict[str, str]:
-    """Let Python keep the bytecode it compiles, under ``location`` (a virtualenv, deleted with it).
-
-    With ``PYTHONDONTWRITEBYTECODE`` set (this machine's shells set it) and virtualenvs made by
-    uv (which, unlike pip, compiles nothing at install), every process compiled torch,
-    torchvision and TensorFlow from source: ``import torch, tensorflow`` took 27 s of CPU
-    instead of 11, ``import torchvision`` 17 s instead of 7, in each pytest worker and each
-    subprocess a test starts. ``PYTHONPYCACHEPREFIX`` puts the ``.pyc`` files in the
-    virtualenv rather than beside the checkout's sources, so the checkout stays as the
-    setting meant; the first process to import a module compiles it for the others."""
-    return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(Path(location, "pycache").resolve())}
-
-
 def prune(session: nox.Session) -> None:
     """Delete this session's virtualenv (it has passed) when LAYERSCOPE_NOX_PRUNE=1."""
     if os.environ.get("LAYERSCOPE_NOX_PRUNE") != "1":
@@ -164,7 +158,6 @@ def keras_torch(session: nox.Session) -> None:
 
 def suite(session: nox.Session, backend: str) -> None:
     """Install ``backend``'s framework(s), run the suite, write its cross-check side, prune."""
-    session.env.update(bytecode(session.virtualenv.location))
     if FRAMEWORKS[backend]:
         session.install(*FRAMEWORKS[backend])
     session.install("-e", ".[test]")
@@ -202,7 +195,6 @@ def suite(session: nox.Session, backend: str) -> None:
 def plugins(session: nox.Session, plugin: str) -> None:
     """Install core + one plugin from plugins/ (with torch, which exports the networks it runs)
     and run the plugin's own tests; then write its half of the cross-check."""
-    session.env.update(bytecode(session.virtualenv.location))
     session.install(*FRAMEWORKS["torch"])
     session.install("-e", ".[test]")  # first, so the plugin's `layerscope` requirement is met locally
     session.install(f"./plugins/{plugin}[export,test]")
@@ -233,7 +225,6 @@ def plugins(session: nox.Session, plugin: str) -> None:
 )
 def crosscheck(session: nox.Session) -> None:
     """Compare what each framework's virtualenv wrote: fails beyond 1e-5 relative."""
-    session.env.update(bytecode(session.virtualenv.location))
     session.install("-e", ".[bundles]")
     session.run("python", "-m", "layerscope.crosscheck", "verify", "--dir", CROSSCHECK_DIR)
 
@@ -247,7 +238,6 @@ def rest(session: nox.Session) -> None:
     extras the framework sessions do not install (viz, dataset, ray, notebooks, the docs'
     examples), the plugins' three-way comparisons, and any test that passed in no session
     before (tests/passed_elsewhere.py: a test is left out only after it passed)."""
-    session.env.update(bytecode(session.virtualenv.location))
     # pip too: the docs' examples run `pip install 'layerscope[torch]'`, which must find this
     # virtualenv's layerscope (uv makes virtualenvs without pip; another pip on PATH would not)
     session.install("pip", *FRAMEWORKS["torch"], *FRAMEWORKS["keras"])
@@ -274,7 +264,6 @@ def lint(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """The documentation site (mkdocs.yml): pages + API reference from docstrings, --strict (a
     broken link or an unresolvable ::: directive fails). Output in site/."""
-    session.env.update(bytecode(session.virtualenv.location))
     session.install("-e", ".[docs]")
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
@@ -283,7 +272,6 @@ def docs(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over src/layerscope and the ONNX plugin (pyproject.toml's [tool.mypy] files):
     a plugin's backend class must satisfy the Backend protocol, its optional members declared."""
-    session.env.update(bytecode(session.virtualenv.location))
     session.install("mypy", "-e", ".")
     session.run("mypy")
 
@@ -298,7 +286,6 @@ def random_order(session: nox.Session, seed: int) -> None:
     """The suite in a random order (pytest-randomly): no test may depend on another's leftovers.
 
     Runs in the Makefile's .venv (`make test` first creates it); posargs select tests."""
-    session.env.update(bytecode(".venv"))
     args = session.posargs or ["tests"]
     session.run(VENV_PYTHON, "-m", "pytest", "-q", f"--randomly-seed={seed}", *args)
 
@@ -306,5 +293,4 @@ def random_order(session: nox.Session, seed: int) -> None:
 @nox.session(venv_backend="none")
 def mutants(session: nox.Session) -> None:
     """Mutation testing (benchmarks/mutants.py): fails below an 85% kill rate. posargs: targets, --fresh."""
-    session.env.update(bytecode(".venv"))
     session.run(VENV_PYTHON, "benchmarks/mutants.py", *session.posargs)
