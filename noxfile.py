@@ -88,13 +88,17 @@ ENGINES = {"keras-jax": "jax", "keras-torch": "torch"}
 ENGINE_TESTS = (
     *(f"tests/extraction/test_{n}.py" for n in ("capture", "keras_capture", "keras_headless", "engines")),
     *(f"tests/extraction/test_{n}.py" for n in ("precision", "device", "robustness")),
-    *(f"tests/weights/test_{n}.py" for n in ("weights", "bundles", "seeded_loads_in_threads")),
+    *(
+        f"tests/weights/test_{n}.py"
+        for n in ("weights", "bundles", "undrawn_builds", "seeded_loads_in_threads")
+    ),
     "tests/plugins/test_contract.py",
     "tests/matrix",
 )
 """What those sessions run: the tests whose outcome the engine can change: how layers are
 captured and run (runners, headless copies, the engine a process imports), precision,
-placement, state after failures, seeded random weights and bundles in and out, and the
+placement, state after failures, seeded random weights and bundles in and out (a build for
+a bundle skips Keras' random draws through the engine's own variable class), and the
 contract kit. The numbers themselves are the cross-check's: it compares every canonical layer
 of every catalogued architecture at full size between this engine, TensorFlow and torch, and
 the keras session checks TensorFlow's against Keras' own sub-models (tests/extraction/

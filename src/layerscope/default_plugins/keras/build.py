@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,13 @@ import numpy as np
 
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
-from layerscope.default_plugins.keras import port, variants
+from layerscope.default_plugins.keras import port, undrawn, variants
 from layerscope.default_plugins.keras.files import check_file, fit_file
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.preprocess import RECIPES, Recipe
 from layerscope.weights import (
     SEEDED_INIT_LOCK,
+    Bundle,
     bundle_absent,
     bundle_variant,
     check_architecture,
@@ -115,8 +117,7 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
     build = variants.builder(name, chosen) or fn
     absent: dict[str, Any] = {}
     if bundle is not None:
-        net = _random(build, 0)
-        port.from_bundle(net, name, bundle)
+        net = _from_bundle(build, name, bundle)
         label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
         absent = bundle_absent(bundle, names or NameMap(name, "", ""))
     else:
@@ -172,6 +173,12 @@ def _build(
 
 
 def _random(fn: Callable[..., Any], seed: int | None, **kwargs: Any) -> Any:
+    with _seeded(seed):
+        return fn(weights=None, **kwargs)
+
+
+@contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
     # Keras' initialisers draw from global generators: reseed, build, restore Python's and
     # numpy's, all under the process-wide init lock so concurrent builds do not interleave
     with SEEDED_INIT_LOCK:
@@ -179,10 +186,23 @@ def _random(fn: Callable[..., Any], seed: int | None, **kwargs: Any) -> Any:
         try:
             if seed is not None:
                 keras.utils.set_random_seed(seed)
-            return fn(weights=None, **kwargs)
+            yield
         finally:  # do not leave the caller's Python and numpy generators reseeded
             random.setstate(py_state)
             np.random.set_state(np_state)
+
+
+def _from_bundle(fn: Callable[..., Any], name: str, bundle: Bundle) -> Any:
+    """``fn``'s model with ``bundle``'s weights, built without drawing the weights the bundle
+    sets (:mod:`~layerscope.default_plugins.keras.undrawn`); the others (a headless bundle's
+    classifier) drawn after, seed 0."""
+    with undrawn.undrawn() as skipped:
+        net = _random(fn, 0)
+    layers = port.from_bundle(net, name, bundle)
+    if skipped:
+        with _seeded(0):
+            undrawn.draw_unset(skipped, layers)
+    return net
 
 
 def load_path(fn: Callable[..., Any], path: Path) -> tuple[Any, dict[str, Any], list[str]]:

@@ -96,10 +96,12 @@ def refuse_input_statistics(handle: ModelHandle) -> None:
     )
 
 
-def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
-    """Copy a bundle into ``net`` (a keras.applications model of ``architecture``)."""
+def from_bundle(net: Any, architecture: str, bundle: Bundle) -> list[Any]:
+    """Copy a bundle into ``net`` (a keras.applications model of ``architecture``); the layers
+    it set."""
     cat = catalog.require(architecture)
     check_architecture(bundle, architecture)
+    done = []
     for entry in cat.weighted():
         params = bundle.layer(entry.name)
         if not params:
@@ -126,6 +128,8 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> None:
                 f"the model expects {expected}. Is the bundle for another architecture or variant?"
             )
         layer.set_weights(values)
+        done.append(layer)
+    return done
 
 
 def _require_unit_gamma(layer: str, gamma: np.ndarray, architecture: str) -> None:
