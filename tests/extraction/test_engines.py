@@ -355,13 +355,19 @@ def test_compare_without_images_or_from_is_refused(capsys: pytest.CaptureFixture
     assert "No images given. Expected image files to compare on, or --from DIR" in capsys.readouterr().err
 
 
-def test_verify_compares_every_pair_of_sides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_compares_every_pair_of_sides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pair by pair, each side's file read once for all its pairs (they are hundreds of MB)."""
     from layerscope.crosscheck import verify
 
     for name, value in (("keras-jax", 1.0), ("keras-tensorflow", 1.000002), ("torch", 1.0001)):
         (tmp_path / name).mkdir()
         np.savez(tmp_path / name / "vgg16.npz", block1=np.full((1, 2, 2, 1), value, np.float32))
+    read, load = [], np.load
+    monkeypatch.setattr(np, "load", lambda f, *a, **k: read.append(Path(f).parent.name) or load(f, *a, **k))
     assert verify(tmp_path, architectures=("vgg16",)) is False
+    assert read == ["keras-jax", "keras-tensorflow", "torch"]
     assert capsys.readouterr().out.splitlines() == [
         "vgg16     keras-jax/keras-tensorflow: 1 layers, worst block1 max rel 2.03e-06: ok",
         "vgg16     keras-jax/torch: 1 layers, worst block1 max rel 1.00e-04: FAIL (1 layers, first block1)",
