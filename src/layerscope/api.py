@@ -31,7 +31,7 @@ from layerscope.layers import LayerTable
 from layerscope.model import LoadedModel, Preprocess
 from layerscope.plugins import get_registry
 from layerscope.progress import task as progress_task
-from layerscope.requests import check_backend_name, check_build, check_placement, place
+from layerscope.requests import check_backend_name, check_build, check_placeable, check_placement, place
 from layerscope.weight_files import content_key
 from layerscope.weights import Bundle, save_bundle
 
@@ -209,6 +209,7 @@ def load(
     seed = _check_seed(seed, weights)
     check_placement(device, precision)
     chosen = _choose(model, backend)
+    check_placeable(chosen, device, precision)  # before a build: the backend could not run it
     if isinstance(model, str):
         name = model.lower().replace("_", "")
         key: tuple[Any, ...] = (chosen.name, name, _weights_key(weights), seed, variant, device, precision)

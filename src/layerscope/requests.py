@@ -38,6 +38,7 @@ __all__ = [
     "check_build",
     "check_given_size",
     "check_head",
+    "check_placeable",
     "check_placement",
     "cpu_has_native_bf16",
     "input_size_of",
@@ -246,6 +247,15 @@ def place(backend: Backend, handle: ModelHandle, device: str | None, precision: 
         if placed.precision == "bfloat16" and placed.device == "cpu":
             _warn_emulated(placed.backend)
         return placed
+    check_placeable(backend, device, precision)
+    return handle
+
+
+def check_placeable(backend: Backend, device: str | None, precision: str) -> None:
+    """Refuse, before anything is built, another device or precision than the CPU in float32
+    for a backend without ``place`` (which :func:`place` would run it in)."""
+    if provides(backend, "place"):
+        return
     if device not in (None, "cpu"):
         raise BackendUnavailableError(
             f"Device {device!r} requested, but the {backend.name} backend runs on the CPU only "
@@ -258,7 +268,6 @@ def place(backend: Backend, handle: ModelHandle, device: str | None, precision: 
             "float32 only (its Backend has no `place`). Pass precision='float32', or use "
             "backend='torch' or backend='keras' for bfloat16 and float16."
         )
-    return handle
 
 
 _WARNED: list[str] = []

@@ -220,11 +220,17 @@ def test_keras_float16_on_the_cpu_is_refused() -> None:
 
 
 # -- a plugin without place --------------------------------------------------------------------
-def test_the_onnx_plugin_refuses_bfloat16_by_name() -> None:
+def test_the_onnx_plugin_refuses_bfloat16_by_name_before_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused before the network is built and exported (VGG16 to ONNX: about 40 s)."""
     if not any(b.name == "onnx" and b.available for b in ls.backends()):
         pytest.skip("the onnx plugin is not installed here")
+    from layerscope import api
+
+    monkeypatch.setattr(api, "_build", lambda *args: pytest.fail("built before the precision was refused"))
     with pytest.raises(InputError, match=r"the onnx backend computes in float32 only"):
         ls.load("vgg16", backend="onnx", weights="random", seed=0, precision="bfloat16")
+    with pytest.raises(ls.BackendUnavailableError, match=r"the onnx backend runs on the CPU only"):
+        ls.load("vgg16", backend="onnx", weights="random", seed=0, device="cuda")
 
 
 # -- compare across precisions ---------------------------------------------------------------
