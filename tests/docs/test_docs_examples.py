@@ -178,6 +178,19 @@ def test_plain_layerscope_commands_run_in_the_page_interpreter() -> None:
         assert in_process(line) is None, line
 
 
+def test_a_plain_command_or_else_runs_the_command_here_and_the_rest_in_bash_on_failure() -> None:
+    """``layerscope ... || echo "... $?"``: the command in this interpreter, the fallback in bash
+    with the command's exit status as ``$?``, only when it failed."""
+    from docs_runner import run_line
+
+    status, out, err = run_line('layerscope extract --nonsense || echo "failed with $?"')
+    assert (status, out.splitlines()[-1]) == (0, "failed with 2")
+    assert "the following arguments are required: images" in err
+    status, out, _ = run_line("layerscope --version || echo never")
+    assert status == 0 and "never" not in out and out.startswith("layerscope ")
+    assert run_line("false || echo $?")[:2] == (0, "1\n")  # no plain command: all of it in bash
+
+
 def test_at_most_five_blocks_are_skipped() -> None:
     skipped = [f"{b.where} ({b.skip})" for blocks in ALL.values() for b in blocks if b.skip]
     assert len(skipped) <= MAX_SKIPPED, skipped
