@@ -139,7 +139,10 @@ def _assert_gives_base(loaded: ls.LoadedModel, base: Any, names: list[str]) -> N
     import keras
 
     x = np.random.default_rng(23).uniform(-1, 1, (2, *base.input_shape[1:])).astype(np.float32)
-    expected = keras.Model(base.input, [base.get_layer(n).output for n in names]).predict(x, verbose=0)
+    sub = keras.Model(base.input, [base.get_layer(n).output for n in names])
+    expected = [
+        keras.ops.convert_to_numpy(out) for out in sub(x, training=False)
+    ]  # predict: +2.3 s of tracing
     got = loaded.extract(x, names, preprocess=None, input_size=None)
     for name, ref in zip(names, expected, strict=True):
         np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
