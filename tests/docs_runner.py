@@ -20,6 +20,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -49,6 +50,9 @@ def shell_lines(code: str, lang: str) -> list[str]:
 
 SHELL_SYNTAX = set("|&;<>()$`*?[]{}~'\"\\")
 """Characters that make a line more than one plain command: such a line runs through bash."""
+QUOTED = re.compile("'[^']*'|\"[^\"$`\\\\]*\"")
+"""Quoted words bash passes on as written (single quotes; double quotes without ``$``, backquote
+or backslash): shell syntax inside them is text, so ``-l 'block*_pool'`` is still a plain command."""
 
 
 def in_process(line: str) -> tuple[str, list[str]] | None:
@@ -57,7 +61,7 @@ def in_process(line: str) -> tuple[str, list[str]] | None:
     interpreter through the module's ``main`` with the same argv, sharing this page's loaded
     models: a fresh process per command imported both frameworks and built its model again,
     about 10 s each; ``None`` for any other line."""
-    if SHELL_SYNTAX & set(line):
+    if SHELL_SYNTAX & set(QUOTED.sub("", line)):
         return None
     words = shlex.split(line, comments=True)
     if words[:1] == ["layerscope"]:

@@ -168,9 +168,14 @@ def test_plain_layerscope_commands_run_in_the_page_interpreter() -> None:
         "layerscope.crosscheck",
         ["extract", "--backend", "torch"],
     )
+    assert in_process("layerscope extract a.jpg -l 'block*_pool' \"x y.npz\"") == (
+        "layerscope.cli",
+        ["extract", "a.jpg", "-l", "block*_pool", "x y.npz"],  # quoted: bash passes them as written
+    )
     for line in (
         "layerscope compare a.jpg || echo $?",
-        "layerscope extract a.jpg -l 'block*_pool'",  # quotes and globs: bash's to expand
+        "layerscope extract a.jpg -l block*_pool",  # a glob: bash's to expand
+        'layerscope extract "$HOME/a.jpg"',  # a variable inside double quotes: bash's
         "KERAS_BACKEND=jax python -m layerscope.crosscheck extract",  # an assignment: bash
         "python -m pip install layerscope",
         "pip install 'layerscope[torch]'",
