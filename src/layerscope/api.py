@@ -208,8 +208,7 @@ def load(
     precision = "float32" if precision is None else precision
     seed = _check_seed(seed, weights)
     check_placement(device, precision)
-    chosen = _choose(model, backend)
-    check_placeable(chosen, device, precision)  # before a build: the backend could not run it
+    check_placeable(chosen := _choose(model, backend), device, precision)  # refused before a build
     if isinstance(model, str):
         name = model.lower().replace("_", "")
         key: tuple[Any, ...] = (chosen.name, name, _weights_key(weights), seed, variant, device, precision)

@@ -30,6 +30,8 @@ __all__ = ["draw_unset", "undrawn"]
 
 _here = threading.local()
 _INSTALLED = "_layerscope_undrawn"
+_HOOK = "_initialize_with_initializer"
+"""Keras 3's method where a variable calls its initialiser (each engine's class defines its own)."""
 
 
 def _drawing() -> tuple[type, ...]:
@@ -45,23 +47,24 @@ def _install() -> bool:
         from keras.src.backend import Variable  # the engine's own class (each overrides the hook)
     except ImportError:
         return False
-    original = getattr(Variable, "_initialize_with_initializer", None)
+    original = getattr(Variable, _HOOK, None)
     if original is None:
         return False
     if getattr(original, _INSTALLED, False):
         return True
     drawing = _drawing()
 
-    def initialize(variable: Any, initializer: Any) -> None:
+    def initialize(self: Any, initializer: Any) -> None:
+        """Installed as the method of Keras' ``Variable`` (``self``: the variable being made)."""
         deferred = getattr(_here, "deferred", None)
         if deferred is None or not isinstance(initializer, drawing):
-            original(variable, initializer)
+            original(self, initializer)
             return
-        variable._initialize(variable._convert_to_tensor(np.zeros(variable._shape, variable._dtype)))
-        deferred.append((variable, initializer))
+        self._initialize(self._convert_to_tensor(np.zeros(self._shape, self._dtype)))
+        deferred.append((self, initializer))
 
     setattr(initialize, _INSTALLED, True)
-    Variable._initialize_with_initializer = initialize
+    setattr(Variable, _HOOK, initialize)
     return True
 
 
