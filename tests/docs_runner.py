@@ -90,6 +90,8 @@ def run_line(line: str) -> tuple[int, str, str]:
     here and ``B`` through bash only when ``A`` failed, ``$?`` being ``A``'s status (the docs'
     ``layerscope compare ... || echo "exit status $?"``, which as a process took 29 s)."""
     first, either, fallback = line.partition(" || ")
+    if set("&;|") & set(QUOTED.sub("", fallback)):  # `A || B && C` is `(A || B) && C`: bash's
+        first, either = line, ""
     command = in_process(first if either else line)
     if command is None:
         proc = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=900)

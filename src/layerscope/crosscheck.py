@@ -185,7 +185,11 @@ def _verify_architecture(
     from layerscope.compare.metrics import diff
 
     files = {side: folder / side / f"{arch}.npz" for pair in pairs for side in pair}
-    arrays = {side: dict(np.load(f)) for side, f in files.items() if f.is_file()}
+    arrays = {}
+    for side, f in files.items():
+        if f.is_file():
+            with np.load(f) as saved:
+                arrays[side] = dict(saved)
     out = []
     for a, b in pairs:
         if a not in arrays or b not in arrays:

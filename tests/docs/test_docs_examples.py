@@ -194,6 +194,7 @@ def test_a_plain_command_or_else_runs_the_command_here_and_the_rest_in_bash_on_f
     status, out, _ = run_line("layerscope --version || echo never")
     assert status == 0 and "never" not in out and out.startswith("layerscope ")
     assert run_line("false || echo $?")[:2] == (0, "1\n")  # no plain command: all of it in bash
+    assert run_line("layerscope --version || echo never && echo after")[1].endswith("after\n")  # bash's
 
 
 def test_at_most_five_blocks_are_skipped() -> None:

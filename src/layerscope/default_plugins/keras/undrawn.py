@@ -13,8 +13,8 @@ the calling thread is affected: another thread building a model meanwhile draws 
 did not set (a headless bundle's classifier), so no variable is left at the zeros.
 
 Keras has no public switch for this: the hook is ``_initialize_with_initializer`` of the
-engine's ``Variable`` class (Keras 3), where a variable calls its initialiser. Without it (another Keras), :func:`undrawn`
-changes nothing and the build draws as before.
+engine's ``Variable`` class (Keras 3), where a variable calls its initialiser. Without it
+(another Keras), :func:`undrawn` changes nothing and the build draws as before.
 """
 
 from __future__ import annotations
