@@ -1,11 +1,11 @@
-"""A Keras model built for a bundle skips the random draws the bundle overwrites, and only those.
+"""A model built for a bundle or a weights file skips the random draws they overwrite, and only those.
 
-Inside ``undrawn()`` a variable with a drawing initialiser starts as zeros and is remembered;
-constant initialisers run as usual; another thread draws as always; ``draw_unset`` draws what
-the bundle did not set, exactly as the initialiser would under the same seed. A headless
-bundle's classifier is therefore drawn, never left at zeros. The numbers of bundle loads
-themselves are the bundle tests' and the cross-check's (bit-identical round trips, every
-canonical layer across frameworks).
+Keras and torch alike: inside ``undrawn()`` a variable (a tensor) with a drawing initialiser
+starts as zeros and is remembered; constant initialisers run as usual; another thread draws
+as always; ``draw_unset`` draws what the bundle did not set, exactly as the initialiser would
+under the same seed. A headless bundle's classifier is therefore drawn, never left at zeros.
+The numbers of bundle loads themselves are the bundle tests' and the cross-check's
+(bit-identical round trips, every canonical layer across frameworks).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import pytest
 
 import layerscope as ls
 
-pytestmark = pytest.mark.keras
-
 
 def _small(units: int = 4) -> Any:
     import keras
@@ -30,7 +28,8 @@ def _small(units: int = 4) -> Any:
     return keras.Model(inputs, keras.layers.Dense(2, name="second")(x))
 
 
-def test_only_drawing_initialisers_are_skipped_and_only_on_this_thread() -> None:
+@pytest.mark.keras
+def test_keras_skips_only_drawing_initialisers_and_only_on_this_thread() -> None:
     from layerscope.default_plugins.keras.undrawn import undrawn
 
     other: dict[str, np.ndarray] = {}
@@ -54,7 +53,8 @@ def test_only_drawing_initialisers_are_skipped_and_only_on_this_thread() -> None
     assert np.abs(np.asarray(_small().get_layer("first").kernel)).min() > 0  # and so does a build after
 
 
-def test_what_no_layer_set_is_drawn_as_its_initialiser_draws_it() -> None:
+@pytest.mark.keras
+def test_keras_draws_what_no_layer_set_as_its_initialiser_draws_it() -> None:
     import keras
 
     from layerscope.default_plugins.keras.undrawn import draw_unset, undrawn
@@ -71,7 +71,8 @@ def test_what_no_layer_set_is_drawn_as_its_initialiser_draws_it() -> None:
     assert expected.any() and np.asarray(first.kernel).tolist() == [[0.5] * 4] * 3
 
 
-def test_a_headless_bundle_loads_with_a_drawn_classifier() -> None:
+@pytest.mark.keras
+def test_keras_loads_a_headless_bundle_with_a_drawn_classifier() -> None:
     headless = ls.load(
         "mobilenet_v2", backend="keras", weights=ls.random_bundle("mobilenet_v2")
     ).export_bundle(head=False)
@@ -86,3 +87,89 @@ def test_a_headless_bundle_loads_with_a_drawn_classifier() -> None:
         np.asarray(loaded.model.get_layer("Conv_1").kernel),
         ls.random_bundle("mobilenet_v2").layer("Conv_1")["kernel"],
     )
+
+
+def _torch_small() -> Any:
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    torch.nn.init.normal_(net[2].weight, 0, 0.01)  # a model's own init after the layers' own
+    return net
+
+
+@pytest.mark.torch
+def test_torch_skips_only_drawing_initialisers_and_only_on_this_thread() -> None:
+    import torch
+
+    from layerscope.default_plugins.torch.undrawn import undrawn
+
+    other: dict[str, Any] = {}
+
+    def build_elsewhere() -> None:
+        other["weight"] = _torch_small()[0].weight.detach().clone()
+
+    with undrawn() as skipped:
+        net = _torch_small()
+        thread = threading.Thread(target=build_elsewhere)
+        thread.start()
+        thread.join()
+    # Linear draws its weight and bias in its constructor; the model's own init draws again
+    assert [(t is net[0].weight, t is net[0].bias, t is net[2].weight) for t, *_ in skipped] == [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+        (False, False, False),  # net[2].bias
+        (False, False, True),
+    ]
+    assert not net[0].weight.any() and not net[2].bias.any()
+    assert net[1].weight.tolist() == [1.0] * 4 and net[1].running_var.tolist() == [1.0] * 4
+    assert other["weight"].abs().min() > 0  # the other thread's build drew its weight
+    assert _torch_small()[0].weight.abs().min() > 0  # and so does a build after
+    assert torch.nn.init.normal_(torch.zeros(3)).abs().min() > 0
+
+
+@pytest.mark.torch
+def test_torch_draws_what_no_module_set_as_the_build_would_under_the_seed() -> None:
+    import torch
+
+    from layerscope.default_plugins.torch.undrawn import draw_unset, undrawn
+
+    with undrawn() as skipped:
+        net = _torch_small()
+    with torch.no_grad():
+        net[0].weight.fill_(0.5)
+        net[0].bias.zero_()
+    torch.manual_seed(7)
+    assert draw_unset(skipped, [net[0]]) == 3 and skipped == []
+    torch.manual_seed(7)  # the replay draws net[2]'s as a Linear(4, 2) built alone would
+    reference = torch.nn.Linear(4, 2)
+    torch.nn.init.normal_(reference.weight, 0, 0.01)
+    torch.testing.assert_close(net[2].weight, reference.weight, rtol=0, atol=0)
+    torch.testing.assert_close(net[2].bias, reference.bias, rtol=0, atol=0)
+    assert net[0].weight.tolist() == [[0.5] * 3] * 4 and reference.weight.std() > 0
+
+
+@pytest.mark.torch
+def test_torch_loads_a_headless_bundle_with_a_drawn_classifier_and_a_file_exactly(tmp_path: Any) -> None:
+    import torch
+
+    full = ls.random_bundle("mobilenet_v2")
+    headless = ls.load("mobilenet_v2", backend="torch", weights=full).export_bundle(head=False)
+    heads = []
+    for _ in range(2):
+        ls.clear_cache()  # a second model, not the cached one
+        loaded = ls.load("mobilenet_v2", backend="torch", weights=headless)
+        heads.append(loaded.model.classifier[1].weight.detach().clone())
+    assert tuple(heads[0].shape) == (1000, 1280) and heads[0].std() > 0.001
+    torch.testing.assert_close(heads[0], heads[1], rtol=0, atol=0)  # seed 0 each time
+    conv = full.layer("Conv_1")["kernel"]  # HWIO
+    np.testing.assert_array_equal(
+        loaded.model.features[18][0].weight.detach().permute(2, 3, 1, 0).numpy(), conv
+    )
+    # a state dict file sets every tensor the net keeps: none left at the skipped zeros
+    path = tmp_path / "mine.pth"
+    torch.save(loaded.model.state_dict(), path)
+    ls.clear_cache()
+    again = ls.load("mobilenet_v2", backend="torch", weights=path).model.state_dict()
+    for key, value in loaded.model.state_dict().items():
+        torch.testing.assert_close(again[key], value, rtol=0, atol=0, msg=key)

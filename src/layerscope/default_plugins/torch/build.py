@@ -39,7 +39,7 @@ import torch
 from layerscope import coexist
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
-from layerscope.default_plugins.torch import port
+from layerscope.default_plugins.torch import port, undrawn
 from layerscope.default_plugins.torch.files import load_file
 from layerscope.errors import UnknownModelError, WeightsError, WeightsUnavailableError, suggest
 from layerscope.images import Geometry
@@ -96,8 +96,7 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
         chosen = choose_variant(names, variant, name, "torch")
     absent: dict[str, Any] = {}
     if bundle is not None:
-        net = _random(name, 0, chosen)
-        port.from_bundle(net, name, bundle)
+        net = _from_bundle(name, chosen, bundle)
         label = f"bundle from {bundle.source_backend or '?'} ({bundle.weights or 'unknown weights'})"
         recipe = bundle.recipe if bundle.recipe is not None else recipe_for(name)
         absent = bundle_absent(bundle, load_names(PACKAGE, name) or NameMap(name, "", ""))
@@ -171,7 +170,8 @@ def _build(
 ) -> tuple[Any, str, Any, dict[str, Any]]:
     """The net, its weights label, the weights-enum member (or ``None``) and absent layers."""
     if isinstance(weights, (str, os.PathLike)) and _is_path(weights):
-        net = _random(name, 0, variant)
+        with undrawn.undrawn():  # a strict load sets every tensor the net keeps
+            net = _random(name, 0, variant)
         absent, notes = load_file(net, Path(weights))
         said = f" ({'; '.join(notes)})" if notes else ""
         return net, f"file {Path(weights).name}{said}", None, absent
@@ -223,6 +223,20 @@ def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
         kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
         net = _torchvision().models.get_model(name, weights=None, **kwargs)
     return _adapt(name, net, variant)
+
+
+def _from_bundle(name: str, variant: str | None, bundle: Any) -> Any:
+    """``name``'s net with ``bundle``'s weights, built without drawing the weights the bundle
+    sets (:mod:`~layerscope.default_plugins.torch.undrawn`); the others (a headless bundle's
+    classifier) drawn after, seed 0."""
+    with undrawn.undrawn() as skipped:
+        net = _random(name, 0, variant)
+    modules = port.from_bundle(net, name, bundle)
+    if skipped:
+        with SEEDED_INIT_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            undrawn.draw_unset(skipped, modules)
+    return net
 
 
 def _adapt(name: str, net: Any, variant: str | None) -> Any:
