@@ -166,6 +166,52 @@ def _keras_state(net: Any) -> tuple[Any, ...]:
     return (len(net.weights), tuple(float(x) for x in fn[1]()))
 
 
+_WRITTEN: set[int] = set()
+"""ids of the Keras variables (and TensorFlow's under them) written since the last check."""
+_TRACKING: list[bool] = []
+
+
+def _track_keras_writes() -> bool:
+    """Record every write to a Keras variable, once per process; whether writes are tracked.
+
+    A Keras variable is written through its engine's ``_direct_assign`` (``assign``,
+    ``assign_add``, ``assign_sub``, ``set_weights`` and ``load_weights`` all end there), or,
+    on TensorFlow, through its ``tf.Variable``'s own methods. On JAX, a value cannot change
+    otherwise; on torch it can (in-place ops on the parameter), so there every check sums."""
+    if _TRACKING:
+        return _TRACKING[0]
+    import keras
+
+    engine = keras.backend.backend()
+    if engine not in ("tensorflow", "jax"):
+        _TRACKING.append(False)
+        return False
+    from keras.src.backend import Variable
+
+    classes: list[tuple[type, tuple[str, ...]]] = [(Variable, ("_direct_assign",))]
+    if engine == "tensorflow":
+        from tensorflow.python.ops.resource_variable_ops import ResourceVariable
+
+        kinds = ("assign", "scatter", "batch_scatter", "_strided_slice_assign")
+        classes.append((ResourceVariable, tuple(n for n in dir(ResourceVariable) if n.startswith(kinds))))
+    for cls, names in classes:
+        for name in names:
+            original = getattr(cls, name)
+
+            def write(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                _WRITTEN.add(id(self))
+                return _original(self, *args, **kwargs)
+
+            setattr(cls, name, write)
+    _TRACKING.append(True)
+    return True
+
+
+def _keras_unwritten(net: Any) -> bool:
+    """Whether no variable of ``net`` was written since the last check (writes tracked)."""
+    return not any(id(v) in _WRITTEN or id(getattr(v, "_value", None)) in _WRITTEN for v in net.weights)
+
+
 def model_state(m: ls.LoadedModel) -> tuple[Any, ...]:
     """What must not change across tests: hooks, train/eval mode, weights (torch or keras)."""
     if m.backend == "torch":
@@ -178,8 +224,14 @@ def model_state(m: ls.LoadedModel) -> tuple[Any, ...]:
 _CLEAN: dict[int, tuple[ls.LoadedModel, tuple[Any, ...]]] = {}
 
 
-def _dirty_models() -> list[str]:
-    """Cached models whose state differs from when first seen (first sight records it)."""
+def _dirty_models(full: bool = True) -> list[str]:
+    """Cached models whose state differs from when first seen (first sight records it).
+
+    With ``full=False``, a Keras model none of whose variables was written since the last
+    check (:func:`_track_keras_writes`) is taken as unchanged without summing its weights:
+    with four large models cached, the sums took about a second per test, and tracing them
+    into one function 29 s once per model set. Every test file's last test, and any test
+    after a wider fixture ran, checks in full."""
     dirty = []
     cached = {id(m) for m in api._cache.values()}
     for gone in [k for k in _CLEAN if k not in cached]:  # evicted: let their memory go
@@ -190,8 +242,11 @@ def _dirty_models() -> list[str]:
     for gone in [k for k in _KERAS_CHECKS if k not in nets]:
         _KERAS_CHECKS.pop(gone)
     for key, m in list(api._cache.items()):
-        state = model_state(m)
         seen = _CLEAN.get(id(m))
+        unwritten = m.backend == "keras" and _track_keras_writes() and _keras_unwritten(m.model)
+        if not full and unwritten and seen is not None and seen[0] is m:
+            continue
+        state = model_state(m)
         if seen is None or seen[0] is not m:  # first sight (an id can be reused after eviction)
             _CLEAN[id(m)] = (m, state)
         elif seen[1] != state:
@@ -199,6 +254,7 @@ def _dirty_models() -> list[str]:
             with api._lock:
                 api._cache.pop(key, None)
             _CLEAN.pop(id(m), None)
+    _WRITTEN.clear()
     return dirty
 
 
@@ -232,6 +288,17 @@ def pytest_fixture_post_finalizer(fixturedef: pytest.FixtureDef[Any], request: p
         _OUTSIDE_RAN = True
 
 
+_FILE_ENDS = True
+"""Whether the test being torn down is its file's last on this worker (or the run's)."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    global _FILE_ENDS
+    _FILE_ENDS = nextitem is None or nextitem.path != item.path
+    yield
+
+
 @pytest.fixture(autouse=True)
 def cached_models_are_clean() -> Iterator[None]:
     """Fail a test that leaves a session-cached model with hooks, in train mode or with changed weights."""
@@ -242,7 +309,7 @@ def cached_models_are_clean() -> Iterator[None]:
         if dirty:  # left by code outside a test (e.g. a module-scoped fixture)
             pytest.fail(f"cached models were dirty before this test: {dirty}")
     yield
-    dirty = _dirty_models()
+    dirty = _dirty_models(full=_FILE_ENDS)
     if dirty:
         pytest.fail(f"this test left cached models dirty (dropped from the cache): {dirty}")
 

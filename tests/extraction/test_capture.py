@@ -504,6 +504,35 @@ def test_the_clean_model_check_sees_keras_weights() -> None:
     assert all(cached is not m for cached in api._cache.values())
 
 
+@pytest.mark.keras
+def test_the_clean_model_check_sums_only_the_keras_models_written_since_the_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between a file's first and last test, a Keras model is summed only after one of its
+    variables was written, through Keras (``set_weights``) or through TensorFlow's variable."""
+    import keras
+
+    import conftest
+
+    inp = keras.Input((8, 8, 3))
+    net = keras.Model(inp, keras.layers.Conv2D(2, 1, name="conv")(inp))
+    m = ls.load(net, backend="keras")
+    assert conftest._dirty_models() == []
+    summed: list[Any] = []
+    state = conftest.model_state
+    monkeypatch.setattr(conftest, "model_state", lambda x: summed.append(x) or state(x))
+    assert conftest._dirty_models(full=False) == [] and all(x is not m for x in summed)
+    conv = net.get_layer("conv")
+    conv.set_weights([w * 2 for w in conv.get_weights()])
+    assert conftest._dirty_models(full=False) == [f"{m!r}: weights changed"]
+    assert summed[-1] is m
+    if keras.backend.backend() == "tensorflow":  # the tf.Variable under the Keras one
+        m = ls.load(net, backend="keras")
+        assert conftest._dirty_models() == []
+        conv.kernel.value.assign(conv.kernel.value * 3.0)
+        assert conftest._dirty_models(full=False) == [f"{m!r}: weights changed"]
+
+
 # -- preprocessing: what reports say and what a user's callable may return --------------------
 def test_recipe_describe_texts() -> None:
     from layerscope.preprocess import RECIPES
