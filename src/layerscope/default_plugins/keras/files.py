@@ -157,9 +157,10 @@ def _fit_any(
     except WeightsError:
         pass
     with tempfile.TemporaryDirectory(prefix="layerscope-nested-") as folder:
+        sources = nested_models(path, Path(folder))
         fits = [
             (name, source, model)
-            for name, source in nested_models(path, Path(folder))
+            for name, source in sources
             if (model := _fit(net, body, source)) is not None
         ]
         if len(fits) > 1:
@@ -170,7 +171,8 @@ def _fit_any(
             )
         if fits:
             name, source, model = fits[0]
-            load_file(model, source)  # again: trying the others loaded into the same models
+            if len(sources) > 1:  # again: trying the others loaded into the same models
+                load_file(model, source)
             if model is net:
                 return net, {}, [f"nested model {name!r}"]
             return body, _absent(net, body, shown), [f"nested model {name!r}", "no classifier head"]
