@@ -32,7 +32,7 @@ demo: $(STAMP)
 # (tests/passed_elsewhere.py). Budget: 25 minutes on 2 cores (docs/testing.md). Fixed order;
 # nox -s random_order shuffles the whole suite.
 test: $(STAMP)
-	rm -rf build/passed build/crosscheck
+	rm -rf build/passed build/crosscheck build/random-weights
 	$(BIN)/nox
 
 test-fast: $(STAMP)

@@ -59,6 +59,11 @@ os.environ.update(environment())
 # torchvision` 16.8 s instead of 6.7 s) in each pytest worker and each subprocess a test starts.
 # The .pyc files land in each virtualenv (deleted with it) and __pycache__ (git-ignored).
 os.environ["PYTHONDONTWRITEBYTECODE"] = ""
+RANDOM_WEIGHTS = "build/random-weights"
+"""Where every session's processes keep the seeded random weights they draw, for the others
+(layerscope.random_cache): a torch VGG16 took 4 s to draw and takes 1 s from there; Keras on
+JAX compiles every initialiser of a model it draws."""
+os.environ["LAYERSCOPE_RANDOM_CACHE"] = str(Path(RANDOM_WEIGHTS).absolute())
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "docs", "tests", "plugins", "crosscheck", "rest"]
 CROSSCHECK_DIR = "build/crosscheck"
@@ -90,7 +95,7 @@ ENGINE_TESTS = (
     *(f"tests/extraction/test_{n}.py" for n in ("precision", "device", "robustness")),
     *(
         f"tests/weights/test_{n}.py"
-        for n in ("weights", "bundles", "undrawn_builds", "seeded_loads_in_threads")
+        for n in ("weights", "bundles", "undrawn_builds", "random_cache", "seeded_loads_in_threads")
     ),
     "tests/plugins/test_contract.py",
     "tests/matrix",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from layerscope import random_cache
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.keras import port, undrawn, variants
@@ -126,7 +128,7 @@ def load(model: Any, weights: Any, seed: int | None, variant: str | None = None)
                 f"Keras has no {weights!r} weights for {name} {chosen}. Export torchvision's "
                 "weights to a bundle (layerscope.export_weights) and load that, or use weights='random'."
             )
-        net, label, absent = _build(build, name, weights, seed)
+        net, label, absent = _build(build, name, weights, seed, chosen)
     family = fn.__module__.rsplit(".", 1)[-1]
     recipe = bundle.recipe if bundle is not None else None
     if recipe is None:
@@ -153,7 +155,7 @@ def _wrap(net: Any, arch: str, label: str, variant: str | None, recipe: Recipe, 
 
 
 def _build(
-    fn: Callable[..., Any], name: str, weights: Any, seed: int | None
+    fn: Callable[..., Any], name: str, weights: Any, seed: int | None, variant: str | None = None
 ) -> tuple[Any, str, dict[str, Any]]:
     """The net, its weights label and, for a notop file, what is absent."""
     if isinstance(weights, os.PathLike) or (
@@ -163,7 +165,7 @@ def _build(
         said = f" ({'; '.join(notes)})" if notes else ""
         return net, f"file {Path(weights).name}{said}", absent
     if weights == "random":
-        return _random(fn, seed), f"random (seed={seed})", {}
+        return _seeded_random(fn, name, variant, seed), f"random (seed={seed})", {}
     if weights == "imagenet":
         return _imagenet(fn, name), "imagenet", {}
     raise WeightsError(
@@ -175,6 +177,33 @@ def _build(
 def _random(fn: Callable[..., Any], seed: int | None, **kwargs: Any) -> Any:
     with _seeded(seed):
         return fn(weights=None, **kwargs)
+
+
+def _seeded_random(fn: Callable[..., Any], name: str, variant: str | None, seed: int | None) -> Any:
+    """:func:`_random`, or the same numbers built without drawing from the on-disk cache of
+    seeded random weights when one is set (:mod:`layerscope.random_cache`)."""
+    engine = keras.backend.backend()
+    versions = f"keras {keras.__version__} {engine} {_engine_version(engine)}"
+    cached = random_cache.location(f"keras-{engine}", versions, name, variant, seed)
+    saved = random_cache.read(cached)
+    if saved is not None:
+        with undrawn.undrawn():
+            net = _random(fn, seed)
+        if {v.path: tuple(v.shape) for v in net.weights} == {k: a.shape for k, a in saved.items()}:
+            for v in net.weights:  # every variable: none is left at the skipped zeros
+                v.assign(np.asarray(saved[v.path]))
+            return net
+        random_cache.discard(cached)  # it does not fit: drawn and written again
+    net = _random(fn, seed)
+    paths = [v.path for v in net.weights]
+    if len(set(paths)) == len(paths):  # one array per variable, by its path
+        random_cache.write(cached, {v.path: keras.ops.convert_to_numpy(v.value) for v in net.weights})
+    return net
+
+
+def _engine_version(engine: str) -> str:
+    """The version of the engine Keras imported (``tensorflow``, ``jax``, ``torch``)."""
+    return str(getattr(sys.modules.get(engine), "__version__", "?"))
 
 
 @contextmanager

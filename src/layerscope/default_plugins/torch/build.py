@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from layerscope import coexist
+from layerscope import coexist, random_cache
 from layerscope.backend import ModelHandle
 from layerscope.catalog.names import NameMap, choose_variant, load_names
 from layerscope.default_plugins.torch import port, undrawn
@@ -176,7 +176,7 @@ def _build(
         said = f" ({'; '.join(notes)})" if notes else ""
         return net, f"file {Path(weights).name}{said}", None, absent
     if weights == "random":
-        return _random(name, seed, variant), f"random (seed={seed})", None, {}
+        return _seeded(name, seed, variant), f"random (seed={seed})", None, {}
     if isinstance(weights, str):
         names = load_names(PACKAGE, name)
         if names is not None and variant not in (None, names.variant):
@@ -223,6 +223,29 @@ def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
         kwargs = {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
         net = _torchvision().models.get_model(name, weights=None, **kwargs)
     return _adapt(name, net, variant)
+
+
+def _seeded(name: str, seed: int | None, variant: str | None) -> Any:
+    """:func:`_random`, or the same numbers built without drawing from the on-disk cache of
+    seeded random weights when one is set (:mod:`layerscope.random_cache`)."""
+    import torchvision
+
+    versions = f"torch {torch.__version__} torchvision {torchvision.__version__}"
+    cached = random_cache.location("torch", versions, name, variant, seed)
+    state = random_cache.read(cached)
+    if state is not None:
+        with undrawn.undrawn():
+            net = _random(name, seed, variant)
+        try:  # strict: every tensor the net holds comes from the entry
+            with warnings.catch_warnings():  # read-only (memory-mapped) arrays, only read here
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+            return net
+        except RuntimeError:  # an entry that does not fit: drawn and written again
+            random_cache.discard(cached)
+    net = _random(name, seed, variant)
+    random_cache.write(cached, {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
+    return net
 
 
 def _from_bundle(name: str, variant: str | None, bundle: Any) -> Any:
