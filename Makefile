@@ -30,9 +30,11 @@ demo: $(STAMP)
 # every test, once: nox's framework and plugin sessions record the tests that passed in them
 # (build/passed) and its last session, rest (every framework together), runs the others
 # (tests/passed_elsewhere.py). Budget: 25 minutes on 2 cores (docs/testing.md). Fixed order;
-# nox -s random_order shuffles the whole suite.
+# nox -s random_order shuffles the whole suite. tools/share_bytecode.py first compiles torch and
+# TensorFlow once into .uv-cache, so no session compiles them again.
 test: $(STAMP)
 	rm -rf build/passed build/crosscheck build/random-weights
+	$(BIN)/python tools/share_bytecode.py $(VENV)
 	$(BIN)/nox
 
 test-fast: $(STAMP)
