@@ -1,9 +1,9 @@
 """Shared fixtures. Models are built once per session; tests skip backends not installed.
 
-torch and torchvision (which loads triton) are imported before anything else when installed:
-the order that keeps TensorFlow and triton alive in one process, since tests import the
-frameworks directly too (see layerscope.coexist; extraction/test_coexist.py checks both orders
-in fresh processes).
+torch and torchvision (which loads triton) are imported before any test module when installed
+(``pytest_configure``): the order that keeps TensorFlow and triton alive in one process, since
+tests import the frameworks directly too (see layerscope.coexist; extraction/test_coexist.py
+checks both orders in fresh processes).
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-if importlib.util.find_spec("torchvision") is not None:  # import order matters, see docstring
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
 
 import layerscope as ls
 import model_builds
@@ -39,7 +35,14 @@ api.MAX_CACHED_MODELS = 8
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """`make test` runs each test once: see passed_elsewhere.py."""
+    """torch first (see the module docstring), in every process that runs tests: not in
+    pytest-xdist's controller, which runs none (importing torch and torchvision there kept the
+    workers waiting 7-20 s per session). And `make test` runs each test once: see
+    passed_elsewhere.py."""
+    controller = not hasattr(config, "workerinput") and bool(config.getoption("numprocesses", None))
+    if importlib.util.find_spec("torchvision") is not None and not controller:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
     config.pluginmanager.register(passed_elsewhere, "layerscope-passed-elsewhere")
     config.pluginmanager.register(model_builds, "layerscope-model-builds")
     config.pluginmanager.register(scheduling, "layerscope-scheduling")
