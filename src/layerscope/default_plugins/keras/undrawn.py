@@ -19,16 +19,16 @@ engine's ``Variable`` class (Keras 3), where a variable calls its initialiser. W
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
+from layerscope import deferred_draws
+
 __all__ = ["draw_unset", "undrawn"]
 
-_here = threading.local()
 _INSTALLED = "_layerscope_undrawn"
 _HOOK = "_initialize_with_initializer"
 """Keras 3's method where a variable calls its initialiser (each engine's class defines its own)."""
@@ -56,7 +56,7 @@ def _install() -> bool:
 
     def initialize(self: Any, initializer: Any) -> None:
         """Installed as the method of Keras' ``Variable`` (``self``: the variable being made)."""
-        deferred = getattr(_here, "deferred", None)
+        deferred = deferred_draws.current()
         if deferred is None or not isinstance(initializer, drawing):
             original(self, initializer)
             return
@@ -72,16 +72,11 @@ def _install() -> bool:
 def undrawn() -> Iterator[list[tuple[Any, Any]]]:
     """Variables created on this thread inside the block skip their random draw; yields the
     list of ``(variable, initialiser)`` skipped, for :func:`draw_unset`."""
-    deferred: list[tuple[Any, Any]] = []
     if not _install():
-        yield deferred
+        yield []
         return
-    outer = getattr(_here, "deferred", None)
-    _here.deferred = deferred
-    try:
+    with deferred_draws.collecting() as deferred:
         yield deferred
-    finally:
-        _here.deferred = outer
 
 
 def draw_unset(deferred: list[tuple[Any, Any]], layers: Iterable[Any]) -> int:

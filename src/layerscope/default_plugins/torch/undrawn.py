@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from layerscope import deferred_draws
+
 __all__ = ["draw_unset", "undrawn"]
 
 DRAWING = (
@@ -39,7 +41,6 @@ DRAWING = (
 )
 """The functions of ``torch.nn.init`` that draw random numbers."""
 _INSTALLED = "_layerscope_undrawn"
-_here = threading.local()
 _install_lock = threading.Lock()
 
 Deferred = list[tuple[torch.Tensor, Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
@@ -48,7 +49,7 @@ Deferred = list[tuple[torch.Tensor, Callable[..., Any], tuple[Any, ...], dict[st
 def _deferring(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def init(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        deferred = getattr(_here, "deferred", None)
+        deferred = deferred_draws.current()
         if deferred is None:
             return original(tensor, *args, **kwargs)
         with torch.no_grad():
@@ -74,13 +75,8 @@ def undrawn() -> Iterator[Deferred]:
     """Tensors initialised on this thread inside the block skip their random draw; yields the
     list of calls skipped, for :func:`draw_unset`."""
     _install()
-    deferred: Deferred = []
-    outer = getattr(_here, "deferred", None)
-    _here.deferred = deferred
-    try:
+    with deferred_draws.collecting() as deferred:
         yield deferred
-    finally:
-        _here.deferred = outer
 
 
 def draw_unset(deferred: Deferred, modules: Iterable[torch.nn.Module]) -> int:
