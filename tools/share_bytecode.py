@@ -4,8 +4,8 @@
 
 uv, unlike pip, compiles nothing at install, and a virtualenv's files are hard links into
 ``.uv-cache/`` (tools/uv_like_pip.py): each nox session's first process to import torch or
-TensorFlow compiled them again (pytest's controller, which imports torch and torchvision
-before anything else, on one core while the other waited: about 15 s a session). uv links
+TensorFlow compiled them again (pytest's controller, which then imported torch and torchvision
+before starting its workers, took about 15 s a session on one core while the other waited). uv links
 everything in a cached wheel's folder into a virtualenv, ``__pycache__`` folders included, and
 a ``.pyc`` file is valid beside a hard link of its source (the same file: same size and
 modification time). So this script imports the heavy modules in ``.venv`` (two processes:

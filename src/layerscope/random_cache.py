@@ -6,10 +6,9 @@ environment variable ``LAYERSCOPE_RANDOM_CACHE`` set to a folder, the first buil
 backend's architecture, variant and seed saves what it drew there (an entry: a folder of
 ``.npy`` files), and every later build of the same, in any process, is built without drawing
 and takes the saved arrays, memory-mapped: the same numbers to the bit. An entry's name holds
-the framework versions and layerscope's, so another torch or Keras draws again; delete the
-folder after changing layerscope's own architecture code. Unset (the default), nothing is read
-or written. The test suite sets it for every nox session (``build/random-weights``, emptied
-by ``make test``).
+the framework versions and a digest of layerscope's own code, so another torch, Keras or
+layerscope draws again. Unset (the default), nothing is read or written. The test suite sets
+it for every nox session (``build/random-weights``, emptied by ``make test``).
 
 An entry that cannot be read (damaged) or does not fit the model is deleted, and the build
 draws and writes it again. An entry is written under a temporary name and renamed into place
@@ -19,6 +18,7 @@ folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -42,10 +42,20 @@ def location(
     folder = os.environ.get(VARIABLE, "").strip()
     if not folder or seed is None:
         return None
-    from layerscope import __version__
-
-    stamp = hashlib.sha256(f"{versions} layerscope {__version__}".encode()).hexdigest()[:12]
+    stamp = hashlib.sha256(f"{versions} layerscope {_source()}".encode()).hexdigest()[:12]
     return Path(folder) / f"{backend}-{architecture}-{variant or 'default'}-seed{seed}-{stamp}"
+
+
+@functools.cache
+def _source() -> str:
+    """A digest of layerscope's own code and data (its architectures' variants among them):
+    an entry drawn by other code is never taken. About 10 ms, once per process."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def read(path: Path | None) -> dict[str, np.ndarray] | None:

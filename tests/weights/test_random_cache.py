@@ -31,6 +31,8 @@ def test_unset_or_unseeded_means_no_entry(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert entry is not None and entry.parent == tmp_path
     assert entry.name.startswith("torch-vgg16-v1-seed3-")
     assert random_cache.location("torch", "torch 3", "vgg16", "v1", 3) != entry  # another framework
+    monkeypatch.setattr(random_cache, "_source", lambda: "other code")  # layerscope's code changed
+    assert random_cache.location("torch", "torch 2", "vgg16", "v1", 3) != entry
     random_cache.write(None, {"a": np.zeros(2)})
     assert random_cache.read(None) is None and list(tmp_path.iterdir()) == []
 

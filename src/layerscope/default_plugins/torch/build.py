@@ -176,7 +176,7 @@ def _build(
         said = f" ({'; '.join(notes)})" if notes else ""
         return net, f"file {Path(weights).name}{said}", None, absent
     if weights == "random":
-        return _seeded(name, seed, variant), f"random (seed={seed})", None, {}
+        return _seeded_random(name, seed, variant), f"random (seed={seed})", None, {}
     if isinstance(weights, str):
         names = load_names(PACKAGE, name)
         if names is not None and variant not in (None, names.variant):
@@ -225,21 +225,17 @@ def _random(name: str, seed: int | None, variant: str | None = None) -> Any:
     return _adapt(name, net, variant)
 
 
-def _seeded(name: str, seed: int | None, variant: str | None) -> Any:
+def _seeded_random(name: str, seed: int | None, variant: str | None) -> Any:
     """:func:`_random`, or the same numbers built without drawing from the on-disk cache of
     seeded random weights when one is set (:mod:`layerscope.random_cache`)."""
-    import torchvision
-
-    versions = f"torch {torch.__version__} torchvision {torchvision.__version__}"
+    versions = f"torch {torch.__version__} torchvision {_torchvision().__version__}"
     cached = random_cache.location("torch", versions, name, variant, seed)
     state = random_cache.read(cached)
     if state is not None:
         with undrawn.undrawn():
             net = _random(name, seed, variant)
         try:  # strict: every tensor the net holds comes from the entry
-            with warnings.catch_warnings():  # read-only (memory-mapped) arrays, only read here
-                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+            net.load_state_dict({k: port.tensor(v) for k, v in state.items()}, strict=True)
             return net
         except RuntimeError:  # an entry that does not fit: drawn and written again
             random_cache.discard(cached)

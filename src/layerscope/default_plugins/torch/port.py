@@ -25,7 +25,7 @@ from layerscope.catalog.names import load_names, split_call
 from layerscope.errors import WeightsError
 from layerscope.weights import Bundle, check_architecture, exported_layers
 
-__all__ = ["from_bundle", "kernel", "to_bundle"]
+__all__ = ["from_bundle", "kernel", "tensor", "to_bundle"]
 
 PACKAGE = "layerscope.default_plugins.torch"
 
@@ -134,14 +134,19 @@ def _bn_after(conv_name: str) -> str:
     return conv_name[: -len("_conv")] + "_bn" if conv_name.endswith("_conv") else conv_name
 
 
-def _copy(dst: Any, src: np.ndarray, layer: str) -> None:
-    # a transposed view as it is: torch's copy_ reorders VGG16's fc1 kernel (100M floats) in
-    # 0.5 s, numpy's ascontiguousarray first in 2-4 s
-    src = np.asarray(src, dtype=np.float32)
+def tensor(src: np.ndarray) -> Any:
+    """``src`` as a torch tensor sharing its memory, to be copied from, not written: a
+    transposed view stays one (torch's ``copy_`` reorders VGG16's fc1 kernel, 100M floats, in
+    0.5 s, numpy's ``ascontiguousarray`` first in 2-4 s), and a read-only array (a mapped
+    file) is taken without torch's warning about writing to it."""
     strided = all(s >= 0 for s in src.strides) and src.flags.aligned
-    with warnings.catch_warnings():  # a read-only array (a mapped file) is only read here
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-        value = torch.from_numpy(src if strided else np.ascontiguousarray(src))
+        return torch.from_numpy(src if strided else np.ascontiguousarray(src))
+
+
+def _copy(dst: Any, src: np.ndarray, layer: str) -> None:
+    value = tensor(np.asarray(src, dtype=np.float32))
     if tuple(dst.shape) != tuple(value.shape):
         raise WeightsError(
             f"Layer {layer!r}: the bundle holds shape {tuple(value.shape)} (torch layout), the "
