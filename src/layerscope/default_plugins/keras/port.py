@@ -31,16 +31,26 @@ _PER_CHANNEL = {
 """Per-channel layers: their weights in ``get_weights()`` order (the norms add an epsilon)."""
 
 
-def _layer(net: Any, name: str) -> Any:
-    """The layer ``name`` of ``net``, also inside a nested model (ConvNeXt's stem conv is in
-    the ``Sequential`` ``convnext_tiny_stem``)."""
+def _layers(net: Any) -> dict[str, Any]:
+    """The layers of ``net`` by name, those inside a nested model too (ConvNeXt's stem conv is
+    in the ``Sequential`` ``convnext_tiny_stem``): a top-level layer before a nested one of the
+    same name, the first nested model before later ones. One pass: ``get_layer`` walks the
+    model's layers on every call (DenseNet201's 600 layers: 2 s a bundle)."""
+    found: dict[str, Any] = {}
+    for outer in net.layers:
+        for inner in getattr(outer, "layers", ()):
+            found.setdefault(inner.name, inner)
+    found.update((layer.name, layer) for layer in net.layers)
+    return found
+
+
+def _layer(net: Any, name: str, layers: dict[str, Any] | None = None) -> Any:
+    """The layer ``name`` of ``net`` (``layers``: :func:`_layers` of it, when at hand);
+    ``ValueError`` when it has none."""
     try:
-        return net.get_layer(name)
-    except ValueError:
-        for outer in net.layers:
-            if hasattr(outer, "layers") and any(inner.name == name for inner in outer.layers):
-                return outer.get_layer(name)
-        raise
+        return (_layers(net) if layers is None else layers)[name]
+    except KeyError:
+        raise ValueError(f"{net.name} has no layer {name!r}, nested or not.") from None
 
 
 def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
@@ -49,8 +59,9 @@ def to_bundle(handle: ModelHandle, head: bool = True) -> Bundle:
     entries, head = exported_layers(handle, head)
     refuse_input_statistics(handle)
     tensors: dict[str, np.ndarray] = {}
+    layers = _layers(handle.model)
     for entry in entries:
-        layer = _layer(handle.model, entry.name)  # Keras names are the canonical ones
+        layer = _layer(handle.model, entry.name, layers)  # Keras names are the canonical ones
         values = [np.ascontiguousarray(np.asarray(w), dtype=np.float32) for w in layer.get_weights()]
         if entry.kind in _PER_CHANNEL:
             if entry.kind == "BatchNormalization" and not layer.scale:  # no gamma: the identity scale
@@ -102,13 +113,14 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> list[Any]:
     cat = catalog.require(architecture)
     check_architecture(bundle, architecture)
     done = []
+    layers = _layers(net)
     for entry in cat.weighted():
         params = bundle.layer(entry.name)
         if not params:
             if entry.head and not bundle.head:
                 continue
             raise WeightsError(f"The weight bundle has no tensors for layer {entry.name!r}.")
-        layer = _layer(net, entry.name)
+        layer = _layer(net, entry.name, layers)
         if entry.kind in _PER_CHANNEL:
             values = [params[k] for k in _PER_CHANNEL[entry.kind]]
             if entry.kind == "BatchNormalization" and not layer.scale:
@@ -121,7 +133,7 @@ def from_bundle(net: Any, architecture: str, bundle: Bundle) -> list[Any]:
             values = [kernel, params.get("bias", np.zeros(kernel.shape[-1], np.float32))]
             if not getattr(layer, "use_bias", True):  # DenseNet's convs: the catalogue has no bias
                 values = values[:1]
-        expected = [tuple(w.shape) for w in layer.get_weights()]
+        expected = [tuple(w.shape) for w in layer.weights]  # get_weights() would copy every array
         if expected != [tuple(v.shape) for v in values]:
             raise WeightsError(
                 f"Layer {entry.name!r}: the bundle holds shapes {[tuple(v.shape) for v in values]}, "
