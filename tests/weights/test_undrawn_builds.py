@@ -89,6 +89,56 @@ def test_keras_loads_a_headless_bundle_with_a_drawn_classifier() -> None:
     )
 
 
+def _counted(call: Any, calls: list[str]) -> Any:
+    """``call`` (an initialiser's ``__call__``), noting the initialiser's class in ``calls``."""
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(type(self).__name__)
+        return call(self, *args, **kwargs)
+
+    return counting
+
+
+@pytest.mark.keras
+def test_keras_builds_for_a_weights_file_draw_nothing_and_hold_the_file_exactly(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full file and a headless (notop) one: the models they load into are built without a
+    draw, and every variable ends with the file's value (none left at the skipped zeros)."""
+    import keras
+
+    from layerscope.default_plugins.keras.undrawn import undrawn
+
+    with undrawn():  # numpy's numbers instead of the initialisers' (on JAX each compiles per shape)
+        sources = {
+            "full.weights.h5": keras.applications.MobileNetV2(weights=None),
+            "mine_notop.weights.h5": keras.applications.MobileNetV2(weights=None, include_top=False),
+        }
+    rng = np.random.default_rng(3)
+    for source in sources.values():
+        for v in source.weights:
+            v.assign(rng.uniform(0.5, 1.5, tuple(v.shape)).astype(np.float32))  # no zeros, positive variances
+    draws: list[str] = []
+    for kind in (
+        keras.initializers.RandomNormal,
+        keras.initializers.TruncatedNormal,
+        keras.initializers.RandomUniform,
+        keras.initializers.VarianceScaling,  # Glorot's and He's kinds inherit its call
+        keras.initializers.OrthogonalInitializer,
+    ):
+        monkeypatch.setattr(kind, "__call__", _counted(kind.__call__, draws))
+    for name, source in sources.items():
+        source.save_weights(tmp_path / name)
+        ls.clear_cache()
+        loaded = ls.load("mobilenet_v2", backend="keras", weights=tmp_path / name)
+        assert draws == [], f"{name}: drew {sorted(set(draws))}"
+        got = {v.path: np.asarray(v) for v in loaded.model.weights}
+        assert len(got) == len(source.weights) > 200
+        for v in source.weights:
+            np.testing.assert_array_equal(got[v.path], np.asarray(v), err_msg=f"{name}: {v.path}")
+    assert loaded.weights == "file mine_notop.weights.h5 (no classifier head)"
+
+
 def _torch_small() -> Any:
     import torch
 

@@ -238,9 +238,19 @@ def load_path(fn: Callable[..., Any], path: Path) -> tuple[Any, dict[str, Any], 
     """The model with a weights file loaded, full or headless, and what was taken from the file
     (:func:`~layerscope.default_plugins.keras.files.fit_file`)."""
     check_file(path)  # before the build: a damaged file is refused in a moment
-    net = _random(fn, 0)
+    net = _undrawn(fn)
     side = tuple(net.input_shape[1:])
-    return fit_file(net, lambda: _random(fn, 0, include_top=False, input_shape=side), path)
+    return fit_file(net, lambda: _undrawn(fn, include_top=False, input_shape=side), path)
+
+
+def _undrawn(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """``fn``'s model with zeros where its initialisers would draw
+    (:mod:`~layerscope.default_plugins.keras.undrawn`): a weights file sets every variable of
+    the model it is loaded into (Keras' ``load_weights`` loads all or raises, and the by-name
+    route is taken only when the file has every layer), so the draws would be overwritten
+    (ResNet50: about a second each build)."""
+    with undrawn.undrawn():
+        return _random(fn, 0, **kwargs)
 
 
 def _imagenet(fn: Callable[..., Any], name: str) -> Any:
