@@ -2,7 +2,8 @@
 
 Unset, nothing is read or written. Set, a seeded random build saves what it drew, and a later
 build of the same backend, architecture, variant and seed takes it without drawing: the same
-tensors to the bit as the framework's own seeded initialisers. An entry that is damaged or
+tensors to the bit as the framework's own seeded initialisers (numpy's ``random_bundle``
+likewise, one entry for all variants). An entry that is damaged or
 does not fit its model is deleted and drawn again; entries appear whole (written aside and
 renamed), and a second writer leaves the first's entry in place.
 """
@@ -57,6 +58,34 @@ def test_entries_round_trip_appear_whole_and_a_damaged_one_is_dropped(
     unwritable = tmp_path / "file"
     unwritable.write_text("not a folder")
     random_cache.write(unwritable / "entry", arrays)  # no error: the next build draws again
+
+
+def test_random_bundle_is_drawn_once_and_then_taken_as_the_same_writable_arrays(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """numpy's bundles too (``ls.random_bundle``, which every side of the cross-check loads):
+    one entry for every variant, the same bytes as a draw without the cache, arrays the caller
+    may change without changing the entry."""
+    from layerscope import weights
+
+    monkeypatch.delenv(random_cache.VARIABLE, raising=False)
+    plain = ls.random_bundle(ARCH, seed=2)
+    monkeypatch.setenv(random_cache.VARIABLE, str(tmp_path))
+    drawn = ls.random_bundle(ARCH, seed=2)
+    (entry,) = tmp_path.iterdir()
+    assert entry.name.startswith(f"numpy-{ARCH}-default-seed2-")
+    monkeypatch.setattr(weights, "_random_tensors", lambda *a: pytest.fail("drawn again"))
+    taken = ls.random_bundle(ARCH, seed=2, variant="asymmetric")
+    assert (taken.variant, taken.weights) == ("asymmetric", "random_bundle(seed=2)")
+    for bundle in (drawn, taken):
+        assert list(bundle.tensors) == list(plain.tensors)
+        for key, array in plain.tensors.items():
+            assert bundle.tensors[key].dtype == np.float32
+            np.testing.assert_array_equal(bundle.tensors[key], array, err_msg=key)
+    taken.tensors["Conv1/kernel"][:] = 0
+    again = ls.random_bundle(ARCH, seed=2)
+    np.testing.assert_array_equal(again.tensors["Conv1/kernel"], plain.tensors["Conv1/kernel"])
+    assert list(tmp_path.iterdir()) == [entry]
 
 
 @pytest.mark.torch
