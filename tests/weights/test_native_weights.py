@@ -24,6 +24,15 @@ def _x(n: int = 1, side: int = 224) -> np.ndarray:
     return np.random.default_rng(3).uniform(-120, 130, (n, side, side, 3)).astype(np.float32)
 
 
+def _called(model: Any, x: np.ndarray) -> list[np.ndarray]:
+    """The outputs of the user's own Keras ``model`` on ``x``, called directly in inference mode
+    (``predict`` traces a function first: 2-3 s each)."""
+    import keras
+
+    outs = model(x, training=False)
+    return [keras.ops.convert_to_numpy(out) for out in (outs if isinstance(outs, list | tuple) else [outs])]
+
+
 def _legacy_h5(model: Any, path: Path) -> Path:
     """Write ``model``'s weights as Keras 2 did (the format of Keras' own cache files)."""
     import h5py
@@ -60,7 +69,7 @@ def test_keras_resnet50_notop_submodel_snippet(keras_resnet_notop: Any, fmt: str
     names = ["conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"]
     sub = keras.Model(net.input, [net.get_layer(n).output for n in names])
     x = _x()
-    expected = sub.predict(x, verbose=0)
+    expected = _called(sub, x)
     if fmt == "weights.h5":
         path = tmp_path / "mine.weights.h5"  # no "notop" in the name: judged by contents
         net.save_weights(path)
@@ -94,7 +103,7 @@ def test_keras_vgg16_notop_layer_indices_snippet(keras_vgg_notop: Any, tmp_path:
     indices = [1, 2, 5, 9, 13, 15, 17]
     path = _legacy_h5(net, tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
     x = _x(2)
-    expected = keras.Model(net.input, [net.layers[i].output for i in indices]).predict(x, verbose=0)
+    expected = _called(keras.Model(net.input, [net.layers[i].output for i in indices]), x)
     got = ls.extract(x, "vgg16", [i - 1 for i in indices], backend="keras", weights=path, preprocess=None)
     assert list(got) == [net.layers[i].name for i in indices]
     for ref, (name, arr) in zip(expected, got.items(), strict=True):
@@ -113,7 +122,8 @@ def test_keras_saved_model_and_full_files(keras_vgg_notop: Any, tmp_path: Path) 
     loaded = ls.load("vgg16", backend="keras", weights=path)
     assert loaded.handle.state["absent"]["layers"] == ["flatten", "fc1", "fc2", "predictions"]
     got = loaded.extract(x, ["block5_pool"], preprocess=None, input_size=None)["block5_pool"]
-    np.testing.assert_allclose(got, net.predict(x, verbose=0), rtol=1e-6, atol=1e-6 * np.abs(got).max())
+    (want,) = _called(net, x)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(got).max())
     # a full file named as a notop one: judged by its contents (MobileNetV2: 14 MB, not 528)
     full = ls.load("mobilenet_v2", backend="keras", weights="random", seed=4)
     misnamed = tmp_path / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.weights.h5"
@@ -140,10 +150,7 @@ def _assert_gives_base(loaded: ls.LoadedModel, base: Any, names: list[str]) -> N
     import keras
 
     x = np.random.default_rng(23).uniform(-1, 1, (2, *base.input_shape[1:])).astype(np.float32)
-    sub = keras.Model(base.input, [base.get_layer(n).output for n in names])
-    expected = [
-        keras.ops.convert_to_numpy(out) for out in sub(x, training=False)
-    ]  # predict: +2.3 s of tracing
+    expected = _called(keras.Model(base.input, [base.get_layer(n).output for n in names]), x)
     got = loaded.extract(x, names, preprocess=None, input_size=None)
     for name, ref in zip(names, expected, strict=True):
         np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name)
