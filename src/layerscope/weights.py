@@ -294,10 +294,9 @@ def random_bundle(architecture: str, seed: int = 0, variant: str | None = None) 
     """
     cat = catalog.require(architecture, "Random bundles")
     chosen = variant or cat.reference_variant
-    # drawing takes seconds (VGG16's 138M numbers: 4 s); runs that set the cache draw once
-    cached = random_cache.location(
-        "numpy", f"numpy {np.__version__}", architecture, None, seed
-    )  # any variant
+    # drawing takes seconds (VGG16's 138M numbers: 4 s); runs that set the cache draw once,
+    # into one entry for every variant (the numbers do not depend on it)
+    cached = random_cache.location("numpy", f"numpy {np.__version__}", architecture, None, seed)
     saved = random_cache.read(cached)
     if saved is not None:  # copied: a bundle's arrays are the caller's to change
         tensors = {k: np.array(v) for k, v in saved.items()}
