@@ -6,11 +6,11 @@ environment variable ``LAYERSCOPE_RANDOM_CACHE`` set to a folder, the first buil
 backend's architecture, variant and seed saves what it drew there (an entry: a folder of
 ``.npy`` files), and every later build of the same, in any process, is built without drawing
 and takes the saved arrays, memory-mapped: the same numbers to the bit. numpy's
-:func:`~layerscope.weights.random_bundle` keeps its arrays there too (VGG16's: 4 s to draw),
-and hands out copies. An entry's name holds
-the framework versions and a digest of layerscope's own code, so another torch, Keras or
-layerscope draws again. Unset (the default), nothing is read or written. The test suite sets
-it for every nox session (``build/random-weights``, emptied by ``make test``).
+:func:`~layerscope.weights.random_bundle` keeps its arrays there too (VGG16's: 4 s to draw)
+and hands out copies. An entry's name holds the framework versions and a digest of
+layerscope's own code, so another torch, Keras or layerscope draws again. Unset (the
+default), nothing is read or written. The test suite sets it for every nox session
+(``build/random-weights``, emptied by ``make test``).
 
 An entry that cannot be read (damaged) or does not fit the model is deleted, and the build
 draws and writes it again. An entry is written under a temporary name and renamed into place
